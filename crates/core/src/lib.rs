@@ -1,0 +1,13 @@
+//! Snowbound's domain, free of IO: incidents, integrations, the decision of which
+//! integrations an incident reaches, and the pure mapping from an incident to the
+//! ServiceNow fields that should hold it. The engine and the preview endpoint both
+//! call [`sync::servicenow_fields`] and [`sync::plan_sync`], so what a user previews is
+//! exactly what the engine sends.
+
+pub mod forwarding;
+pub mod model;
+pub mod sync;
+pub mod validate;
+
+pub use model::*;
+pub use sync::{plan_sync, servicenow_fields, FieldMap, SyncPlan};

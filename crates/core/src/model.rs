@@ -1,0 +1,278 @@
+//! Domain types shared by the store, the engine and the HTTP layer.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Ids are UUIDv7: time-ordered, so primary-key indexes stay append-mostly.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue {
+                        kind: stringify!($name),
+                        value: s.to_owned(),
+                        allowed: &[$($text),+],
+                    }),
+                }
+            }
+        }
+    };
+}
+
+/// A string that is not one of an enum's names; the message lists the allowed ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}`; expected one of: {}", allowed.join(", "))]
+pub struct UnknownValue {
+    pub kind: &'static str,
+    pub value: String,
+    pub allowed: &'static [&'static str],
+}
+
+string_enum!(
+    /// Severity of an incident, most severe first.
+    Severity { Critical => "critical", Warning => "warning", Minor => "minor" }
+);
+
+string_enum!(
+    IncidentStatus { Open => "open", Acknowledged => "acknowledged", Resolved => "resolved" }
+);
+
+string_enum!(
+    /// When an integration gets a link to an incident and whether it follows changes.
+    ForwardingMode {
+        AlwaysAfterForwarding => "always_after_forwarding",
+        Always => "always",
+        OnlyOnForwarding => "only_on_forwarding",
+    }
+);
+
+impl Default for ForwardingMode {
+    fn default() -> Self {
+        ForwardingMode::AlwaysAfterForwarding
+    }
+}
+
+impl ForwardingMode {
+    /// `only_on_forwarding` freezes what was forwarded; the others follow every change.
+    pub fn follows_updates(self) -> bool {
+        !matches!(self, ForwardingMode::OnlyOnForwarding)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub type Attributes = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub status: IncidentStatus,
+    pub attributes: Attributes,
+    /// The comment given with the latest resolve; cleared on reopen so a later
+    /// resolve without a comment falls back to the configured close notes.
+    pub resolve_comment: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Incident {
+    pub fn snapshot(&self) -> IncidentSnapshot {
+        IncidentSnapshot {
+            id: self.id,
+            title: self.title.clone(),
+            description: self.description.clone(),
+            severity: self.severity,
+            status: self.status,
+            resolve_comment: self.resolve_comment.clone(),
+        }
+    }
+}
+
+/// The part of an incident that ServiceNow sees. `only_on_forwarding` links store one
+/// of these, frozen at the moment of the forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentSnapshot {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub status: IncidentStatus,
+    pub resolve_comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    /// Who did it: a user, a token's name, a source, a routing rule or the sync engine.
+    pub actor: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeverityMap {
+    pub critical: String,
+    pub warning: String,
+    pub minor: String,
+}
+
+impl SeverityMap {
+    pub fn get(&self, severity: Severity) -> &str {
+        match severity {
+            Severity::Critical => &self.critical,
+            Severity::Warning => &self.warning,
+            Severity::Minor => &self.minor,
+        }
+    }
+}
+
+impl Default for SeverityMap {
+    /// The seed's default for `urgency`: 1 High, 2 Medium, 3 Low.
+    fn default() -> Self {
+        SeverityMap {
+            critical: "1".into(),
+            warning: "2".into(),
+            minor: "3".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeverityMapping {
+    pub primary_field: String,
+    pub primary_map: SeverityMap,
+    /// Off when `None`. With `urgency` + `impact` ServiceNow derives priority itself.
+    pub secondary_field: Option<String>,
+    pub secondary_map: Option<SeverityMap>,
+}
+
+impl Default for SeverityMapping {
+    fn default() -> Self {
+        SeverityMapping {
+            primary_field: "urgency".into(),
+            primary_map: SeverityMap::default(),
+            secondary_field: None,
+            secondary_map: None,
+        }
+    }
+}
+
+/// ServiceNow settings of an outbound integration, without the password (which the
+/// store keeps encrypted and hands out only as a secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceNowSettings {
+    pub instance_url: String,
+    pub username: String,
+    pub table: String,
+    pub state_open: String,
+    /// When unset, acknowledged counts as open.
+    pub state_acknowledged: Option<String>,
+    pub state_resolved: String,
+    pub close_code_field: String,
+    pub close_notes_field: String,
+    pub close_code: String,
+    pub close_notes_default: String,
+    pub severity: SeverityMapping,
+}
+
+pub const DEFAULT_CLOSE_NOTES: &str = "Resolved from Snowbound";
+
+impl ServiceNowSettings {
+    /// The seed's defaults for everything but the instance, the user and the close
+    /// code, which an admin must choose.
+    pub fn with_defaults(instance_url: String, username: String, close_code: String) -> Self {
+        ServiceNowSettings {
+            instance_url,
+            username,
+            table: "incident".into(),
+            state_open: "1".into(),
+            state_acknowledged: None,
+            state_resolved: "6".into(),
+            close_code_field: "close_code".into(),
+            close_notes_field: "close_notes".into(),
+            close_code,
+            close_notes_default: DEFAULT_CLOSE_NOTES.into(),
+            severity: SeverityMapping::default(),
+        }
+    }
+
+    pub fn state_for(&self, status: IncidentStatus) -> &str {
+        match status {
+            IncidentStatus::Open => &self.state_open,
+            IncidentStatus::Acknowledged => self
+                .state_acknowledged
+                .as_deref()
+                .unwrap_or(&self.state_open),
+            IncidentStatus::Resolved => &self.state_resolved,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integration {
+    pub id: Uuid,
+    pub display_name: String,
+    pub root_team_id: Uuid,
+    /// Further teams beyond the root team.
+    pub team_ids: Vec<Uuid>,
+    pub forwarding: ForwardingMode,
+    pub servicenow: ServiceNowSettings,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Integration {
+    pub fn serves_team(&self, team_id: Uuid) -> bool {
+        self.root_team_id == team_id || self.team_ids.contains(&team_id)
+    }
+
+    pub fn all_team_ids(&self) -> Vec<Uuid> {
+        let mut ids = vec![self.root_team_id];
+        ids.extend(
+            self.team_ids
+                .iter()
+                .copied()
+                .filter(|t| *t != self.root_team_id),
+        );
+        ids
+    }
+}

@@ -1,0 +1,212 @@
+//! Validation of integration settings: every problem names the field at fault, in the
+//! dotted path of the HTTP API (`servicenow.close_code`).
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::model::{ServiceNowSettings, SeverityMap};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// ServiceNow table and column names: lowercase letters, digits and underscores
+/// (`u_` custom and `x_vendor_app_` scoped names included).
+pub fn is_servicenow_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 80
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `https://` anywhere; plain `http://` only to a loopback host (the emulator, tests),
+/// so credentials never cross a network in clear.
+pub fn check_instance_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| "the URL has no host".to_owned())?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(host) => Ok(()),
+        "http" => {
+            Err("must use https:// (plain http:// is allowed only to a loopback host)".into())
+        }
+        other => Err(format!("unsupported scheme `{other}`: use https://")),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+pub fn validate_servicenow(settings: &ServiceNowSettings) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut err = |field: &str, message: String| {
+        errors.push(FieldError::new(format!("servicenow.{field}"), message))
+    };
+
+    if let Err(message) = check_instance_url(&settings.instance_url) {
+        err("instance_url", message);
+    }
+    if settings.username.trim().is_empty() {
+        err("username", "is required".into());
+    }
+    for (field, value) in [
+        ("table", &settings.table),
+        ("close_code_field", &settings.close_code_field),
+        ("close_notes_field", &settings.close_notes_field),
+        ("severity.primary_field", &settings.severity.primary_field),
+    ] {
+        if !is_servicenow_name(value) {
+            err(
+                field,
+                format!("`{value}` is not a ServiceNow name (lowercase letters, digits and _)"),
+            );
+        }
+    }
+    for (field, value) in [
+        ("state_open", &settings.state_open),
+        ("state_resolved", &settings.state_resolved),
+        ("close_code", &settings.close_code),
+    ] {
+        if value.trim().is_empty() {
+            err(field, "is required".into());
+        }
+    }
+    if settings
+        .state_acknowledged
+        .as_deref()
+        .is_some_and(|s| s.trim().is_empty())
+    {
+        err(
+            "state_acknowledged",
+            "must not be empty; leave it out to treat acknowledged as open".into(),
+        );
+    }
+    if settings.close_code_field == settings.close_notes_field {
+        err(
+            "close_notes_field",
+            "must differ from close_code_field".into(),
+        );
+    }
+    check_map(
+        &mut err,
+        "severity.primary_map",
+        &settings.severity.primary_map,
+    );
+
+    let severity = &settings.severity;
+    match (&severity.secondary_field, &severity.secondary_map) {
+        (Some(field), map) => {
+            if !is_servicenow_name(field) {
+                err(
+                    "severity.secondary_field",
+                    format!("`{field}` is not a ServiceNow name (lowercase letters, digits and _)"),
+                );
+            } else if *field == severity.primary_field {
+                err(
+                    "severity.secondary_field",
+                    "must differ from the primary field".into(),
+                );
+            }
+            match map {
+                Some(map) => check_map(&mut err, "severity.secondary_map", map),
+                None => err(
+                    "severity.secondary_map",
+                    "is required when a secondary field is set".into(),
+                ),
+            }
+        }
+        (None, Some(_)) => err(
+            "severity.secondary_field",
+            "is required when a secondary map is set".into(),
+        ),
+        (None, None) => {}
+    }
+    errors
+}
+
+fn check_map(err: &mut impl FnMut(&str, String), path: &str, map: &SeverityMap) {
+    for (severity, value) in [
+        ("critical", &map.critical),
+        ("warning", &map.warning),
+        ("minor", &map.minor),
+    ] {
+        if value.trim().is_empty() {
+            err(
+                &format!("{path}.{severity}"),
+                "is required: every severity needs a value".into(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> ServiceNowSettings {
+        ServiceNowSettings::with_defaults(
+            "https://acme.service-now.com".into(),
+            "snowbound".into(),
+            "Solution provided".into(),
+        )
+    }
+
+    fn fields(errors: Vec<FieldError>) -> Vec<String> {
+        errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn defaults_with_a_close_code_are_valid() {
+        assert!(validate_servicenow(&valid()).is_empty());
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_to_loopback() {
+        assert!(check_instance_url("http://127.0.0.1:8089").is_ok());
+        assert!(check_instance_url("http://localhost:8089").is_ok());
+        assert!(check_instance_url("http://[::1]:8089").is_ok());
+        assert!(check_instance_url("http://acme.service-now.com").is_err());
+        assert!(check_instance_url("ftp://acme").is_err());
+        assert!(check_instance_url("acme.service-now.com").is_err());
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let mut s = valid();
+        s.close_code = " ".into();
+        s.table = "Incident; drop".into();
+        s.severity.primary_map.warning = String::new();
+        s.severity.secondary_field = Some("impact".into());
+        assert_eq!(
+            fields(validate_servicenow(&s)),
+            vec![
+                "servicenow.table",
+                "servicenow.close_code",
+                "servicenow.severity.primary_map.warning",
+                "servicenow.severity.secondary_map",
+            ]
+        );
+    }
+}
