@@ -1,0 +1,193 @@
+//! A ServiceNow Table API emulator, strict enough that a client which works against it
+//! works against a real instance. Facts: `/work/shared/servicenow/TABLE_API.md`; choices
+//! made where the facts are unsure: `README.md`.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use snowbound_emulator::{Emulator, EmulatorConfig, Fault};
+//! let emu = Emulator::start(EmulatorConfig::default()).await?;
+//! emu.add_fault(Fault::status("POST", "/api/now/table/incident", 503));
+//! println!("{}", emu.base_url()); // http://127.0.0.1:PORT, user admin:admin
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod choices;
+mod control;
+mod errors;
+mod faults;
+mod html;
+mod incident;
+pub mod query;
+mod render;
+mod schema;
+mod server;
+mod store;
+mod table_api;
+mod writes;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use auth::{RateLimit, User, UserParseError};
+pub use faults::{Fault, FaultAction, ReceivedRequest};
+pub use server::{serve, serve_with_shutdown};
+pub use store::JournalEntry;
+
+use server::Shared;
+
+/// How an emulator instance behaves.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Users allowed in with Basic auth. Empty means the single user `admin:admin:admin`.
+    pub users: Vec<User>,
+    /// Refuse Resolved/Closed without resolution code and notes (§3.5). Default on.
+    pub data_policy: bool,
+    /// A close_code that is not an active sys_choice counts as empty for the data policy
+    /// (§3.4 pitfall). Default on.
+    pub inactive_close_code_is_empty: bool,
+    /// Tables extending incident: `name` or `name:PREFIX` (own number prefix; the default
+    /// `INC` shares incident's number sequence).
+    pub extra_tables: Vec<String>,
+    /// Base latency added to every Table API request (benchmarks of a "real" instance).
+    pub latency: Duration,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            users: vec![User::new("admin", "admin", &["admin"])],
+            data_policy: true,
+            inactive_close_code_is_empty: true,
+            extra_tables: Vec::new(),
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    pub(crate) fn effective_users(&self) -> Vec<User> {
+        if self.users.is_empty() {
+            EmulatorConfig::default().users
+        } else {
+            self.users.clone()
+        }
+    }
+}
+
+/// A running emulator. Cloning gives another handle to the same instance; the server
+/// stops on [`Emulator::shutdown`] or when the last handle is dropped.
+#[derive(Clone)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    handle: Arc<server::ServerHandle>,
+}
+
+pub type Record = BTreeMap<String, String>;
+
+impl Emulator {
+    /// Starts on 127.0.0.1 with an OS-chosen port.
+    pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, config: EmulatorConfig) -> std::io::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (shared, handle) = server::spawn(listener, config);
+        Ok(Emulator {
+            shared,
+            addr,
+            handle: Arc::new(handle),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Raw stored values of a table's records in creation order (`incident` includes the
+    /// records of tables extending it, as the Table API does).
+    pub fn records(&self, table: &str) -> Vec<Record> {
+        let data = self.shared.data();
+        match data.def(table) {
+            Some(def) => data.visible(def).cloned().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn record(&self, table: &str, sys_id: &str) -> Option<Record> {
+        let data = self.shared.data();
+        let def = data.def(table)?;
+        data.get(def, sys_id).cloned()
+    }
+
+    pub fn records_by_correlation_id(&self, table: &str, correlation_id: &str) -> Vec<Record> {
+        self.records(table)
+            .into_iter()
+            .filter(|r| r.get("correlation_id").map(String::as_str) == Some(correlation_id))
+            .collect()
+    }
+
+    /// Journal entries (work notes, comments) of one record, oldest first.
+    pub fn journal(&self, table: &str, sys_id: &str) -> Vec<JournalEntry> {
+        let data = self.shared.data();
+        if data.def(table).is_none() {
+            return Vec::new();
+        }
+        data.journal_of(sys_id).to_vec()
+    }
+
+    /// sys_id of a configured user's `sys_user` record (the value of `opened_by` etc.).
+    pub fn user_sys_id(&self, name: &str) -> Option<String> {
+        self.shared.data().user_sys_id(name).map(str::to_string)
+    }
+
+    /// Requests received (oldest first, capped; see [`Emulator::dropped_requests`]).
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.shared.control().log.entries.iter().cloned().collect()
+    }
+
+    /// How many old log entries were discarded to keep the log bounded.
+    pub fn dropped_requests(&self) -> u64 {
+        self.shared.control().log.dropped
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        self.shared.control().faults.add(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.control().faults.clear();
+    }
+
+    /// Latency added to every Table API request from now on.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.control().latency = latency;
+    }
+
+    /// Back to the state just after start: records, journal, faults, latency, request log,
+    /// rate-limit windows and number sequences.
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
+    /// Stops accepting, closes open connections and waits for the server task.
+    pub async fn shutdown(self) {
+        self.handle.stop().await;
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
