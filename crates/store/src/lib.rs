@@ -1,1 +1,159 @@
-//! placeholder
+//! Snowbound's persistence. Every query lives behind [`Store`] so SQLite (one node) and,
+//! later, PostgreSQL (several nodes) pass one suite. Operations are coarse on purpose:
+//! each is one transaction, so an incident change and the link revisions it bumps can
+//! never be half-written.
+
+mod crypto;
+mod sqlite;
+mod types;
+
+pub use crypto::{SecretBox, SecretKeyError};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use snowbound_core::{FieldMap, Incident, Integration, Team, TimelineEntry};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// Unique constraint: the value of `field` is taken.
+    #[error("{field} is already taken")]
+    Conflict { field: &'static str },
+    /// Optimistic concurrency: somebody changed the row since it was read; re-read and retry.
+    #[error("changed concurrently")]
+    Stale,
+    #[error("stored secret cannot be decrypted with this key: {0}")]
+    Secret(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- meta -------------------------------------------------------------------
+    /// A small key/value of instance facts (admin token hash, …).
+    async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    // --- teams and tokens ----------------------------------------------------------
+    async fn create_team(&self, team: &Team) -> Result<()>;
+    async fn list_teams(&self) -> Result<Vec<Team>>;
+    async fn get_team(&self, id: Uuid) -> Result<Team>;
+    async fn create_token(&self, token: &ApiToken) -> Result<()>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>>;
+
+    // --- integrations -------------------------------------------------------------
+    async fn create_integration(
+        &self,
+        integration: &Integration,
+        password: &SecretString,
+    ) -> Result<()>;
+    /// Replaces the settings; `password: None` keeps the stored one. Clears the failing
+    /// state, wakes parked links and bumps every link so new settings are applied.
+    async fn update_integration(
+        &self,
+        integration: &Integration,
+        password: Option<&SecretString>,
+    ) -> Result<()>;
+    async fn delete_integration(&self, id: Uuid) -> Result<()>;
+    async fn get_integration(&self, id: Uuid) -> Result<IntegrationRecord>;
+    async fn list_integrations(&self) -> Result<Vec<IntegrationRecord>>;
+    async fn integration_password(&self, id: Uuid) -> Result<SecretString>;
+    /// `Retry-After` reached: no calls to this integration before `until`.
+    async fn pause_integration(&self, id: Uuid, until: DateTime<Utc>) -> Result<()>;
+    /// 401: links wait until the settings change.
+    async fn mark_integration_failing(&self, id: Uuid, error: &str) -> Result<()>;
+
+    // --- incidents ------------------------------------------------------------------
+    /// Inserts the incident with its first timeline entries and the links it gets at once.
+    async fn create_incident(
+        &self,
+        incident: &Incident,
+        timeline: &[TimelineEntry],
+        links: &[NewLink],
+    ) -> Result<()>;
+    /// Writes `incident` if its stored `updated_at` still equals `expected_updated_at`
+    /// (else [`StoreError::Stale`]), appends timeline entries, bumps every link of the
+    /// incident and inserts `new_links` — all in one transaction.
+    async fn update_incident(
+        &self,
+        incident: &Incident,
+        expected_updated_at: DateTime<Utc>,
+        timeline: &[TimelineEntry],
+        new_links: &[NewLink],
+    ) -> Result<()>;
+    async fn get_incident(&self, id: Uuid) -> Result<Incident>;
+    async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>>;
+    async fn timeline(&self, incident_id: Uuid) -> Result<Vec<TimelineEntry>>;
+
+    // --- links --------------------------------------------------------------------
+    /// A forward: creates the link or, when it exists, bumps it (and replaces its frozen
+    /// snapshot when one is given), waking it if parked. Appends the timeline entry.
+    async fn forward(&self, link: &NewLink, timeline: &TimelineEntry) -> Result<()>;
+    async fn links_of_incident(&self, incident_id: Uuid) -> Result<Vec<Link>>;
+    async fn get_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<Link>;
+    /// A user asks to try a parked or backing-off link now.
+    async fn retry_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<()>;
+    /// Leases up to `limit` links that need a reconcile, are due, not leased (or whose
+    /// lease expired) and whose integration is neither paused nor failing.
+    async fn lease_due_links(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Lease>>;
+    /// Records the end of a reconcile; ignored (returns false) when the lease was lost.
+    async fn complete_lease(&self, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool>;
+    /// When the next link becomes due (for sleeping until then), if any is waiting.
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>>;
+
+    // --- API call log ---------------------------------------------------------------
+    /// Appends calls and keeps only the newest `API_CALLS_KEPT` per integration.
+    async fn record_api_calls(
+        &self,
+        integration_id: Uuid,
+        incident_id: Option<Uuid>,
+        calls: &[ApiCallRecord],
+    ) -> Result<()>;
+    async fn list_api_calls(&self, filter: &ApiCallFilter) -> Result<Vec<ApiCallRecord>>;
+}
+
+/// The API call log keeps this many calls per integration.
+pub const API_CALLS_KEPT: i64 = 1000;
+
+/// Outcome of a reconcile, written by [`Store::complete_lease`].
+#[derive(Debug, Clone)]
+pub enum LeaseOutcome {
+    /// ServiceNow now holds `sent` (merged into `pushed`); the record is `sys_id`/`number`.
+    Synced {
+        sys_id: String,
+        number: String,
+        sent: FieldMap,
+        servicenow_state: Option<String>,
+    },
+    /// Nothing to send.
+    UpToDate,
+    /// Try again at `at`. `create_unsure` = a create may have been applied, so the next
+    /// attempt looks the record up by correlation_id before creating.
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+        create_unsure: bool,
+    },
+    /// Rejected by ServiceNow: waits for a settings change or a user's retry.
+    Park { error: String },
+    /// Credentials refused or the integration paused: give the link back untouched.
+    Release,
+}

@@ -1,0 +1,144 @@
+//! Rows of the store that are not domain types of their own.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use snowbound_core::{FieldMap, Incident, IncidentSnapshot, IncidentStatus, Integration, Severity};
+use uuid::Uuid;
+
+/// A team-scoped bearer token. Only its SHA-256 is stored; the token is shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    pub id: Uuid,
+    pub name: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub team_ids: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An integration with its health as the engine last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IntegrationRecord {
+    #[serde(flatten)]
+    pub integration: Integration,
+    pub password_set: bool,
+    pub health: IntegrationHealth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct IntegrationHealth {
+    /// Set while ServiceNow refuses the credentials; cleared by a settings change.
+    pub failing: Option<String>,
+    pub paused_until: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub failing_links: i64,
+}
+
+/// A link to create (or a forward to record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLink {
+    pub incident_id: Uuid,
+    pub integration_id: Uuid,
+    /// Frozen state for `only_on_forwarding`; `None` follows the live incident.
+    pub snapshot: Option<IncidentSnapshot>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// A change waits to be sent.
+    Pending,
+    /// ServiceNow holds the latest change.
+    Synced,
+    /// The last attempt failed transiently; the next one is scheduled.
+    Retrying,
+    /// ServiceNow rejected the request; waits for a settings change or a retry.
+    Parked,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Pending => "pending",
+            LinkState::Synced => "synced",
+            LinkState::Retrying => "retrying",
+            LinkState::Parked => "parked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => LinkState::Pending,
+            "synced" => LinkState::Synced,
+            "retrying" => LinkState::Retrying,
+            "parked" => LinkState::Parked,
+            _ => return None,
+        })
+    }
+}
+
+/// One (incident, integration) pair that must be kept in step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub incident_id: Uuid,
+    pub integration_id: Uuid,
+    pub sys_id: Option<String>,
+    pub number: Option<String>,
+    /// The ServiceNow state we last wrote.
+    pub servicenow_state: Option<String>,
+    /// What ServiceNow holds as far as we know: the union of everything we sent.
+    pub pushed: FieldMap,
+    pub snapshot: Option<IncidentSnapshot>,
+    pub rev: i64,
+    pub synced_rev: i64,
+    pub state: LinkState,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    /// A create may have reached ServiceNow without us seeing the answer.
+    pub create_unsure: bool,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A link handed to one worker, with what it needs to reconcile.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    /// The link's revision when leased: what a success marks as synced.
+    pub rev: i64,
+    pub link: Link,
+    pub incident: Incident,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    /// `None` = every team (admin).
+    pub team_ids: Option<Vec<Uuid>>,
+    pub status: Option<IncidentStatus>,
+    pub severity: Option<Severity>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCallRecord {
+    pub integration_id: Uuid,
+    pub incident_id: Option<Uuid>,
+    pub at: DateTime<Utc>,
+    pub method: String,
+    pub url: String,
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ApiCallFilter {
+    pub integration_id: Option<Uuid>,
+    pub incident_id: Option<Uuid>,
+    /// 2, 4 or 5 for 2xx/4xx/5xx; 0 for calls that got no answer.
+    pub status_class: Option<u16>,
+    pub limit: Option<u32>,
+}

@@ -1,0 +1,314 @@
+//! The link lifecycle as the engine meets it: leasing, revisions, outcomes.
+
+use chrono::{Duration, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use snowbound_core::{
+    new_id, FieldMap, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings,
+    Severity, Team,
+};
+use snowbound_store::{
+    LeaseOutcome, LinkState, NewLink, SecretBox, SqliteStore, Store, StoreError,
+};
+
+struct Fixture {
+    store: SqliteStore,
+    integration: Integration,
+    incident: Incident,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = SqliteStore::open(&url, SecretBox::random()).await.unwrap();
+    let now = Utc::now();
+    let team = Team {
+        id: new_id(),
+        name: "ops".into(),
+        created_at: now,
+    };
+    store.create_team(&team).await.unwrap();
+    let integration = Integration {
+        id: new_id(),
+        display_name: "SN".into(),
+        root_team_id: team.id,
+        team_ids: vec![],
+        forwarding: ForwardingMode::Always,
+        servicenow: ServiceNowSettings::with_defaults(
+            "http://127.0.0.1:1".into(),
+            "u".into(),
+            "Solution provided".into(),
+        ),
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .create_integration(&integration, &SecretString::from("pw"))
+        .await
+        .unwrap();
+    let incident = Incident {
+        id: new_id(),
+        team_id: team.id,
+        title: "t".into(),
+        description: String::new(),
+        severity: Severity::Critical,
+        status: IncidentStatus::Open,
+        attributes: Default::default(),
+        resolve_comment: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let link = NewLink {
+        incident_id: incident.id,
+        integration_id: integration.id,
+        snapshot: None,
+    };
+    store
+        .create_incident(&incident, &[], &[link])
+        .await
+        .unwrap();
+    Fixture {
+        store,
+        integration,
+        incident,
+        _dir: dir,
+    }
+}
+
+fn soon() -> chrono::DateTime<Utc> {
+    Utc::now() + Duration::seconds(30)
+}
+
+#[tokio::test]
+async fn a_leased_link_is_not_leased_again_until_completed() {
+    let f = fixture().await;
+    let first = f
+        .store
+        .lease_due_links("a", Utc::now(), soon(), 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(f
+        .store
+        .lease_due_links("b", Utc::now(), soon(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let synced = LeaseOutcome::Synced {
+        sys_id: "s".into(),
+        number: "INC1".into(),
+        sent: FieldMap::from([("state".into(), "1".into())]),
+        servicenow_state: Some("1".into()),
+    };
+    assert!(f.store.complete_lease(&first[0], &synced).await.unwrap());
+    let link = f
+        .store
+        .get_link(f.incident.id, f.integration.id)
+        .await
+        .unwrap();
+    assert_eq!(link.state, LinkState::Synced);
+    assert_eq!(link.sys_id.as_deref(), Some("s"));
+    assert_eq!(link.pushed["state"], "1");
+    assert!(f
+        .store
+        .lease_due_links("b", Utc::now(), soon(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_complete() {
+    let f = fixture().await;
+    let stale = f
+        .store
+        .lease_due_links("a", Utc::now(), Utc::now() - Duration::seconds(1), 10)
+        .await
+        .unwrap();
+    let fresh = f
+        .store
+        .lease_due_links("b", Utc::now(), soon(), 10)
+        .await
+        .unwrap();
+    assert_eq!(fresh.len(), 1);
+    assert!(!f
+        .store
+        .complete_lease(&stale[0], &LeaseOutcome::UpToDate)
+        .await
+        .unwrap());
+    assert!(f
+        .store
+        .complete_lease(&fresh[0], &LeaseOutcome::UpToDate)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn a_change_during_a_reconcile_leaves_the_link_pending() {
+    let f = fixture().await;
+    let lease = f
+        .store
+        .lease_due_links("a", Utc::now(), soon(), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut changed = f.incident.clone();
+    changed.severity = Severity::Minor;
+    changed.updated_at = Utc::now() + Duration::milliseconds(5);
+    f.store
+        .update_incident(&changed, f.incident.updated_at, &[], &[])
+        .await
+        .unwrap();
+    f.store
+        .complete_lease(&lease, &LeaseOutcome::UpToDate)
+        .await
+        .unwrap();
+    let link = f
+        .store
+        .get_link(f.incident.id, f.integration.id)
+        .await
+        .unwrap();
+    assert_eq!(link.state, LinkState::Pending);
+    assert_eq!(
+        f.store
+            .lease_due_links("a", Utc::now(), soon(), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_stale_incident_write_is_refused() {
+    let f = fixture().await;
+    let mut changed = f.incident.clone();
+    changed.updated_at = Utc::now() + Duration::milliseconds(5);
+    f.store
+        .update_incident(&changed, f.incident.updated_at, &[], &[])
+        .await
+        .unwrap();
+    let err = f
+        .store
+        .update_incident(&changed, f.incident.updated_at, &[], &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Stale));
+}
+
+#[tokio::test]
+async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lease_nothing() {
+    let f = fixture().await;
+    let lease = f
+        .store
+        .lease_due_links("a", Utc::now(), soon(), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    f.store
+        .complete_lease(
+            &lease,
+            &LeaseOutcome::Park {
+                error: "403 Data Policy".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(f
+        .store
+        .lease_due_links("a", Utc::now(), soon(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let link = f
+        .store
+        .get_link(f.incident.id, f.integration.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (link.state, link.last_error.as_deref()),
+        (LinkState::Parked, Some("403 Data Policy"))
+    );
+
+    f.store
+        .update_integration(&f.integration, None)
+        .await
+        .unwrap();
+    f.store
+        .mark_integration_failing(f.integration.id, "401")
+        .await
+        .unwrap();
+    assert!(f
+        .store
+        .lease_due_links("a", Utc::now(), soon(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        f.store
+            .integration_password(f.integration.id)
+            .await
+            .unwrap()
+            .expose_secret(),
+        "pw"
+    );
+
+    f.store
+        .update_integration(&f.integration, Some(&SecretString::from("new")))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .lease_due_links("a", Utc::now(), soon(), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        f.store
+            .integration_password(f.integration.id)
+            .await
+            .unwrap()
+            .expose_secret(),
+        "new"
+    );
+}
+
+#[tokio::test]
+async fn a_paused_integration_leases_nothing_until_the_pause_ends() {
+    let f = fixture().await;
+    let until = Utc::now() + Duration::seconds(60);
+    f.store
+        .pause_integration(f.integration.id, until)
+        .await
+        .unwrap();
+    assert!(f
+        .store
+        .lease_due_links("a", Utc::now(), soon(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let due = f.store.next_due_at().await.unwrap().unwrap();
+    assert_eq!(due.timestamp_millis(), until.timestamp_millis());
+    assert_eq!(
+        f.store
+            .lease_due_links("a", until, soon() + Duration::seconds(60), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_database_refuses_a_different_secret_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    drop(SqliteStore::open(&url, SecretBox::random()).await.unwrap());
+    let err = SqliteStore::open(&url, SecretBox::random())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Secret(_)));
+}
