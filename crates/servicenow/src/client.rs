@@ -1,0 +1,390 @@
+use std::error::Error as _;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::Method;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use url::Url;
+
+use crate::api_call::{logged_body, ApiCall};
+use crate::classify::{
+    classify_answer, classify_transport, unexpected_body, Answer, Failure, TransportKind,
+};
+use crate::connection::{
+    check_identifier, check_sys_id, encoded_query_value, table_api_url, Connection,
+};
+use crate::record::Record;
+use crate::FieldMap;
+
+/// Without it, reference fields come back as `{link, value}` objects instead of strings.
+pub(crate) const EXCLUDE_LINKS: (&str, &str) = ("sysparm_exclude_reference_link", "true");
+
+/// What `find_by_correlation_id` reads back: enough to adopt the record and show it.
+const FOUND_FIELDS: &str = "sys_id,number,state,correlation_id,correlation_display,sys_created_on";
+
+/// Bodies we read at most. Our queries ask for one or a few rows, so anything bigger is
+/// not a Table API answer we can use; reading on would only cost memory.
+const MAX_READ_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Whole call: connect, send, wait, read. ServiceNow itself cancels API transactions
+    /// after 60 s, so waiting much longer than that gains nothing.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            user_agent: concat!("snowbound/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not build the HTTP client for ServiceNow: {0}")]
+pub struct BuildError(#[source] reqwest::Error);
+
+/// The ServiceNow Table API client. Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+}
+
+/// The classified outcome of one operation and every HTTP call it made, in order.
+#[derive(Debug)]
+pub struct Exchange<T> {
+    pub outcome: Result<T, Failure>,
+    pub calls: Vec<ApiCall>,
+}
+
+impl<T> Exchange<T> {
+    /// The operation was refused before any HTTP call (bad instance URL or name).
+    pub(crate) fn refused(message: String) -> Exchange<T> {
+        Exchange {
+            outcome: Err(Failure::Rejected {
+                status: 0,
+                message,
+                detail: None,
+            }),
+            calls: Vec::new(),
+        }
+    }
+}
+
+/// One HTTP call's classified result: the envelope's `result` on success.
+pub(crate) struct Sent {
+    pub outcome: Result<Value, Failure>,
+    pub call: ApiCall,
+}
+
+impl Sent {
+    /// A success whose `result` did not have the expected shape.
+    pub(crate) fn unexpected(&self, write: bool) -> Failure {
+        let body = self.call.response_body.as_deref().unwrap_or("");
+        unexpected_body(write, self.call.status.unwrap_or(0), body.as_bytes())
+    }
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Client, BuildError> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .https_only(false) // plain http is allowed to loopback only; checked per call
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            // ServiceNow closes idle keep-alive connections after ~20 s (Keep-Alive:
+            // timeout=20). Reusing one it is closing turns a POST into an ambiguous reset,
+            // so drop ours first.
+            .pool_idle_timeout(Duration::from_secs(15))
+            // A redirect would turn a POST into a GET of a login page; report it instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(config.user_agent.clone())
+            .build()
+            .map_err(BuildError)?;
+        Ok(Client { http })
+    }
+
+    /// POST `/api/now/table/{table}` with all `fields`; the created record as returned.
+    pub async fn create(&self, conn: &Connection, fields: &FieldMap) -> Exchange<Record> {
+        let url = match table_url(conn, &[], &[EXCLUDE_LINKS]) {
+            Ok(url) => url,
+            Err(message) => return Exchange::refused(message),
+        };
+        let sent = self.send(conn, Method::POST, url, Some(fields)).await;
+        let outcome = match &sent.outcome {
+            Ok(result) => Record::from_json(result).ok_or_else(|| sent.unexpected(true)),
+            Err(failure) => Err(failure.clone()),
+        };
+        Exchange {
+            outcome,
+            calls: vec![sent.call],
+        }
+    }
+
+    /// PATCH `/api/now/table/{table}/{sys_id}` with only `fields`; the record as returned.
+    pub async fn update(
+        &self,
+        conn: &Connection,
+        sys_id: &str,
+        fields: &FieldMap,
+    ) -> Exchange<Record> {
+        let url = match check_sys_id(sys_id)
+            .and_then(|()| table_url(conn, &[sys_id], &[EXCLUDE_LINKS]))
+        {
+            Ok(url) => url,
+            Err(message) => return Exchange::refused(message),
+        };
+        let sent = self.send(conn, Method::PATCH, url, Some(fields)).await;
+        let outcome = match &sent.outcome {
+            Ok(result) => record_of(result, sys_id).ok_or_else(|| sent.unexpected(true)),
+            Err(failure) => Err(failure.clone()),
+        };
+        Exchange {
+            outcome,
+            calls: vec![sent.call],
+        }
+    }
+
+    /// GET `/api/now/table/{table}/{sys_id}`: the whole record (404 → `Rejected`).
+    pub async fn get(&self, conn: &Connection, sys_id: &str) -> Exchange<Record> {
+        let url = match check_sys_id(sys_id)
+            .and_then(|()| table_url(conn, &[sys_id], &[EXCLUDE_LINKS]))
+        {
+            Ok(url) => url,
+            Err(message) => return Exchange::refused(message),
+        };
+        let sent = self.send(conn, Method::GET, url, None).await;
+        let outcome = match &sent.outcome {
+            Ok(result) => record_of(result, sys_id).ok_or_else(|| sent.unexpected(false)),
+            Err(failure) => Err(failure.clone()),
+        };
+        Exchange {
+            outcome,
+            calls: vec![sent.call],
+        }
+    }
+
+    /// The record created with this `correlation_id`, if the user can see one. Used after
+    /// an ambiguous create; with two matches (a duplicate already exists) the oldest wins.
+    pub async fn find_by_correlation_id(
+        &self,
+        conn: &Connection,
+        correlation_id: &str,
+    ) -> Exchange<Option<Record>> {
+        if correlation_id.trim().is_empty() {
+            // `correlation_id=` would match every record without one and adopt a stranger.
+            return Exchange::refused("refusing to look up an empty correlation id".into());
+        }
+        let query = format!(
+            "correlation_id={}^ORDERBYsys_created_on",
+            encoded_query_value(correlation_id)
+        );
+        let url = match table_url(
+            conn,
+            &[],
+            &[
+                ("sysparm_query", &query),
+                ("sysparm_fields", FOUND_FIELDS),
+                ("sysparm_limit", "2"),
+                EXCLUDE_LINKS,
+            ],
+        ) {
+            Ok(url) => url,
+            Err(message) => return Exchange::refused(message),
+        };
+        let sent = self.send(conn, Method::GET, url, None).await;
+        let outcome = match &sent.outcome {
+            Ok(Value::Array(rows)) => {
+                if rows.len() > 1 {
+                    tracing::warn!(
+                        table = %conn.table,
+                        correlation_id,
+                        "more than one ServiceNow record has this correlation id; adopting the oldest"
+                    );
+                }
+                match rows.first() {
+                    None => Ok(None),
+                    Some(row) => Record::from_json(row)
+                        .map(Some)
+                        .ok_or_else(|| sent.unexpected(false)),
+                }
+            }
+            Ok(_) => Err(sent.unexpected(false)),
+            Err(failure) => Err(failure.clone()),
+        };
+        Exchange {
+            outcome,
+            calls: vec![sent.call],
+        }
+    }
+
+    /// One HTTP call, classified, with its log entry. The password leaves the secret only
+    /// here, straight into reqwest's (sensitive-marked) Authorization header.
+    pub(crate) async fn send(
+        &self,
+        conn: &Connection,
+        method: Method,
+        url: Url,
+        fields: Option<&FieldMap>,
+    ) -> Sent {
+        let write = method != Method::GET && method != Method::HEAD;
+        let request_body = fields.map(|f| serde_json::to_string(f).unwrap_or_default());
+        let at = Utc::now();
+        let started = Instant::now();
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .basic_auth(&conn.username, Some(conn.password.expose_secret()))
+            .header(ACCEPT, "application/json");
+        if let Some(body) = &request_body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+
+        let mut call = ApiCall {
+            at,
+            method: method.to_string(),
+            url: url.to_string(),
+            request_body,
+            status: None,
+            response_body: None,
+            duration_ms: 0,
+            error: None,
+        };
+        let outcome = match request.send().await {
+            Err(error) => {
+                let text = error_text(&error);
+                call.error = Some(text.clone());
+                Err(classify_transport(write, transport_kind(&error), &text))
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                call.status = Some(status);
+                let header = |name| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                let retry_after = header(RETRY_AFTER);
+                let location = header(LOCATION);
+                let content_type = header(CONTENT_TYPE);
+                match read_body(response).await {
+                    Err(error) => {
+                        let text = error_text(&error);
+                        call.error = Some(text.clone());
+                        Err(classify_transport(write, TransportKind::Body, &text))
+                    }
+                    Ok(body) => {
+                        call.response_body = Some(logged_body(&body));
+                        classify_answer(
+                            write,
+                            &Answer {
+                                status,
+                                retry_after: retry_after.as_deref(),
+                                location: location.as_deref(),
+                                content_type: content_type.as_deref(),
+                                body: &body,
+                            },
+                        )
+                    }
+                }
+            }
+        };
+        call.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &outcome {
+            Ok(_) => tracing::debug!(
+                method = %call.method, url = %call.url, status = call.status,
+                duration_ms = call.duration_ms, "ServiceNow call"
+            ),
+            Err(failure) => tracing::debug!(
+                method = %call.method, url = %call.url, status = call.status,
+                duration_ms = call.duration_ms, %failure, "ServiceNow call failed"
+            ),
+        }
+        Sent { outcome, call }
+    }
+}
+
+/// `{instance}/api/now/table/{conn.table}/{segments…}?{query}`, or why it can't be built.
+pub(crate) fn table_url(
+    conn: &Connection,
+    segments: &[&str],
+    query: &[(&str, &str)],
+) -> Result<Url, String> {
+    check_identifier("table", &conn.table)?;
+    table_url_for(conn, &conn.table, segments, query)
+}
+
+pub(crate) fn table_url_for(
+    conn: &Connection,
+    table: &str,
+    segments: &[&str],
+    query: &[(&str, &str)],
+) -> Result<Url, String> {
+    let mut path = vec![table];
+    path.extend_from_slice(segments);
+    table_api_url(&conn.instance_url, &path, query)
+}
+
+/// An answer that lacks `sys_id` (field ACLs can hide fields) still describes the record
+/// we addressed by sys_id.
+fn record_of(result: &Value, sys_id: &str) -> Option<Record> {
+    if let Some(record) = Record::from_json(result) {
+        return Some(record);
+    }
+    let mut with_id = result.as_object()?.clone();
+    with_id.insert("sys_id".into(), Value::String(sys_id.to_owned()));
+    Record::from_json(&Value::Object(with_id))
+}
+
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_READ_BODY_BYTES.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_READ_BODY_BYTES {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// Connect errors come first: reqwest also reports a connect *timeout* as a timeout, and
+/// nothing was sent in either case.
+fn transport_kind(error: &reqwest::Error) -> TransportKind {
+    if error.is_connect() {
+        TransportKind::Connect
+    } else if error.is_timeout() {
+        TransportKind::Timeout
+    } else if error.is_body() || error.is_decode() {
+        TransportKind::Body
+    } else {
+        TransportKind::Interrupted
+    }
+}
+
+/// reqwest's top-level message is generic ("error sending request"); the cause is in the
+/// source chain.
+fn error_text(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
