@@ -2,7 +2,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub(crate) const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 
@@ -33,8 +33,14 @@ impl SnError {
         self
     }
 
-    pub fn body(&self) -> Value {
-        json!({"error": {"message": self.message, "detail": self.detail}, "status": "failure"})
+    /// Written by hand because key order matters to clients that compare bodies
+    /// byte-for-byte, and serde_json's map sorts keys.
+    pub fn body_text(&self) -> String {
+        format!(
+            r#"{{"error":{{"message":{},"detail":{}}},"status":"failure"}}"#,
+            Value::from(self.message.as_str()),
+            self.detail.as_deref().map(Value::from).unwrap_or(Value::Null)
+        )
     }
 
     pub fn unauthenticated() -> Self {
@@ -156,7 +162,11 @@ impl SnError {
 }
 
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
+    text_json_response(status, body.to_string())
+}
+
+fn text_json_response(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(JSON_CONTENT_TYPE),
@@ -166,7 +176,7 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
 
 impl IntoResponse for SnError {
     fn into_response(self) -> Response {
-        let mut resp = json_response(self.status, &self.body());
+        let mut resp = text_json_response(self.status, self.body_text());
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().append(name, v);
