@@ -84,3 +84,15 @@ pub async fn body(resp: Response) -> Value {
 pub fn error(message: &str, detail: Option<&str>) -> Value {
     json!({"error": {"message": message, "detail": detail}, "status": "failure"})
 }
+
+impl Env {
+    /// A POST on a fresh connection, returning the transport result unchanged.
+    pub async fn post_raw(&self, body: Value) -> reqwest::Result<Response> {
+        Client::new()
+            .post(self.url("/api/now/table/incident"))
+            .basic_auth("admin", Some("admin"))
+            .json(&body)
+            .send()
+            .await
+    }
+}
