@@ -10,4 +10,4 @@ pub mod sync;
 pub mod validate;
 
 pub use model::*;
-pub use sync::{plan_sync, servicenow_fields, FieldMap, SyncPlan};
+pub use sync::{incident_url, plan_sync, servicenow_fields, FieldMap, SyncPlan, STATE_FIELD};

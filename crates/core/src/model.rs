@@ -76,6 +76,8 @@ string_enum!(
     }
 );
 
+// The enum comes from `string_enum!`, which cannot carry a `#[default]` variant.
+#[allow(clippy::derivable_impls)]
 impl Default for ForwardingMode {
     fn default() -> Self {
         ForwardingMode::AlwaysAfterForwarding

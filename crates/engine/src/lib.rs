@@ -1,6 +1,15 @@
 //! Snowbound's sync workers: they lease links that are due, make the ServiceNow record
-//! look like the incident now, and record what happened.
+//! look like the incident now, and record what happened. Only this crate calls
+//! ServiceNow to sync; the HTTP layer just commits changes and wakes it.
 
+mod api_log;
+mod backoff;
+mod reconcile;
+mod runner;
 mod waker;
 
+pub use api_log::api_call_records;
+pub use backoff::Backoff;
+pub use reconcile::{desired_fields, subject_of};
+pub use runner::{Engine, EngineConfig};
 pub use waker::EngineWaker;

@@ -131,6 +131,9 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_complete() {
         .await
         .unwrap();
     assert_eq!(fresh.len(), 1);
+    // The dead worker may have sent its create: the next one must look before creating.
+    assert!(fresh[0].link.create_unsure);
+    assert!(!stale[0].link.create_unsure);
     assert!(!f
         .store
         .complete_lease(&stale[0], &LeaseOutcome::UpToDate)

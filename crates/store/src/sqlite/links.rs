@@ -51,9 +51,14 @@ pub async fn lease_due(
     lease_until: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<Lease>> {
-    // One statement, so two workers can never lease the same link.
+    // One statement, so two workers can never lease the same link. A link still
+    // carrying an owner was leased by a worker that died (or overran) mid-reconcile:
+    // if it had no record yet, its create may have reached ServiceNow, so the next
+    // attempt looks the record up before creating one.
     let leased = sqlx::query(
-        "UPDATE links SET lease_owner = ?1, lease_until = ?2 WHERE rowid IN ( \
+        "UPDATE links SET lease_owner = ?1, lease_until = ?2, \
+           create_unsure = CASE WHEN sys_id IS NULL AND lease_owner IS NOT NULL THEN 1 ELSE create_unsure END \
+         WHERE rowid IN ( \
            SELECT l.rowid FROM links l JOIN integrations i ON i.id = l.integration_id \
            WHERE l.state IN ('pending', 'retrying') AND l.next_attempt_at <= ?3 AND l.lease_until <= ?3 \
              AND i.failing IS NULL AND i.paused_until <= ?3 \
