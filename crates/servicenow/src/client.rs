@@ -58,7 +58,7 @@ pub struct Client {
 }
 
 /// The classified outcome of one operation and every HTTP call it made, in order.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Exchange<T> {
     pub outcome: Result<T, Failure>,
     pub calls: Vec<ApiCall>,

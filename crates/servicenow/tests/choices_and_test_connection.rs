@@ -247,3 +247,20 @@ async fn test_connection_reports_a_server_error_on_the_table() {
     assert!(!table.ok);
     assert!(table.detail.contains("503"), "{table:?}");
 }
+
+#[tokio::test]
+async fn test_connection_with_a_malformed_table_name_still_checks_the_rest() {
+    let emu = emulator().await;
+    let conn = connection(&emu.base_url(), "admin", "admin", "incident^ORactive=true");
+    let (report, calls) = client().test_connection(&conn).await;
+    assert!(!report.ok);
+    assert!(check(&report, "Instance reachable").ok, "{report:#?}");
+    assert!(check(&report, "Credentials accepted").ok, "{report:#?}");
+    let table = check(&report, "Table readable");
+    assert!(!table.ok);
+    assert!(table.detail.contains("invalid table name"), "{table:?}");
+    assert!(check(&report, "sys_choice readable").ok);
+    // Only sys_choice was read; the malformed name never reached a URL.
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].url.contains("/sys_choice?"));
+}
