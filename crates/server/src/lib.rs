@@ -1,1 +1,20 @@
-//! placeholder
+//! Snowbound's HTTP surface: `/api/v1` (teams, tokens, integrations, incidents) and
+//! `/healthz`. The binary resolves the admin token and builds an [`AppState`];
+//! [`router`] turns it into an axum `Router` ready for `axum::serve`.
+//!
+//! Every error is JSON: `{"error":{"code","message","field"?,"fields"?}}`.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod incidents;
+mod integration_input;
+mod routes;
+mod state;
+mod views;
+
+pub use auth::{Caller, Scope};
+pub use error::{ApiError, ApiResult};
+pub use incidents::{Change, IncidentService, NewIncident};
+pub use routes::{router, MAX_BODY_BYTES};
+pub use state::{hash_token, AppState};

@@ -1,0 +1,434 @@
+//! The incident application service: every way an incident is born or changes goes
+//! through here (HTTP handlers now, /ingest sources later), so each change gets its
+//! timeline entry, bumps its links in the same transaction and wakes the engine.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use snowbound_core::forwarding::{check_forward, linked_when_opened};
+use snowbound_core::{
+    new_id, Attributes, ForwardingMode, Incident, IncidentStatus, Integration, Severity,
+    TimelineEntry,
+};
+use snowbound_engine::EngineWaker;
+use snowbound_store::{NewLink, Store, StoreError};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+/// Optimistic concurrency: a change that loses a race re-reads and tries again this often
+/// before telling the client to retry.
+const MAX_ATTEMPTS: usize = 5;
+pub const TITLE_MAX_CHARS: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub team_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub attributes: Attributes,
+}
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    Edit {
+        severity: Option<Severity>,
+        title: Option<String>,
+        description: Option<String>,
+    },
+    Acknowledge,
+    Resolve {
+        comment: Option<String>,
+    },
+    Reopen,
+}
+
+#[derive(Clone)]
+pub struct IncidentService {
+    store: Arc<dyn Store>,
+    waker: EngineWaker,
+}
+
+impl IncidentService {
+    pub fn new(store: Arc<dyn Store>, waker: EngineWaker) -> Self {
+        IncidentService { store, waker }
+    }
+
+    pub async fn create(&self, caller: &Caller, new: NewIncident) -> ApiResult<Incident> {
+        let title = checked_title(&new.title)?;
+        if !caller.sees_team(new.team_id) {
+            return Err(ApiError::invalid_field("team_id", "no such team"));
+        }
+        match self.store.get_team(new.team_id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::invalid_field("team_id", "no such team"))
+            }
+            Err(e) => return Err(e.into()),
+        }
+
+        let now = now_ms();
+        let incident = Incident {
+            id: new_id(),
+            team_id: new.team_id,
+            title,
+            description: new.description,
+            severity: new.severity,
+            status: IncidentStatus::Open,
+            attributes: new.attributes,
+            resolve_comment: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let integrations: Vec<Integration> = self
+            .store
+            .list_integrations()
+            .await?
+            .into_iter()
+            .map(|r| r.integration)
+            .collect();
+        let mut timeline = vec![entry(
+            now,
+            &caller.actor,
+            "opened",
+            format!("opened with severity {}", incident.severity),
+        )];
+        let mut links = Vec::new();
+        for integration in linked_when_opened(incident.team_id, &integrations, &[]) {
+            links.push(NewLink {
+                incident_id: incident.id,
+                integration_id: integration.id,
+                snapshot: None,
+            });
+            timeline.push(entry(
+                now,
+                &caller.actor,
+                "linked",
+                format!(
+                    "linked to {} (forwarding: always)",
+                    integration.display_name
+                ),
+            ));
+        }
+        self.store
+            .create_incident(&incident, &timeline, &links)
+            .await?;
+        if !links.is_empty() {
+            self.waker.wake();
+        }
+        Ok(incident)
+    }
+
+    /// The incident if the caller may see it; another team's incident does not exist.
+    pub async fn visible(&self, caller: &Caller, id: Uuid) -> ApiResult<Incident> {
+        match self.store.get_incident(id).await {
+            Ok(incident) if caller.sees_team(incident.team_id) => Ok(incident),
+            Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found("incident")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies `change` to the current incident; a change that alters nothing writes
+    /// nothing and answers the incident as it is.
+    pub async fn change(&self, caller: &Caller, id: Uuid, change: Change) -> ApiResult<Incident> {
+        for _ in 0..MAX_ATTEMPTS {
+            let old = self.visible(caller, id).await?;
+            let Some((new, timeline)) = apply(&old, &change, &caller.actor, now_ms())? else {
+                return Ok(old);
+            };
+            match self
+                .store
+                .update_incident(&new, old.updated_at, &timeline, &[])
+                .await
+            {
+                Ok(()) => {
+                    self.waker.wake();
+                    return Ok(new);
+                }
+                Err(StoreError::Stale) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::conflict(
+            "conflict",
+            "the incident keeps changing concurrently; try again",
+        ))
+    }
+
+    /// A user's forward to an integration of the incident's team. `only_on_forwarding`
+    /// links freeze what was forwarded; the other modes follow the live incident.
+    pub async fn forward(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        integration_id: Uuid,
+    ) -> ApiResult<Incident> {
+        let incident = self.visible(caller, id).await?;
+        let no_such = || ApiError::invalid_field("integration_id", "no such integration");
+        let integration = match self.store.get_integration(integration_id).await {
+            Ok(record) if caller.sees_integration(&record.integration) => record.integration,
+            Ok(_) | Err(StoreError::NotFound) => return Err(no_such()),
+            Err(e) => return Err(e.into()),
+        };
+        check_forward(&integration, incident.team_id)
+            .map_err(|e| ApiError::invalid_field("integration_id", e.to_string()))?;
+        let snapshot = (integration.forwarding == ForwardingMode::OnlyOnForwarding)
+            .then(|| incident.snapshot());
+        let link = NewLink {
+            incident_id: incident.id,
+            integration_id,
+            snapshot,
+        };
+        let timeline = entry(
+            Utc::now(),
+            &caller.actor,
+            "forwarded",
+            format!("forwarded to {}", integration.display_name),
+        );
+        self.store.forward(&link, &timeline).await?;
+        self.waker.wake();
+        Ok(incident)
+    }
+
+    /// A user asks to try a parked (or backing-off) link now.
+    pub async fn retry_link(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        integration_id: Uuid,
+    ) -> ApiResult<Incident> {
+        let incident = self.visible(caller, id).await?;
+        match self.store.retry_link(id, integration_id).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(ApiError::not_found("link")),
+            Err(e) => return Err(e.into()),
+        }
+        self.waker.wake();
+        Ok(incident)
+    }
+}
+
+/// The store keeps milliseconds; an incident whose times already have that precision
+/// reads back exactly as it was written, and `updated_at` comparisons stay meaningful.
+fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.duration_trunc(Duration::milliseconds(1)).unwrap_or(now)
+}
+
+fn entry(at: DateTime<Utc>, actor: &str, kind: &str, detail: String) -> TimelineEntry {
+    TimelineEntry {
+        at,
+        actor: actor.to_owned(),
+        kind: kind.to_owned(),
+        detail,
+    }
+}
+
+fn checked_title(title: &str) -> ApiResult<String> {
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(ApiError::invalid_field("title", "is required"));
+    }
+    if title.chars().count() > TITLE_MAX_CHARS {
+        return Err(ApiError::invalid_field(
+            "title",
+            format!("is longer than {TITLE_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(title.to_owned())
+}
+
+fn transition_error(from: IncidentStatus, action: &str, allowed_from: &str) -> ApiError {
+    ApiError::conflict(
+        "invalid_transition",
+        format!("cannot {action} an incident that is {from}; only from {allowed_from}"),
+    )
+}
+
+/// The incident after `change`, with its timeline entries; `None` when nothing changes.
+/// Pure, so the rules of the lifecycle are testable without a store.
+pub fn apply(
+    old: &Incident,
+    change: &Change,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<(Incident, Vec<TimelineEntry>)>> {
+    let mut new = old.clone();
+    let mut timeline = Vec::new();
+    match change {
+        Change::Edit {
+            severity,
+            title,
+            description,
+        } => {
+            if let Some(severity) = severity.filter(|s| *s != old.severity) {
+                timeline.push(entry(
+                    now,
+                    actor,
+                    "severity_changed",
+                    format!("severity {} → {}", old.severity, severity),
+                ));
+                new.severity = severity;
+            }
+            if let Some(title) = title {
+                let title = checked_title(title)?;
+                if title != old.title {
+                    timeline.push(entry(
+                        now,
+                        actor,
+                        "title_changed",
+                        format!("title: {title}"),
+                    ));
+                    new.title = title;
+                }
+            }
+            if let Some(description) = description.as_ref().filter(|d| **d != old.description) {
+                timeline.push(entry(
+                    now,
+                    actor,
+                    "description_changed",
+                    "description edited".into(),
+                ));
+                new.description = description.clone();
+            }
+        }
+        Change::Acknowledge => {
+            if old.status != IncidentStatus::Open {
+                return Err(transition_error(old.status, "acknowledge", "open"));
+            }
+            new.status = IncidentStatus::Acknowledged;
+            timeline.push(entry(now, actor, "acknowledged", "acknowledged".into()));
+        }
+        Change::Resolve { comment } => {
+            if old.status == IncidentStatus::Resolved {
+                return Err(transition_error(
+                    old.status,
+                    "resolve",
+                    "open or acknowledged",
+                ));
+            }
+            let comment = comment
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            new.status = IncidentStatus::Resolved;
+            timeline.push(entry(
+                now,
+                actor,
+                "resolved",
+                match &comment {
+                    Some(comment) => format!("resolved: {comment}"),
+                    None => "resolved".into(),
+                },
+            ));
+            new.resolve_comment = comment;
+        }
+        Change::Reopen => {
+            if old.status != IncidentStatus::Resolved {
+                return Err(transition_error(old.status, "reopen", "resolved"));
+            }
+            new.status = IncidentStatus::Open;
+            // A later resolve without a comment must fall back to the configured notes.
+            new.resolve_comment = None;
+            timeline.push(entry(now, actor, "reopened", "reopened".into()));
+        }
+    }
+    if timeline.is_empty() {
+        return Ok(None);
+    }
+    // The store compares updated_at (in milliseconds) for optimistic concurrency, so two
+    // changes within one millisecond must still differ.
+    new.updated_at = if now > old.updated_at {
+        now
+    } else {
+        old.updated_at + Duration::milliseconds(1)
+    };
+    Ok(Some((new, timeline)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(status: IncidentStatus) -> Incident {
+        let now = Utc::now();
+        Incident {
+            id: new_id(),
+            team_id: new_id(),
+            title: "Disk full".into(),
+            description: String::new(),
+            severity: Severity::Warning,
+            status,
+            attributes: Attributes::new(),
+            resolve_comment: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn status_after(status: IncidentStatus, change: Change) -> ApiResult<IncidentStatus> {
+        let old = incident(status);
+        let applied = apply(&old, &change, "alice", Utc::now())?;
+        Ok(applied.map(|(new, _)| new.status).unwrap_or(old.status))
+    }
+
+    #[test]
+    fn lifecycle_transitions() {
+        use IncidentStatus::*;
+        assert_eq!(
+            status_after(Open, Change::Acknowledge).unwrap(),
+            Acknowledged
+        );
+        assert!(status_after(Acknowledged, Change::Acknowledge).is_err());
+        assert!(status_after(Resolved, Change::Acknowledge).is_err());
+        let resolve = || Change::Resolve { comment: None };
+        assert_eq!(status_after(Open, resolve()).unwrap(), Resolved);
+        assert_eq!(status_after(Acknowledged, resolve()).unwrap(), Resolved);
+        let err = status_after(Resolved, resolve()).unwrap_err();
+        assert_eq!(err.code, "invalid_transition");
+        assert_eq!(status_after(Resolved, Change::Reopen).unwrap(), Open);
+        assert!(status_after(Open, Change::Reopen).is_err());
+    }
+
+    #[test]
+    fn reopen_clears_the_resolve_comment() {
+        let mut old = incident(IncidentStatus::Resolved);
+        old.resolve_comment = Some("fixed".into());
+        let (new, timeline) = apply(&old, &Change::Reopen, "bob", Utc::now())
+            .unwrap()
+            .unwrap();
+        assert_eq!(new.resolve_comment, None);
+        assert_eq!(timeline[0].actor, "bob");
+    }
+
+    #[test]
+    fn edits_that_change_nothing_write_nothing() {
+        let old = incident(IncidentStatus::Open);
+        let same = Change::Edit {
+            severity: Some(old.severity),
+            title: Some(format!("  {}  ", old.title)),
+            description: None,
+        };
+        assert!(apply(&old, &same, "a", Utc::now()).unwrap().is_none());
+        let blank = Change::Edit {
+            severity: None,
+            title: Some("  ".into()),
+            description: None,
+        };
+        let err = apply(&old, &blank, "a", Utc::now()).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("title"));
+    }
+
+    #[test]
+    fn updated_at_always_moves_forward() {
+        let old = incident(IncidentStatus::Open);
+        let past = old.updated_at - Duration::seconds(5);
+        let (new, _) = apply(&old, &Change::Acknowledge, "a", past)
+            .unwrap()
+            .unwrap();
+        assert!(new.updated_at > old.updated_at);
+    }
+}

@@ -1,0 +1,197 @@
+//! Incidents: create, list, read with timeline and links, change, forward.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use snowbound_core::{Attributes, Incident, IncidentStatus, Severity};
+use snowbound_store::IncidentFilter;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::extract::{Json, OptionalJson, Path, Query};
+use crate::incidents::{Change, NewIncident};
+use crate::state::AppState;
+use crate::views::{incident_view, IncidentView};
+
+const DEFAULT_LIMIT: u32 = 200;
+const MAX_LIMIT: u32 = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIncident {
+    team_id: Uuid,
+    title: String,
+    #[serde(default)]
+    description: Option<String>,
+    severity: Severity,
+    #[serde(default)]
+    attributes: Option<Attributes>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditIncident {
+    #[serde(default)]
+    severity: Option<Severity>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// Actions without parameters still refuse unknown keys, so a misplaced `comment`
+/// on /acknowledge is reported instead of dropped.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NoBody {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardBody {
+    integration_id: Uuid,
+}
+
+async fn view(state: &AppState, incident: Incident) -> ApiResult<axum::Json<IncidentView>> {
+    Ok(axum::Json(incident_view(state, incident).await?))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateIncident>,
+) -> ApiResult<impl IntoResponse> {
+    let new = NewIncident {
+        team_id: body.team_id,
+        title: body.title,
+        description: body.description.unwrap_or_default(),
+        severity: body.severity,
+        attributes: body.attributes.unwrap_or_default(),
+    };
+    let incident = state.incidents().create(&caller, new).await?;
+    Ok((StatusCode::CREATED, view(&state, incident).await?))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    mut query: Query,
+) -> ApiResult<impl IntoResponse> {
+    let status: Option<IncidentStatus> = query.parse("status")?;
+    let severity: Option<Severity> = query.parse("severity")?;
+    let team_id: Option<Uuid> = query.parse("team_id")?;
+    let limit: Option<u32> = query.parse("limit")?;
+    query.finish()?;
+    let team_ids = match (team_id, caller.team_filter()) {
+        (Some(team), _) if !caller.sees_team(team) => return Ok(axum::Json(Vec::new())),
+        (Some(team), _) => Some(vec![team]),
+        (None, filter) => filter,
+    };
+    if team_ids.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(axum::Json(Vec::new()));
+    }
+    let filter = IncidentFilter {
+        team_ids,
+        status,
+        severity,
+        limit: Some(limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)),
+    };
+    let incidents: Vec<Incident> = state.store.list_incidents(&filter).await?;
+    Ok(axum::Json(incidents))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<impl IntoResponse> {
+    let incident = state.incidents().visible(&caller, id).await?;
+    view(&state, incident).await
+}
+
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    change: Change,
+) -> ApiResult<axum::Json<IncidentView>> {
+    let incident = state.incidents().change(caller, id, change).await?;
+    view(state, incident).await
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<EditIncident>,
+) -> ApiResult<impl IntoResponse> {
+    let edit = Change::Edit {
+        severity: body.severity,
+        title: body.title,
+        description: body.description,
+    };
+    change(&state, &caller, id, edit).await
+}
+
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    OptionalJson(NoBody {}): OptionalJson<NoBody>,
+) -> ApiResult<impl IntoResponse> {
+    change(&state, &caller, id, Change::Acknowledge).await
+}
+
+pub async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<ResolveBody>,
+) -> ApiResult<impl IntoResponse> {
+    let resolve = Change::Resolve {
+        comment: body.comment,
+    };
+    change(&state, &caller, id, resolve).await
+}
+
+pub async fn reopen(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    OptionalJson(NoBody {}): OptionalJson<NoBody>,
+) -> ApiResult<impl IntoResponse> {
+    change(&state, &caller, id, Change::Reopen).await
+}
+
+pub async fn forward(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ForwardBody>,
+) -> ApiResult<impl IntoResponse> {
+    let incident = state
+        .incidents()
+        .forward(&caller, id, body.integration_id)
+        .await?;
+    view(&state, incident).await
+}
+
+pub async fn retry_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, integration_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<impl IntoResponse> {
+    let incident = state
+        .incidents()
+        .retry_link(&caller, id, integration_id)
+        .await?;
+    view(&state, incident).await
+}

@@ -1,0 +1,135 @@
+//! Outbound integrations: create, read, partial update, delete.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::Utc;
+use serde_json::Value;
+use snowbound_core::{new_id, Integration};
+use snowbound_store::{IntegrationRecord, StoreError};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
+use crate::integration_input::{check, merge_patch, IntegrationInput};
+use crate::state::AppState;
+use crate::views::IntegrationView;
+
+/// The integration if the caller may see it; others' integrations do not exist.
+pub(crate) async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> ApiResult<IntegrationRecord> {
+    match state.store.get_integration(id).await {
+        Ok(record) if caller.sees_integration(&record.integration) => Ok(record),
+        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found("integration")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn owned(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<IntegrationRecord> {
+    let record = visible(state, caller, id).await?;
+    if !caller.owns_integration(&record.integration) {
+        return Err(ApiError::forbidden(
+            "only a token of the integration's root team may change it",
+        ));
+    }
+    Ok(record)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(input): Json<IntegrationInput>,
+) -> ApiResult<impl IntoResponse> {
+    let checked = check(&state, &caller, input, true).await?;
+    let password = checked.password.ok_or_else(ApiError::internal)?;
+    let now = Utc::now();
+    let integration = Integration {
+        id: new_id(),
+        display_name: checked.display_name,
+        root_team_id: checked.root_team_id,
+        team_ids: checked.team_ids,
+        forwarding: checked.forwarding,
+        servicenow: checked.servicenow,
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .store
+        .create_integration(&integration, &password)
+        .await?;
+    let record = state.store.get_integration(integration.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(IntegrationView::new(record)),
+    ))
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    let views: Vec<IntegrationView> = state
+        .store
+        .list_integrations()
+        .await?
+        .into_iter()
+        .filter(|r| caller.sees_integration(&r.integration))
+        .map(IntegrationView::new)
+        .collect();
+    Ok(axum::Json(views))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<impl IntoResponse> {
+    let record = visible(&state, &caller, id).await?;
+    Ok(axum::Json(IntegrationView::new(record)))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(patch): Json<Value>,
+) -> ApiResult<impl IntoResponse> {
+    let current = owned(&state, &caller, id).await?.integration;
+    let input = merge_patch(&current, patch)?;
+    let checked = check(&state, &caller, input, false).await?;
+    let integration = Integration {
+        id: current.id,
+        display_name: checked.display_name,
+        root_team_id: checked.root_team_id,
+        team_ids: checked.team_ids,
+        forwarding: checked.forwarding,
+        servicenow: checked.servicenow,
+        created_at: current.created_at,
+        updated_at: Utc::now(),
+    };
+    state
+        .store
+        .update_integration(&integration, checked.password.as_ref())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("integration"),
+            other => other.into(),
+        })?;
+    // New settings un-park and bump every link: the engine re-applies them now.
+    state.waker.wake();
+    let record = state.store.get_integration(id).await?;
+    Ok(axum::Json(IntegrationView::new(record)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<impl IntoResponse> {
+    owned(&state, &caller, id).await?;
+    match state.store.delete_integration(id).await {
+        Ok(()) | Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,117 @@
+//! The route table and the layers around it.
+
+mod incidents;
+mod integrations;
+mod teams;
+
+use std::any::Any;
+
+use axum::http::{header, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Bodies larger than this answer 413 before a handler sees them.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// `/healthz` and `/api/v1`, with tracing (method, path, status, latency; never headers
+/// or bodies), the body limit, JSON errors for every failure and a JSON 500 on panic.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/teams", get(teams::list).post(teams::create))
+        .route("/tokens", post(teams::create_token))
+        .route(
+            "/integrations",
+            get(integrations::list).post(integrations::create),
+        )
+        .route(
+            "/integrations/{id}",
+            get(integrations::get)
+                .patch(integrations::patch)
+                .delete(integrations::delete),
+        )
+        .route("/incidents", get(incidents::list).post(incidents::create))
+        .route(
+            "/incidents/{id}",
+            get(incidents::get).patch(incidents::edit),
+        )
+        .route("/incidents/{id}/acknowledge", post(incidents::acknowledge))
+        .route("/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/incidents/{id}/reopen", post(incidents::reopen))
+        .route("/incidents/{id}/forward", post(incidents::forward))
+        .route(
+            "/incidents/{id}/links/{integration_id}/retry",
+            post(incidents::retry_link),
+        );
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::map_response(json_errors))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
+}
+
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.store.get_meta("healthz").await {
+        Ok(_) => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "health check: store does not answer");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database does not answer",
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::for_status(StatusCode::NOT_FOUND)
+}
+
+/// Layers and axum itself answer some errors in plain text or with an empty body (413
+/// from the body limit, 405); clients get our JSON shape for those too.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let mut replaced = ApiError::for_status(status).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    for (name, value) in parts.headers.iter() {
+        replaced.headers_mut().insert(name.clone(), value.clone());
+    }
+    replaced
+}
+
+fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = err
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %detail, "handler panicked");
+    ApiError::internal().into_response()
+}

@@ -1,0 +1,117 @@
+//! JSON shapes of the answers. The domain types serialize as they are; these add what a
+//! client needs next to them (timeline, links with readable states, the integration type).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use snowbound_core::{Incident, TimelineEntry};
+use snowbound_store::{IntegrationRecord, Link, LinkState};
+use uuid::Uuid;
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct IncidentView {
+    #[serde(flatten)]
+    pub incident: Incident,
+    pub timeline: Vec<TimelineEntry>,
+    pub links: Vec<LinkView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkView {
+    pub integration_id: Uuid,
+    pub integration_name: String,
+    pub sys_id: Option<String>,
+    pub number: Option<String>,
+    /// pending | synced | retrying | parked, or waiting while the integration is failing
+    /// or paused (the link itself is fine; its integration cannot be called).
+    pub state: &'static str,
+    pub last_error: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+}
+
+impl LinkView {
+    pub fn new(link: Link, integration: Option<&IntegrationRecord>, now: DateTime<Utc>) -> Self {
+        let waiting = integration.is_some_and(|record| {
+            record.health.failing.is_some()
+                || record.health.paused_until.is_some_and(|until| until > now)
+        });
+        let state = if waiting && link.state != LinkState::Synced {
+            "waiting"
+        } else {
+            link.state.as_str()
+        };
+        let last_error = match integration.and_then(|r| r.health.failing.as_deref()) {
+            Some(failing) if waiting && link.last_error.is_none() => Some(failing.to_owned()),
+            _ => link.last_error,
+        };
+        LinkView {
+            integration_id: link.integration_id,
+            integration_name: integration
+                .map(|r| r.integration.display_name.clone())
+                .unwrap_or_else(|| "(deleted integration)".into()),
+            sys_id: link.sys_id,
+            number: link.number,
+            state,
+            last_error,
+            attempts: link.attempts,
+            next_attempt_at: link.next_attempt_at,
+            last_synced_at: link.last_synced_at,
+        }
+    }
+}
+
+pub async fn incident_view(state: &AppState, incident: Incident) -> ApiResult<IncidentView> {
+    let timeline = state.store.timeline(incident.id).await?;
+    let links = state.store.links_of_incident(incident.id).await?;
+    let integrations: HashMap<Uuid, IntegrationRecord> = if links.is_empty() {
+        HashMap::new()
+    } else {
+        state
+            .store
+            .list_integrations()
+            .await?
+            .into_iter()
+            .map(|r| (r.integration.id, r))
+            .collect()
+    };
+    let now = Utc::now();
+    let links = links
+        .into_iter()
+        .map(|link| {
+            let integration = integrations.get(&link.integration_id);
+            LinkView::new(link, integration, now)
+        })
+        .collect();
+    Ok(IncidentView {
+        incident,
+        timeline,
+        links,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct IntegrationView {
+    #[serde(flatten)]
+    pub record: IntegrationRecord,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Mapped values that ServiceNow's choice lists do not know (create and PATCH only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<String>>,
+}
+
+impl IntegrationView {
+    pub fn new(record: IntegrationRecord) -> Self {
+        IntegrationView {
+            record,
+            kind: "servicenow",
+            warnings: None,
+        }
+    }
+}
