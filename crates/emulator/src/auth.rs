@@ -207,7 +207,10 @@ pub(crate) fn check_rate(
     }
     let reject = |n: u32, unit: &str, reset: u64| {
         SnError::rate_limited(n as u64, unit)
-            .header("retry-after", reset.saturating_sub(now_secs).max(1).to_string())
+            .header(
+                "retry-after",
+                reset.saturating_sub(now_secs).max(1).to_string(),
+            )
             .header("x-ratelimit-limit", n.to_string())
             .header("x-ratelimit-reset", reset.to_string())
             .header("x-ratelimit-rule", rule_id(user, unit))

@@ -44,16 +44,56 @@ const INCIDENT: &[(&str, &str, &str, bool)] = &[
         "No resolution provided",
         false,
     ),
-    ("close_code", "Resolved by caller", "Resolved by caller", false),
-    ("close_code", "Resolved by change", "Resolved by change", false),
-    ("close_code", "Resolved by problem", "Resolved by problem", false),
-    ("close_code", "Resolved by request", "Resolved by request", false),
-    ("close_code", "Solution provided", "Solution provided", false),
-    ("close_code", "Workaround provided", "Workaround provided", false),
+    (
+        "close_code",
+        "Resolved by caller",
+        "Resolved by caller",
+        false,
+    ),
+    (
+        "close_code",
+        "Resolved by change",
+        "Resolved by change",
+        false,
+    ),
+    (
+        "close_code",
+        "Resolved by problem",
+        "Resolved by problem",
+        false,
+    ),
+    (
+        "close_code",
+        "Resolved by request",
+        "Resolved by request",
+        false,
+    ),
+    (
+        "close_code",
+        "Solution provided",
+        "Solution provided",
+        false,
+    ),
+    (
+        "close_code",
+        "Workaround provided",
+        "Workaround provided",
+        false,
+    ),
     ("close_code", "User error", "User error", false),
     // Pre-Utah codes left behind, inactive, on upgraded instances.
-    ("close_code", "Solved (Work Around)", "Solved (Work Around)", true),
-    ("close_code", "Solved (Permanently)", "Solved (Permanently)", true),
+    (
+        "close_code",
+        "Solved (Work Around)",
+        "Solved (Work Around)",
+        true,
+    ),
+    (
+        "close_code",
+        "Solved (Permanently)",
+        "Solved (Permanently)",
+        true,
+    ),
     (
         "close_code",
         "Solved Remotely (Work Around)",
@@ -108,7 +148,11 @@ const TASK: &[(&str, &str, &str)] = &[
     ("approval", "approved", "Approved"),
     ("approval", "rejected", "Rejected"),
     ("upon_approval", "proceed", "Proceed to Next Task"),
-    ("upon_approval", "do_nothing", "Wait for a User to Close this task"),
+    (
+        "upon_approval",
+        "do_nothing",
+        "Wait for a User to Close this task",
+    ),
     ("upon_reject", "cancel", "Cancel all future Tasks"),
     ("upon_reject", "goto", "Go to a previous Task"),
     ("notify", "1", "Do Not Notify"),
@@ -122,23 +166,24 @@ const TASK: &[(&str, &str, &str)] = &[
 /// Seed rows as field maps, without sys_id and sys_* fields (the store adds them).
 pub(crate) fn seed() -> Vec<BTreeMap<String, String>> {
     let mut out = Vec::new();
-    let mut push = |table: &str, element: &str, value: &str, label: &str, inactive: bool, seq: usize| {
-        let mut r = BTreeMap::new();
-        for (k, v) in [
-            ("name", table),
-            ("element", element),
-            ("value", value),
-            ("label", label),
-            ("inactive", if inactive { "true" } else { "false" }),
-            ("language", "en"),
-            ("dependent_value", ""),
-            ("hint", ""),
-        ] {
-            r.insert(k.to_string(), v.to_string());
-        }
-        r.insert("sequence".into(), seq.to_string());
-        out.push(r);
-    };
+    let mut push =
+        |table: &str, element: &str, value: &str, label: &str, inactive: bool, seq: usize| {
+            let mut r = BTreeMap::new();
+            for (k, v) in [
+                ("name", table),
+                ("element", element),
+                ("value", value),
+                ("label", label),
+                ("inactive", if inactive { "true" } else { "false" }),
+                ("language", "en"),
+                ("dependent_value", ""),
+                ("hint", ""),
+            ] {
+                r.insert(k.to_string(), v.to_string());
+            }
+            r.insert("sequence".into(), seq.to_string());
+            out.push(r);
+        };
     let mut seq: HashMap<&str, usize> = HashMap::new();
     for (element, value, label, inactive) in INCIDENT {
         let n = seq.entry(element).or_default();

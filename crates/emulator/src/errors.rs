@@ -39,7 +39,10 @@ impl SnError {
         format!(
             r#"{{"error":{{"message":{},"detail":{}}},"status":"failure"}}"#,
             Value::from(self.message.as_str()),
-            self.detail.as_deref().map(Value::from).unwrap_or(Value::Null)
+            self.detail
+                .as_deref()
+                .map(Value::from)
+                .unwrap_or(Value::Null)
         )
     }
 
@@ -96,8 +99,7 @@ impl SnError {
     }
 
     pub fn method_not_allowed(allow: &str) -> Self {
-        Self::new(405, "Method not Supported", Some("Method not Supported"))
-            .header("allow", allow)
+        Self::new(405, "Method not Supported", Some("Method not Supported")).header("allow", allow)
     }
 
     pub fn acl(operation: &str) -> Self {

@@ -250,9 +250,18 @@ mod tests {
 
     #[test]
     fn patterns() {
-        assert!(path_matches("/api/now/table/incident", "/api/now/table/incident/abc"));
-        assert!(path_matches("/api/now/*/incident/*", "/api/now/v2/table/incident/abc"));
-        assert!(!path_matches("/api/now/*/incident/*", "/api/now/v2/table/sys_choice"));
+        assert!(path_matches(
+            "/api/now/table/incident",
+            "/api/now/table/incident/abc"
+        ));
+        assert!(path_matches(
+            "/api/now/*/incident/*",
+            "/api/now/v2/table/incident/abc"
+        ));
+        assert!(!path_matches(
+            "/api/now/*/incident/*",
+            "/api/now/v2/table/sys_choice"
+        ));
         assert!(path_matches("*", "/x"));
         assert!(path_matches("/a*", "/a"));
     }
@@ -278,5 +287,25 @@ mod tests {
         let f: Fault =
             serde_json::from_str(r#"{"path":"/","times":null,"action":"latency","ms":5}"#).unwrap();
         assert_eq!(f.times, None);
+    }
+
+    #[test]
+    fn request_log_is_capped_with_a_drop_counter() {
+        let mut log = RequestLog::default();
+        for i in 0..LOG_CAP + 3 {
+            log.push(ReceivedRequest {
+                method: "GET".into(),
+                path: format!("/{i}"),
+                query: String::new(),
+                body: Value::Null,
+                status: Some(200),
+                fault: None,
+                user: None,
+                received_at: chrono::Utc::now(),
+            });
+        }
+        assert_eq!(log.entries.len(), LOG_CAP);
+        assert_eq!(log.dropped, 3);
+        assert_eq!(log.entries.front().unwrap().path, "/3");
     }
 }

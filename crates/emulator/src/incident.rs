@@ -56,7 +56,12 @@ fn set(rec: &mut Record, field: &str, value: &str) {
 
 /// Applies the business rules after the caller's fields were merged into `rec`.
 /// `accepted` lists the fields the caller actually set.
-pub(crate) fn apply_rules(old: Option<&Record>, rec: &mut Record, accepted: &[&str], ctx: &WriteCtx) {
+pub(crate) fn apply_rules(
+    old: Option<&Record>,
+    rec: &mut Record,
+    accepted: &[&str],
+    ctx: &WriteCtx,
+) {
     let given = |f: &str| accepted.contains(&f);
     // state and incident_state are one value seen through two fields; state wins.
     if given("state") {
@@ -136,7 +141,8 @@ pub(crate) fn data_policy(
     let mut missing = Vec::new();
     let code = get(rec, "close_code");
     let code_missing = code.trim().is_empty()
-        || (ctx.inactive_close_code_is_empty && !choices.is_active_choice(tables, "close_code", code));
+        || (ctx.inactive_close_code_is_empty
+            && !choices.is_active_choice(tables, "close_code", code));
     if code_missing {
         missing.push("Resolution code");
     }

@@ -98,18 +98,22 @@ pub fn parse(input: &str) -> Query {
     let mut query = Query::default();
     let mut block = Block::default();
     for (i, raw) in input.split('^').enumerate() {
+        // `^NQ` is glued to the next term (`a=1^NQb=2`) and starts a new OR'ed block.
+        let raw = match raw.strip_prefix("NQ") {
+            Some(rest) if i > 0 => {
+                if !block.clauses.is_empty() {
+                    query.blocks.push(std::mem::take(&mut block));
+                }
+                rest
+            }
+            _ => raw,
+        };
         // The first term has no `^` before it, so an `OR` prefix there is a field name.
         let (is_or, term) = match raw.strip_prefix("OR") {
             Some(rest) if i > 0 && !rest.starts_with("DERBY") => (true, rest),
             _ => (false, raw),
         };
         if term.is_empty() || term == "EQ" {
-            continue;
-        }
-        if term == "NQ" && !is_or {
-            if !block.clauses.is_empty() {
-                query.blocks.push(std::mem::take(&mut block));
-            }
             continue;
         }
         if let Some(field) = term.strip_prefix("ORDERBYDESC") {
@@ -298,7 +302,11 @@ mod tests {
 
     #[test]
     fn operators() {
-        let r = rec(&[("short_description", "Disk Full on db1"), ("state", "6"), ("x", "")]);
+        let r = rec(&[
+            ("short_description", "Disk Full on db1"),
+            ("state", "6"),
+            ("x", ""),
+        ]);
         let m = |q: &str| parse(q).matches(&r);
         assert!(m("short_descriptionLIKEdisk"));
         assert!(m("short_descriptionNOT LIKEcpu"));
@@ -320,8 +328,14 @@ mod tests {
         assert_eq!(
             q.order,
             vec![
-                OrderBy { field: "number".into(), descending: true },
-                OrderBy { field: "state".into(), descending: false }
+                OrderBy {
+                    field: "number".into(),
+                    descending: true
+                },
+                OrderBy {
+                    field: "state".into(),
+                    descending: false
+                }
             ]
         );
         assert_eq!(compare_values("10", "9"), Ordering::Greater);
@@ -341,8 +355,21 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         for s in [
-            "", "^", "^^^OR", "OR", "=", "ORDERBY", "a", "é=ü^ORé", "aBETWEEN", "\u{0}^OR\u{ffff}",
-            "ORa=1", "a=1^ORNQ", "^NQ^NQ", "state=1^OR", "a\u{301}LIKE",
+            "",
+            "^",
+            "^^^OR",
+            "OR",
+            "=",
+            "ORDERBY",
+            "a",
+            "é=ü^ORé",
+            "aBETWEEN",
+            "\u{0}^OR\u{ffff}",
+            "ORa=1",
+            "a=1^ORNQ",
+            "^NQ^NQ",
+            "state=1^OR",
+            "a\u{301}LIKE",
         ] {
             let q = parse(s);
             let _ = q.matches(&rec(&[("a", "1")]));
@@ -353,6 +380,52 @@ mod tests {
             if s.is_char_boundary(i) {
                 let _ = parse(&s[..i]);
             }
+        }
+    }
+
+    #[test]
+    fn random_inputs_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let pieces = [
+            "^",
+            "^OR",
+            "^NQ",
+            "OR",
+            "NQ",
+            "ORDERBY",
+            "ORDERBYDESC",
+            "=",
+            "!=",
+            "<",
+            ">=",
+            "LIKE",
+            "NOT IN",
+            "IN",
+            "ISEMPTY",
+            "BETWEEN",
+            "@",
+            ",",
+            "state",
+            "a.b",
+            "é",
+            "😀",
+            "\u{0}",
+            " ",
+            "SAMEAS",
+            "x",
+            "1",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let r = rec(&[("state", "1"), ("x", "")]);
+        for _ in 0..20_000 {
+            let n = rng.gen_range(0..12);
+            let s: String = (0..n)
+                .map(|_| pieces[rng.gen_range(0..pieces.len())])
+                .collect();
+            let mut q = parse(&s);
+            let _ = q.matches(&r);
+            let _ = q.compare(&r, &r);
+            q.retain_known(|f| f == "state");
         }
     }
 }

@@ -35,7 +35,7 @@ pub(crate) struct RenderOpts {
 
 pub(crate) struct Renderer<'a> {
     pub data: &'a Data,
-    pub choices: ChoiceIndex,
+    pub choices: std::sync::Arc<ChoiceIndex>,
     pub opts: &'a RenderOpts,
 }
 

@@ -1,6 +1,7 @@
 //! In-memory records: tables, rows in creation order, numbering and journal entries.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,8 @@ pub(crate) struct Data {
     journal: HashMap<String, Vec<JournalEntry>>,
     journal_order: Vec<(String, usize)>,
     user_ids: HashMap<String, String>,
+    /// Built on first use after a sys_choice change; every render and write needs it.
+    choice_cache: OnceLock<Arc<ChoiceIndex>>,
 }
 
 pub(crate) fn new_sys_id() -> String {
@@ -84,6 +87,7 @@ impl Data {
             journal: HashMap::new(),
             journal_order: Vec::new(),
             user_ids: HashMap::new(),
+            choice_cache: OnceLock::new(),
         };
         let now = now_string();
         let system = |mut r: Record, now: &str| {
@@ -150,7 +154,14 @@ impl Data {
         s.rows.get(s.by_id.get(sys_id)?)
     }
 
+    fn touched(&mut self, kind: Kind) {
+        if kind == Kind::Choice {
+            self.choice_cache = OnceLock::new();
+        }
+    }
+
     pub fn insert(&mut self, kind: Kind, rec: Record) {
+        self.touched(kind);
         self.seq += 1;
         let s = self.storages.entry(kind).or_default();
         s.by_id.insert(rec["sys_id"].clone(), self.seq);
@@ -158,6 +169,7 @@ impl Data {
     }
 
     pub fn replace(&mut self, kind: Kind, rec: Record) {
+        self.touched(kind);
         let s = self.storages.entry(kind).or_default();
         if let Some(seq) = s.by_id.get(&rec["sys_id"]) {
             s.rows.insert(*seq, rec);
@@ -168,6 +180,7 @@ impl Data {
         if self.get(def, sys_id).is_none() {
             return false;
         }
+        self.touched(def.kind);
         let s = self.storages.entry(def.kind).or_default();
         if let Some(seq) = s.by_id.remove(sys_id) {
             s.rows.remove(&seq);
@@ -182,13 +195,17 @@ impl Data {
         out
     }
 
-    pub fn choice_index(&self) -> ChoiceIndex {
-        ChoiceIndex::build(
-            self.storages
-                .get(&Kind::Choice)
-                .into_iter()
-                .flat_map(|s| s.rows.values()),
-        )
+    pub fn choice_index(&self) -> Arc<ChoiceIndex> {
+        self.choice_cache
+            .get_or_init(|| {
+                Arc::new(ChoiceIndex::build(
+                    self.storages
+                        .get(&Kind::Choice)
+                        .into_iter()
+                        .flat_map(|s| s.rows.values()),
+                ))
+            })
+            .clone()
     }
 
     pub fn add_journal(&mut self, entry: JournalEntry) {

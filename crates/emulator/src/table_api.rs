@@ -72,7 +72,8 @@ impl Params {
     }
 
     fn flag(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        self.get(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 }
 
@@ -115,9 +116,15 @@ pub(crate) async fn handle(
 /// Headers a real instance puts on every API answer (§1.4, §5).
 fn decorate(mut resp: Response, rate: Option<&RateHeaders>) -> Response {
     let h = resp.headers_mut();
-    let txid = format!("{:012x}", rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff);
+    let txid = format!(
+        "{:012x}",
+        rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff
+    );
     for (k, v) in [
-        ("cache-control", "no-cache,no-store,must-revalidate,max-age=-1".to_string()),
+        (
+            "cache-control",
+            "no-cache,no-store,must-revalidate,max-age=-1".to_string(),
+        ),
         ("pragma", "no-store,no-cache".to_string()),
         ("expires", "0".to_string()),
         ("x-content-type-options", "nosniff".to_string()),
@@ -282,7 +289,13 @@ fn list(
 }
 
 /// `Link` with first/prev/next/last (§2.2); each URL repeats the caller's parameters.
-fn link_header(parts: &Parts, params: &Params, total: usize, limit: usize, offset: usize) -> String {
+fn link_header(
+    parts: &Parts,
+    params: &Params,
+    total: usize,
+    limit: usize,
+    offset: usize,
+) -> String {
     let host = header_str(parts, "host").unwrap_or("localhost");
     let url = |off: usize| {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
@@ -295,10 +308,17 @@ fn link_header(parts: &Parts, params: &Params, total: usize, limit: usize, offse
         s.append_pair("sysparm_offset", &off.to_string());
         format!("<http://{host}{}?{}>", parts.uri.path(), s.finish())
     };
-    let last = if total == 0 { 0 } else { (total - 1) / limit * limit };
+    let last = if total == 0 {
+        0
+    } else {
+        (total - 1) / limit * limit
+    };
     let mut links = vec![format!("{};rel=\"first\"", url(0))];
     if offset > 0 {
-        links.push(format!("{};rel=\"prev\"", url(offset.saturating_sub(limit))));
+        links.push(format!(
+            "{};rel=\"prev\"",
+            url(offset.saturating_sub(limit))
+        ));
     }
     if offset + limit < total {
         links.push(format!("{};rel=\"next\"", url(offset + limit)));
@@ -428,7 +448,14 @@ fn update(
         let (rec, journal) = writes::prepare(&mut data, def, Some(&current), &input, &ctx)?;
         writes::commit(&mut data, def, rec, journal, false, &ctx);
     }
-    Ok(record_response(shared, parts, def, sys_id, StatusCode::OK, opts))
+    Ok(record_response(
+        shared,
+        parts,
+        def,
+        sys_id,
+        StatusCode::OK,
+        opts,
+    ))
 }
 
 fn delete(

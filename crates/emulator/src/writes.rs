@@ -3,7 +3,6 @@
 
 use serde_json::{Map, Value};
 
-use crate::choices::ChoiceIndex;
 use crate::errors::SnError;
 use crate::incident;
 use crate::schema::{Kind, TableDef, Ty};
@@ -78,7 +77,7 @@ pub(crate) fn prepare(
     input: &Map<String, Value>,
     ctx: &WriteCtx,
 ) -> Result<(Record, Vec<(String, String)>), SnError> {
-    let choices: ChoiceIndex = data.choice_index();
+    let choices = data.choice_index();
     let tables = def.choice_tables();
     let mut rec = match old {
         Some(r) => r.clone(),

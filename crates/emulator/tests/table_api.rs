@@ -11,7 +11,10 @@ async fn s1_1_create_is_201_with_location_echoing_prefix_and_result_envelope() {
     let env = start().await;
     for prefix in ["/api/now/table", "/api/now/v2/table", "/api/now/v1/table"] {
         let resp = env
-            .post(&format!("{prefix}/incident"), json!({"short_description": "x"}))
+            .post(
+                &format!("{prefix}/incident"),
+                json!({"short_description": "x"}),
+            )
             .await;
         assert_eq!(resp.status(), 201);
         assert_eq!(
@@ -52,7 +55,12 @@ async fn s1_1_get_put_patch_delete_one_record() {
     let got = body(env.get(&path).await).await;
     assert_eq!(got["result"]["short_description"], "a");
 
-    let put = env.req(Method::PUT, &path).json(&json!({"description": "d"})).send().await.unwrap();
+    let put = env
+        .req(Method::PUT, &path)
+        .json(&json!({"description": "d"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(put.status(), 200);
     let put = body(put).await;
     // PUT changes only the supplied fields (§1.1).
@@ -70,7 +78,10 @@ async fn s1_1_get_put_patch_delete_one_record() {
     assert_eq!(gone.status(), 404);
     assert_eq!(
         body(gone).await,
-        error("No Record found", Some("Record doesn't exist or ACL restricts the record retrieval"))
+        error(
+            "No Record found",
+            Some("Record doesn't exist or ACL restricts the record retrieval")
+        )
     );
 }
 
@@ -79,7 +90,12 @@ async fn s1_6_404_for_unknown_sys_id_on_every_verb() {
     let env = start().await;
     let path = "/api/now/table/incident/0123456789abcdef0123456789abcdef";
     for m in [Method::GET, Method::PUT, Method::PATCH, Method::DELETE] {
-        let resp = env.req(m.clone(), path).json(&json!({})).send().await.unwrap();
+        let resp = env
+            .req(m.clone(), path)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 404, "{m}");
         assert_eq!(body(resp).await["error"]["message"], "No Record found");
     }
@@ -108,7 +124,10 @@ async fn s1_6_bad_json_is_400_exception_while_reading_request() {
     assert_eq!(resp.status(), 400);
     assert_eq!(
         body(resp).await,
-        error("Exception while reading request", Some("The payload is not valid JSON."))
+        error(
+            "Exception while reading request",
+            Some("The payload is not valid JSON.")
+        )
     );
     assert!(env.emu.records("incident").is_empty(), "nothing written");
 }
@@ -123,7 +142,11 @@ async fn s1_6_405_for_verbs_a_resource_does_not_support() {
         .await;
     assert_eq!(resp.status(), 405);
     assert_eq!(body(resp).await["status"], "failure");
-    let resp = env.req(Method::DELETE, "/api/now/table/incident").send().await.unwrap();
+    let resp = env
+        .req(Method::DELETE, "/api/now/table/incident")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
 }
 
@@ -158,7 +181,10 @@ async fn s1_2_x_no_response_body_suppresses_the_record() {
 async fn s1_1_array_body_only_first_record_is_processed() {
     let env = start().await;
     let resp = env
-        .post("/api/now/table/incident", json!([{"short_description": "one"}, {"short_description": "two"}]))
+        .post(
+            "/api/now/table/incident",
+            json!([{"short_description": "one"}, {"short_description": "two"}]),
+        )
         .await;
     assert_eq!(resp.status(), 201);
     let recs = env.emu.records("incident");
@@ -170,7 +196,8 @@ async fn s1_1_array_body_only_first_record_is_processed() {
 async fn s2_2_paging_headers_total_count_and_link() {
     let env = start().await;
     for i in 0..5 {
-        env.create_incident(json!({"short_description": format!("n{i}")})).await;
+        env.create_incident(json!({"short_description": format!("n{i}")}))
+            .await;
     }
     let resp = env
         .get("/api/now/table/incident?sysparm_limit=2&sysparm_offset=2&sysparm_fields=short_description")
@@ -178,14 +205,19 @@ async fn s2_2_paging_headers_total_count_and_link() {
     assert_eq!(resp.headers()["x-total-count"], "5");
     let link = resp.headers()["link"].to_str().unwrap().to_string();
     let b = body(resp).await;
-    assert_eq!(b["result"], json!([{"short_description": "n2"}, {"short_description": "n3"}]));
+    assert_eq!(
+        b["result"],
+        json!([{"short_description": "n2"}, {"short_description": "n3"}])
+    );
     for rel in ["first", "prev", "next", "last"] {
         assert!(link.contains(&format!("rel=\"{rel}\"")), "{link}");
     }
     assert!(link.contains("sysparm_offset=4>;rel=\"last\""), "{link}");
     assert!(link.contains("sysparm_fields=short_description"), "{link}");
     // Last page: no next.
-    let resp = env.get("/api/now/table/incident?sysparm_limit=2&sysparm_offset=4").await;
+    let resp = env
+        .get("/api/now/table/incident?sysparm_limit=2&sysparm_offset=4")
+        .await;
     let link = resp.headers()["link"].to_str().unwrap();
     assert!(!link.contains("rel=\"next\""));
     assert_eq!(body(resp).await["result"].as_array().unwrap().len(), 1);
@@ -203,19 +235,29 @@ async fn s2_1_default_limit_is_10000() {
 #[tokio::test]
 async fn s1_1_v2_empty_list_is_200_and_v1_is_404() {
     let env = start().await;
-    let resp = env.get("/api/now/v2/table/incident?sysparm_query=number=NOPE").await;
+    let resp = env
+        .get("/api/now/v2/table/incident?sysparm_query=number=NOPE")
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(body(resp).await, json!({"result": []}));
-    let resp = env.get("/api/now/v1/table/incident?sysparm_query=number=NOPE").await;
+    let resp = env
+        .get("/api/now/v1/table/incident?sysparm_query=number=NOPE")
+        .await;
     assert_eq!(resp.status(), 404);
 }
 
 #[tokio::test]
 async fn s2_4_encoded_queries_filter_and_order() {
     let env = start().await;
-    for (sd, urgency, corr) in [("disk full", 1, "a-1"), ("cpu hot", 2, "a-2"), ("Disk slow", 3, "")] {
-        env.create_incident(json!({"short_description": sd, "urgency": urgency, "correlation_id": corr}))
-            .await;
+    for (sd, urgency, corr) in [
+        ("disk full", 1, "a-1"),
+        ("cpu hot", 2, "a-2"),
+        ("Disk slow", 3, ""),
+    ] {
+        env.create_incident(
+            json!({"short_description": sd, "urgency": urgency, "correlation_id": corr}),
+        )
+        .await;
     }
     let q = |query: &str| {
         let env = &env;
@@ -223,7 +265,10 @@ async fn s2_4_encoded_queries_filter_and_order() {
         async move {
             let resp = env
                 .req(Method::GET, "/api/now/table/incident")
-                .query(&[("sysparm_query", query.as_str()), ("sysparm_fields", "short_description")])
+                .query(&[
+                    ("sysparm_query", query.as_str()),
+                    ("sysparm_fields", "short_description"),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -236,15 +281,24 @@ async fn s2_4_encoded_queries_filter_and_order() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(q("short_descriptionLIKEdisk^ORDERBYDESCurgency").await, ["Disk slow", "disk full"]);
-    assert_eq!(q("urgency=1^ORurgency=2^ORDERBYurgency").await, ["disk full", "cpu hot"]);
+    assert_eq!(
+        q("short_descriptionLIKEdisk^ORDERBYDESCurgency").await,
+        ["Disk slow", "disk full"]
+    );
+    assert_eq!(
+        q("urgency=1^ORurgency=2^ORDERBYurgency").await,
+        ["disk full", "cpu hot"]
+    );
     assert_eq!(q("urgency!=1").await, ["cpu hot", "Disk slow"]);
     assert_eq!(q("short_descriptionSTARTSWITHcpu").await, ["cpu hot"]);
     assert_eq!(q("short_descriptionENDSWITHslow").await, ["Disk slow"]);
     assert_eq!(q("urgencyIN1,3").await, ["disk full", "Disk slow"]);
     assert_eq!(q("urgencyNOT IN1,3").await, ["cpu hot"]);
     assert_eq!(q("correlation_idISEMPTY").await, ["Disk slow"]);
-    assert_eq!(q("correlation_idISNOTEMPTY^ORDERBYDESCcorrelation_id").await, ["cpu hot", "disk full"]);
+    assert_eq!(
+        q("correlation_idISNOTEMPTY^ORDERBYDESCcorrelation_id").await,
+        ["cpu hot", "disk full"]
+    );
     // Unknown fields are silently ignored (§2.4), the rest still applies.
     assert_eq!(q("u_nosuch=1^urgency=2").await, ["cpu hot"]);
     assert_eq!(q("u_nosuch=1").await.len(), 3);
@@ -255,7 +309,9 @@ async fn s2_1_plain_field_pairs_filter_when_no_sysparm_query() {
     let env = start().await;
     env.create_incident(json!({"correlation_id": "k1"})).await;
     env.create_incident(json!({"correlation_id": "k2"})).await;
-    let resp = env.get("/api/now/table/incident?correlation_id=k2&state=New").await;
+    let resp = env
+        .get("/api/now/table/incident?correlation_id=k2&state=New")
+        .await;
     let b = body(resp).await;
     assert_eq!(b["result"].as_array().unwrap().len(), 1);
     assert_eq!(b["result"][0]["correlation_id"], "k2");
@@ -267,7 +323,9 @@ async fn s2_1_sysparm_fields_ignores_unknown_names() {
     let r = env.create_incident(json!({})).await;
     let id = r["sys_id"].as_str().unwrap();
     let resp = env
-        .get(&format!("/api/now/table/incident/{id}?sysparm_fields=number,state,bogus"))
+        .get(&format!(
+            "/api/now/table/incident/{id}?sysparm_fields=number,state,bogus"
+        ))
         .await;
     let b = body(resp).await;
     let keys: Vec<_> = b["result"].as_object().unwrap().keys().cloned().collect();
@@ -277,7 +335,9 @@ async fn s2_1_sysparm_fields_ignores_unknown_names() {
 #[tokio::test]
 async fn s2_3_display_value_modes_and_reference_links() {
     let env = start().await;
-    let r = env.create_incident(json!({"urgency": "1", "impact": "1"})).await;
+    let r = env
+        .create_incident(json!({"urgency": "1", "impact": "1"}))
+        .await;
     let id = r["sys_id"].as_str().unwrap();
     let admin_id = env.emu.user_sys_id("admin").unwrap();
     // false: raw values; references are {link, value} with the caller's prefix.
@@ -294,11 +354,33 @@ async fn s2_3_display_value_modes_and_reference_links() {
         b["result"]["opened_by"],
         json!({"display_value": "admin", "link": env.url(&format!("/api/now/v2/table/sys_user/{admin_id}"))})
     );
-    let b = body(env.get(&format!("{path}&sysparm_display_value=true&sysparm_exclude_reference_link=true")).await).await;
+    let b = body(
+        env.get(&format!(
+            "{path}&sysparm_display_value=true&sysparm_exclude_reference_link=true"
+        ))
+        .await,
+    )
+    .await;
     assert_eq!(b["result"]["opened_by"], "admin");
-    let b = body(env.get(&format!("{path}&sysparm_display_value=all&sysparm_exclude_reference_link=true")).await).await;
-    assert_eq!(b["result"]["state"], json!({"display_value": "New", "value": "1"}));
-    assert_eq!(b["result"]["opened_by"], json!({"display_value": "admin", "value": admin_id}));
-    let b = body(env.get(&format!("{path}&sysparm_exclude_reference_link=true")).await).await;
+    let b = body(
+        env.get(&format!(
+            "{path}&sysparm_display_value=all&sysparm_exclude_reference_link=true"
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(
+        b["result"]["state"],
+        json!({"display_value": "New", "value": "1"})
+    );
+    assert_eq!(
+        b["result"]["opened_by"],
+        json!({"display_value": "admin", "value": admin_id})
+    );
+    let b = body(
+        env.get(&format!("{path}&sysparm_exclude_reference_link=true"))
+            .await,
+    )
+    .await;
     assert_eq!(b["result"]["opened_by"], admin_id);
 }

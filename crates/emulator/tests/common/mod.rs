@@ -25,11 +25,13 @@ pub async fn start_with(config: EmulatorConfig) -> Env {
 /// admin plus one user per interesting role set.
 pub fn users_config() -> EmulatorConfig {
     EmulatorConfig {
-        users: ["admin:admin:admin",
+        users: [
+            "admin:admin:admin",
             "agent:pw:itil",
             "reader:pw:incident_reader",
             "chooser:pw:itil,personalize_choices",
-            "nobody:pw:"]
+            "nobody:pw:",
+        ]
         .iter()
         .map(|s| s.parse::<User>().unwrap())
         .collect(),
@@ -42,7 +44,13 @@ impl Env {
         format!("{}{}", self.emu.base_url(), path)
     }
 
-    pub fn as_user(&self, method: reqwest::Method, path: &str, user: &str, pw: &str) -> RequestBuilder {
+    pub fn as_user(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        pw: &str,
+    ) -> RequestBuilder {
         self.http
             .request(method, self.url(path))
             .basic_auth(user, Some(pw))
@@ -58,11 +66,19 @@ impl Env {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
-        self.req(reqwest::Method::POST, path).json(&body).send().await.unwrap()
+        self.req(reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> Response {
-        self.req(reqwest::Method::PATCH, path).json(&body).send().await.unwrap()
+        self.req(reqwest::Method::PATCH, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Creates an incident as admin and returns its `result`.
