@@ -18,6 +18,8 @@ use crate::backoff::Backoff;
 use crate::reconcile::{Reconciler, SideEffect};
 use crate::waker::EngineWaker;
 
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Names this node's leases, so a log line or a stuck lease says whose it is.
@@ -239,7 +241,11 @@ impl Inner {
                     .remove(&integration_id);
             }
             SideEffect::Pause(retry_after) => {
-                let wait = retry_after.unwrap_or_else(|| self.growing_cooldown(integration_id));
+                // An hourly rate-limit window can answer with a long Retry-After; honour
+                // it, but not beyond an hour, so a bogus header cannot stop syncing for days.
+                let wait = retry_after
+                    .map(|wait| wait.min(MAX_RETRY_AFTER))
+                    .unwrap_or_else(|| self.growing_cooldown(integration_id));
                 tracing::info!(%integration_id, wait_ms = wait.as_millis() as u64, "ServiceNow rate limit: pausing the integration");
                 let until = Utc::now() + wait;
                 if let Err(e) = self.store.pause_integration(integration_id, until).await {

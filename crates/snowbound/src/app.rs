@@ -1,0 +1,197 @@
+//! Boots one Snowbound node: store, sync engine and HTTP API, with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+use snowbound_engine::{Backoff, Engine, EngineConfig, EngineWaker};
+use snowbound_server::{hash_token, AppState};
+use snowbound_servicenow::{Client, ClientConfig};
+use snowbound_store::{SecretBox, SqliteStore, Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::ServeConfig;
+
+const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    SecretKey(#[from] snowbound_store::SecretKeyError),
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("unsupported SNOWBOUND_DATABASE_URL `{0}`: use sqlite://<path> (PostgreSQL support is not built yet)")]
+    DatabaseUrl(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the ServiceNow client: {0}")]
+    Client(#[from] snowbound_servicenow::BuildError),
+}
+
+/// A running node.
+pub struct App {
+    pub addr: SocketAddr,
+    pub public_url: String,
+    /// Set only on the start that generated the admin token: it is shown this once.
+    pub generated_admin_token: Option<String>,
+    pub store: Arc<dyn Store>,
+    pub waker: EngineWaker,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    engine: JoinHandle<()>,
+}
+
+impl App {
+    pub async fn start(config: ServeConfig) -> Result<App, AppError> {
+        let store = open_store(&config).await?;
+        let (admin_token_hash, generated_admin_token) =
+            admin_token(&*store, config.admin_token.as_deref()).await?;
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| AppError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let public_url = config.public_url(addr);
+
+        let client = Client::new(ClientConfig {
+            request_timeout: config.servicenow_timeout(),
+            ..ClientConfig::default()
+        })?;
+        let waker = EngineWaker::new();
+        let engine = Engine::new(
+            Arc::clone(&store),
+            client.clone(),
+            waker.clone(),
+            EngineConfig {
+                public_url: public_url.clone(),
+                backoff: Backoff {
+                    base: Duration::from_millis(config.retry_base_ms),
+                    max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
+                },
+                lease_for: config.lease_for(),
+                ..EngineConfig::default()
+            },
+        );
+
+        let (stop, stopped) = watch::channel(false);
+        let engine = tokio::spawn(engine.run(wait_for(stopped.clone())));
+        let state = AppState::new(
+            Arc::clone(&store),
+            waker.clone(),
+            public_url.clone(),
+            admin_token_hash,
+        );
+        let router = snowbound_server::router(state);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(wait_for(stopped))
+                .await
+        });
+        tracing::info!(%addr, %public_url, "Snowbound is listening");
+        Ok(App {
+            addr,
+            public_url,
+            generated_admin_token,
+            store,
+            waker,
+            stop,
+            server,
+            engine,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops taking requests, lets in-flight requests and reconciles finish, then returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Ok(Err(e)) = self.server.await {
+            tracing::warn!(error = %e, "HTTP server ended with an error");
+        }
+        let _ = self.engine.await;
+    }
+
+    /// Runs until SIGINT/SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Opens the configured database, applying its migrations.
+pub async fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>, AppError> {
+    let database_url = config.database_url();
+    if !database_url.starts_with("sqlite:") {
+        return Err(AppError::DatabaseUrl(database_url));
+    }
+    let secrets = SecretBox::from_env_or_file(config.secret_key.as_deref(), &config.data_dir)?;
+    Ok(Arc::new(SqliteStore::open(&database_url, secrets).await?))
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+/// The configured token wins; else the stored hash of the token generated on the first
+/// start; else a new token, whose hash is stored and which is returned to print once.
+async fn admin_token(
+    store: &dyn Store,
+    configured: Option<&str>,
+) -> Result<([u8; 32], Option<String>), StoreError> {
+    if let Some(token) = configured.filter(|t| !t.trim().is_empty()) {
+        return Ok((hash_token(token.trim()), None));
+    }
+    if let Some(stored) = store.get_meta(ADMIN_TOKEN_HASH).await? {
+        let mut hash = [0u8; 32];
+        if hex::decode_to_slice(&stored, &mut hash).is_ok() {
+            return Ok((hash, None));
+        }
+    }
+    let token = new_token();
+    let hash = hash_token(&token);
+    store.set_meta(ADMIN_TOKEN_HASH, &hex::encode(hash)).await?;
+    Ok((hash, Some(token)))
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("sb_admin_{}", hex::encode(bytes))
+}

@@ -1,0 +1,83 @@
+//! Configuration from the environment (DESIGN.md), mirrored by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "SNOWBOUND_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the SQLite database and the secret key file live.
+    #[arg(long, env = "SNOWBOUND_DATA_DIR", default_value = "./snowbound-data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://<path>`; default `sqlite://<data dir>/snowbound.db`.
+    #[arg(long, env = "SNOWBOUND_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Admin bearer token; generated on first start and printed once when unset.
+    #[arg(long, env = "SNOWBOUND_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// 32 bytes as base64 or 64 hex digits; else a key file in the data dir.
+    #[arg(long, env = "SNOWBOUND_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Base URL of this Snowbound as users reach it, for links written into ServiceNow.
+    #[arg(long, env = "SNOWBOUND_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[arg(long, env = "SNOWBOUND_RETRY_BASE_MS", default_value_t = 1000)]
+    pub retry_base_ms: u64,
+    #[arg(long, env = "SNOWBOUND_RETRY_MAX_MS", default_value_t = 600_000)]
+    pub retry_max_ms: u64,
+    /// Timeout of one call to ServiceNow.
+    #[arg(
+        long,
+        env = "SNOWBOUND_SERVICENOW_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub servicenow_timeout_ms: u64,
+    /// How long a link stays leased by a worker; must exceed two ServiceNow timeouts.
+    #[arg(long, env = "SNOWBOUND_LEASE_MS")]
+    pub lease_ms: Option<u64>,
+}
+
+impl ServeConfig {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("snowbound.db").display()))
+    }
+
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+    }
+
+    pub fn servicenow_timeout(&self) -> Duration {
+        Duration::from_millis(self.servicenow_timeout_ms)
+    }
+
+    pub fn lease_for(&self) -> Duration {
+        self.lease_ms
+            .map(Duration::from_millis)
+            .unwrap_or_else(|| self.servicenow_timeout() * 2 + Duration::from_secs(30))
+    }
+
+    /// Defaults for a server on `listen` keeping its data in `data_dir` (tests, demo).
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        ServeConfig {
+            listen,
+            data_dir,
+            database_url: None,
+            admin_token: None,
+            secret_key: None,
+            public_url: None,
+            retry_base_ms: 1000,
+            retry_max_ms: 600_000,
+            servicenow_timeout_ms: 30_000,
+            lease_ms: None,
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `snowbound demo`: a throwaway Snowbound wired to the built-in ServiceNow emulator,
+//! set up through the same HTTP API a user would call.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use snowbound_emulator::{Emulator, EmulatorConfig};
+use tokio::net::TcpListener;
+
+use crate::{App, ServeConfig};
+
+pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr) -> anyhow::Result<()> {
+    let emulator = Emulator::start_on(
+        free_or_any(emulator_listen).await,
+        EmulatorConfig::default(),
+    )
+    .await
+    .context("starting the ServiceNow emulator")?;
+    let data_dir = tempfile::Builder::new()
+        .prefix("snowbound-demo-")
+        .tempdir()?;
+    let mut config = ServeConfig::new(free_or_any(listen).await, data_dir.path().to_path_buf());
+    config.admin_token = Some("demo-admin-token".into());
+    config.retry_base_ms = 200;
+    config.retry_max_ms = 5_000;
+    let app = App::start(config).await?;
+    let api = Api {
+        base: app.url(),
+        http: reqwest::Client::new(),
+    };
+
+    let team = api
+        .post("/api/v1/teams", json!({"name": "Platform"}))
+        .await?;
+    let integration = api
+        .post(
+            "/api/v1/integrations",
+            json!({
+                "display_name": "ServiceNow (emulator)",
+                "root_team_id": team["id"],
+                "type": "servicenow",
+                "forwarding": "always",
+                "servicenow": {
+                    "instance_url": emulator.base_url(),
+                    "username": "admin",
+                    "password": "admin",
+                    "close_code": "Solution provided",
+                    "severity": {
+                        "primary_field": "urgency",
+                        "primary_map": {"critical": "1", "warning": "2", "minor": "3"},
+                        "secondary_field": "impact",
+                        "secondary_map": {"critical": "1", "warning": "2", "minor": "3"}
+                    }
+                }
+            }),
+        )
+        .await?;
+    let incident = |title: &str, severity: &str| {
+        json!({"team_id": team["id"], "title": title, "severity": severity,
+               "description": "Opened by snowbound demo."})
+    };
+    api.post(
+        "/api/v1/incidents",
+        incident("Checkout latency above 2 s", "critical"),
+    )
+    .await?;
+    let disk = api
+        .post(
+            "/api/v1/incidents",
+            incident("Disk 91% full on db-2", "warning"),
+        )
+        .await?;
+    let cert = api
+        .post(
+            "/api/v1/incidents",
+            incident("TLS certificate expires in 6 days", "minor"),
+        )
+        .await?;
+    api.post(
+        &format!(
+            "/api/v1/incidents/{}/acknowledge",
+            disk["id"].as_str().unwrap_or_default()
+        ),
+        json!({}),
+    )
+    .await?;
+    api.post(
+        &format!(
+            "/api/v1/incidents/{}/resolve",
+            cert["id"].as_str().unwrap_or_default()
+        ),
+        json!({"comment": "Renewed the certificate."}),
+    )
+    .await?;
+
+    println!();
+    println!(
+        "Snowbound demo is running (data in {}, removed on exit).",
+        data_dir.path().display()
+    );
+    println!();
+    println!("  Snowbound API        {}/api/v1", app.url());
+    println!("  Admin token          demo-admin-token");
+    println!(
+        "  ServiceNow emulator  {}/   (records as they arrive; Table API user admin / admin)",
+        emulator.base_url()
+    );
+    println!(
+        "  Integration          {}",
+        integration["id"].as_str().unwrap_or_default()
+    );
+    println!();
+    println!("Try:");
+    println!(
+        "  curl -s -H 'Authorization: Bearer demo-admin-token' {}/api/v1/incidents",
+        app.url()
+    );
+    println!(
+        "  open {}/ to watch the ServiceNow records",
+        emulator.base_url()
+    );
+    println!();
+    println!("Press Ctrl-C to stop.");
+    app.run_until_signal().await;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// The demo prefers the documented ports, but a second demo or a busy port should not
+/// stop someone trying Snowbound.
+async fn free_or_any(preferred: SocketAddr) -> SocketAddr {
+    match TcpListener::bind(preferred).await {
+        Ok(listener) => {
+            drop(listener);
+            preferred
+        }
+        Err(_) => SocketAddr::new(preferred.ip(), 0),
+    }
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth("demo-admin-token")
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("POST {path} answered {status}: {answer}");
+        }
+        Ok(answer)
+    }
+}

@@ -1,0 +1,9 @@
+//! The Snowbound binary's wiring, as a library so integration tests boot exactly what
+//! `snowbound serve` runs.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+
+pub use app::{App, AppError};
+pub use config::ServeConfig;
