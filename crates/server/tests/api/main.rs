@@ -1,0 +1,6 @@
+//! HTTP tests of the API, driven with reqwest against the real router and a SQLite store.
+
+mod common;
+mod errors;
+mod incidents;
+mod integrations;
