@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -46,13 +47,27 @@ async fn faults(State(s): S) -> impl IntoResponse {
     Json(json!({ "faults": s.control().faults.list() }))
 }
 
-async fn add_fault(State(s): S, Json(fault): Json<Fault>) -> impl IntoResponse {
+/// Bodies are read as JSON whatever the Content-Type, so `curl -d '{…}'` works.
+fn bad_request(e: serde_json::Error) -> axum::response::Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": e.to_string() })),
+    )
+        .into_response()
+}
+
+async fn add_fault(State(s): S, body: Bytes) -> axum::response::Response {
+    let fault: Fault = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return bad_request(e),
+    };
     let mut c = s.control();
     c.faults.add(fault);
     (
         StatusCode::CREATED,
         Json(json!({ "faults": c.faults.list() })),
     )
+        .into_response()
 }
 
 async fn clear_faults(State(s): S) -> StatusCode {
@@ -69,9 +84,13 @@ async fn latency(State(s): S) -> impl IntoResponse {
     Json(json!({ "ms": s.control().latency.as_millis() as u64 }))
 }
 
-async fn set_latency(State(s): S, Json(l): Json<Latency>) -> impl IntoResponse {
+async fn set_latency(State(s): S, body: Bytes) -> axum::response::Response {
+    let l: Latency = match serde_json::from_slice(&body) {
+        Ok(l) => l,
+        Err(e) => return bad_request(e),
+    };
     s.control().latency = Duration::from_millis(l.ms);
-    Json(json!({ "ms": l.ms }))
+    Json(json!({ "ms": l.ms })).into_response()
 }
 
 async fn reset(State(s): S) -> StatusCode {

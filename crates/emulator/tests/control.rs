@@ -49,6 +49,15 @@ async fn injected_429_has_servicenow_body_and_retry_after() {
 #[tokio::test]
 async fn control_api_fault_with_custom_body() {
     let env = start().await;
+    // No Content-Type needed (curl -d); invalid JSON is a 400.
+    let resp = env
+        .http
+        .post(env.url("/emulator/faults"))
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
     let resp = env
         .http
         .post(env.url("/emulator/faults"))
