@@ -6,6 +6,8 @@
 
 pub mod forwarding;
 pub mod model;
+pub mod routing;
+pub mod source;
 pub mod sync;
 pub mod validate;
 
