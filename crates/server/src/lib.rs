@@ -5,11 +5,13 @@
 //! Every error is JSON: `{"error":{"code","message","field"?,"fields"?}}`.
 
 pub mod auth;
+mod choices;
 pub mod error;
 pub mod extract;
 pub mod incidents;
 mod integration_input;
 mod routes;
+mod servicenow;
 mod state;
 mod views;
 

@@ -10,6 +10,7 @@ use snowbound_store::{IntegrationRecord, StoreError};
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::choices::unknown_value_warnings;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::integration_input::{check, merge_patch, IntegrationInput};
@@ -37,6 +38,15 @@ async fn owned(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Integra
         ));
     }
     Ok(record)
+}
+
+/// The answer to a create or PATCH: the stored integration plus a warning for each
+/// mapped value ServiceNow's choice lists do not know (none when they cannot be read).
+async fn with_warnings(state: &AppState, record: IntegrationRecord) -> IntegrationView {
+    let warnings = unknown_value_warnings(state, &record.integration).await;
+    let mut view = IntegrationView::new(record);
+    view.warnings = Some(warnings);
+    view
 }
 
 pub async fn create(
@@ -118,8 +128,9 @@ pub async fn patch(
         })?;
     // New settings un-park and bump every link: the engine re-applies them now.
     state.waker.wake();
+    state.choice_cache.invalidate(id);
     let record = state.store.get_integration(id).await?;
-    Ok(axum::Json(IntegrationView::new(record)))
+    Ok(axum::Json(with_warnings(&state, record).await))
 }
 
 pub async fn delete(
@@ -128,6 +139,7 @@ pub async fn delete(
     Path(id): Path<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
     owned(&state, &caller, id).await?;
+    state.choice_cache.invalidate(id);
     match state.store.delete_integration(id).await {
         Ok(()) | Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(e.into()),

@@ -2,6 +2,7 @@
 
 mod incidents;
 mod integrations;
+mod servicenow;
 mod teams;
 
 use std::any::Any;
@@ -36,6 +37,20 @@ pub fn router(state: AppState) -> Router {
             get(integrations::get)
                 .patch(integrations::patch)
                 .delete(integrations::delete),
+        )
+        .route(
+            "/integrations/{id}/test-connection",
+            post(servicenow::test_connection),
+        )
+        .route("/integrations/{id}/choices", get(servicenow::choices))
+        .route("/integrations/{id}/preview", post(servicenow::preview))
+        .route(
+            "/integrations/{id}/api-calls",
+            get(servicenow::integration_api_calls),
+        )
+        .route(
+            "/incidents/{id}/api-calls",
+            get(servicenow::incident_api_calls),
         )
         .route("/incidents", get(incidents::list).post(incidents::create))
         .route(

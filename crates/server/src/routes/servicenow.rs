@@ -1,0 +1,207 @@
+//! Setting an integration up: test connection, choice lists, a preview of the next sync
+//! and the API call log.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use snowbound_core::validate::is_servicenow_name;
+use snowbound_core::{plan_sync, FieldMap, SyncPlan};
+use snowbound_engine::{desired_fields, subject_of};
+use snowbound_servicenow::{Check, TestReport};
+use snowbound_store::{ApiCallFilter, StoreError};
+use uuid::Uuid;
+
+use super::integrations::visible;
+use crate::auth::Caller;
+use crate::choices::load;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, OptionalJson, Path, Query};
+use crate::servicenow::{connection, record_calls};
+use crate::state::AppState;
+
+const DEFAULT_CALLS: u32 = 100;
+const MAX_CALLS: u32 = 1000;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NoBody {}
+
+pub async fn test_connection(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    OptionalJson(NoBody {}): OptionalJson<NoBody>,
+) -> ApiResult<impl IntoResponse> {
+    let integration = visible(&state, &caller, id).await?.integration;
+    let report = match connection(state.store.as_ref(), &integration).await {
+        Ok(conn) => {
+            let (report, calls) = state.servicenow.test_connection(&conn).await;
+            record_calls(&state, id, None, calls).await;
+            report
+        }
+        Err(problem) => TestReport {
+            ok: false,
+            checks: vec![Check {
+                name: "Settings usable".into(),
+                ok: false,
+                detail: problem,
+            }],
+            warnings: Vec::new(),
+        },
+    };
+    Ok(axum::Json(report))
+}
+
+pub async fn choices(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    mut query: Query,
+) -> ApiResult<impl IntoResponse> {
+    let field = query
+        .take("field")
+        .ok_or_else(|| ApiError::invalid_field("field", "is required"))?;
+    let refresh = query.parse::<bool>("refresh")?.unwrap_or(false);
+    query.finish()?;
+    if !is_servicenow_name(&field) {
+        return Err(ApiError::invalid_field(
+            "field",
+            format!("`{field}` is not a ServiceNow name (lowercase letters, digits and _)"),
+        ));
+    }
+    let integration = visible(&state, &caller, id).await?.integration;
+    let loaded = load(&state, &integration, &field, refresh).await;
+    let mut body = json!({"field": field, "choices": loaded.choices});
+    if let Some(warning) = loaded.warning {
+        body["warning"] = json!(warning);
+    }
+    Ok(axum::Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewBody {
+    incident_id: Uuid,
+}
+
+#[derive(Serialize)]
+struct PlannedRequest {
+    method: &'static str,
+    path: String,
+    body: Option<FieldMap>,
+}
+
+/// The requests the next reconcile would send, computed by the engine's own functions
+/// from what the link last pushed. A never-forwarded incident shows its create.
+pub async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PreviewBody>,
+) -> ApiResult<impl IntoResponse> {
+    let integration = visible(&state, &caller, id).await?.integration;
+    let incident = state
+        .incidents()
+        .visible(&caller, body.incident_id)
+        .await
+        .map_err(|_| ApiError::invalid_field("incident_id", "no such incident"))?;
+    let link = match state.store.get_link(incident.id, id).await {
+        Ok(link) => Some(link),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let (subject, follows_updates) = subject_of(link.as_ref(), &incident);
+    let desired = desired_fields(&subject, &integration, state.public_url());
+    let table = &integration.servicenow.table;
+    let collection = format!("/api/now/table/{table}");
+    let mut requests = Vec::new();
+    let (sys_id, pushed) = match &link {
+        Some(link) => (link.sys_id.clone(), link.pushed.clone()),
+        None => (None, FieldMap::new()),
+    };
+    let mut pushed = pushed;
+    if sys_id.is_none() && link.as_ref().is_some_and(|l| l.create_unsure) {
+        // A create may have landed without us seeing the answer: the engine looks first,
+        // and resends everything if it finds the record.
+        requests.push(PlannedRequest {
+            method: "GET",
+            path: format!("{collection}?sysparm_query=correlation_id={}", incident.id),
+            body: None,
+        });
+        pushed = FieldMap::new();
+    }
+    match plan_sync(
+        &desired,
+        &pushed,
+        sys_id.is_some(),
+        follows_updates,
+        &integration.servicenow,
+    ) {
+        SyncPlan::Create(fields) => requests.push(PlannedRequest {
+            method: "POST",
+            path: collection,
+            body: Some(fields),
+        }),
+        SyncPlan::Update(fields) => requests.push(PlannedRequest {
+            method: "PATCH",
+            path: format!("{collection}/{}", sys_id.unwrap_or_default()),
+            body: Some(fields),
+        }),
+        SyncPlan::UpToDate => {}
+    }
+    Ok(axum::Json(json!({
+        "linked": link.is_some(),
+        "requests": requests,
+    })))
+}
+
+fn call_filter(query: &mut Query) -> ApiResult<ApiCallFilter> {
+    let status_class: Option<u16> = query.parse("status_class")?;
+    if let Some(class) = status_class.filter(|c| ![0, 1, 2, 3, 4, 5].contains(c)) {
+        return Err(ApiError::invalid_field(
+            "status_class",
+            format!("`{class}` is not one of 2, 4, 5 (or 0 for calls that got no answer)"),
+        ));
+    }
+    let limit: Option<u32> = query.parse("limit")?;
+    Ok(ApiCallFilter {
+        status_class,
+        limit: Some(limit.unwrap_or(DEFAULT_CALLS).clamp(1, MAX_CALLS)),
+        ..ApiCallFilter::default()
+    })
+}
+
+pub async fn integration_api_calls(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    mut query: Query,
+) -> ApiResult<impl IntoResponse> {
+    let mut filter = call_filter(&mut query)?;
+    filter.incident_id = query.parse("incident_id")?;
+    query.finish()?;
+    visible(&state, &caller, id).await?;
+    filter.integration_id = Some(id);
+    let mut calls = state.store.list_api_calls(&filter).await?;
+    // The store answers newest first; a stable sort keeps its order within a millisecond.
+    calls.sort_by_key(|call| std::cmp::Reverse(call.at));
+    Ok(axum::Json(calls))
+}
+
+pub async fn incident_api_calls(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    mut query: Query,
+) -> ApiResult<impl IntoResponse> {
+    let mut filter = call_filter(&mut query)?;
+    filter.integration_id = query.parse("integration_id")?;
+    query.finish()?;
+    state.incidents().visible(&caller, id).await?;
+    filter.incident_id = Some(id);
+    let mut calls = state.store.list_api_calls(&filter).await?;
+    // The store answers newest first; a stable sort keeps its order within a millisecond.
+    calls.sort_by_key(|call| std::cmp::Reverse(call.at));
+    Ok(axum::Json(calls))
+}
