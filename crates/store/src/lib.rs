@@ -3,10 +3,12 @@
 //! each is one transaction, so an incident change and the link revisions it bumps can
 //! never be half-written.
 
+mod accounts;
 mod crypto;
 mod sqlite;
 mod types;
 
+pub use accounts::{Session, User};
 pub use crypto::{SecretBox, SecretKeyError};
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -128,6 +130,20 @@ pub trait Store: Send + Sync + 'static {
         calls: &[ApiCallRecord],
     ) -> Result<()>;
     async fn list_api_calls(&self, filter: &ApiCallFilter) -> Result<Vec<ApiCallRecord>>;
+
+    // --- web UI users and sessions (issue #6) ----------------------------------------
+    async fn count_users(&self) -> Result<i64>;
+    /// [`StoreError::Conflict`] on `email` when taken (case-insensitive).
+    async fn create_user(&self, user: &User) -> Result<()>;
+    /// Creates `user` only while no user exists at all, atomically, so two people racing
+    /// through the one-time setup page cannot both become the first admin.
+    async fn create_first_user(&self, user: &User) -> Result<bool>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    /// The unexpired session with this id and its user.
+    async fn session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<(Session, User)>>;
+    async fn delete_session(&self, id: &str) -> Result<()>;
 }
 
 /// The API call log keeps this many calls per integration.

@@ -4,6 +4,7 @@
 
 mod links;
 mod rows;
+mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use uuid::Uuid;
 
 use crate::crypto::SecretBox;
 use crate::types::*;
-use crate::{LeaseOutcome, Result, Store, StoreError, API_CALLS_KEPT};
+use crate::{LeaseOutcome, Result, Session, Store, StoreError, User, API_CALLS_KEPT};
 use rows::{ms, to_json};
 
 const KEY_CHECK: &str = "secret_key_check";
@@ -86,7 +87,7 @@ impl SqliteStore {
     }
 }
 
-fn conflict_on(e: sqlx::Error, field: &'static str) -> StoreError {
+pub(crate) fn conflict_on(e: sqlx::Error, field: &'static str) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { field },
         _ => StoreError::Database(e),
@@ -583,5 +584,38 @@ impl Store for SqliteStore {
             .push_bind(i64::from(filter.limit.unwrap_or(API_CALLS_KEPT as u32)));
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(rows::api_call).collect()
+    }
+
+    // --- web UI users and sessions (issue #6): see users.rs --------------------------
+    async fn count_users(&self) -> Result<i64> {
+        users::count(&self.pool).await
+    }
+
+    async fn create_user(&self, user: &User) -> Result<()> {
+        users::create(&self.pool, user).await
+    }
+
+    async fn create_first_user(&self, user: &User) -> Result<bool> {
+        users::create_first(&self.pool, user).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        users::by_email(&self.pool, email).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        users::list(&self.pool).await
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<()> {
+        users::create_session(&self.pool, session).await
+    }
+
+    async fn session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<(Session, User)>> {
+        users::session(&self.pool, id, now).await
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<()> {
+        users::delete_session(&self.pool, id).await
     }
 }
