@@ -16,6 +16,8 @@ pub use types::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use snowbound_core::routing::RoutingRule;
+use snowbound_core::source::Source;
 use snowbound_core::{FieldMap, Incident, Integration, Team, TimelineEntry};
 use uuid::Uuid;
 
@@ -144,6 +146,48 @@ pub trait Store: Send + Sync + 'static {
     /// The unexpired session with this id and its user.
     async fn session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<(Session, User)>>;
     async fn delete_session(&self, id: &str) -> Result<()>;
+
+    // --- alert sources, dedup keys, routing rules, token revocation (issue #5) ------
+    /// The ingest secret is stored twice: hashed (to find the source) and sealed with
+    /// the instance key (so its URL can be shown again).
+    async fn create_source(&self, source: &Source, secret: &SecretString) -> Result<()>;
+    async fn get_source(&self, id: Uuid) -> Result<Source>;
+    /// `None` = every team.
+    async fn list_sources(&self, team_ids: Option<&[Uuid]>) -> Result<Vec<Source>>;
+    /// Name and severity map; team and kind never change.
+    async fn update_source(&self, source: &Source) -> Result<()>;
+    async fn delete_source(&self, id: Uuid) -> Result<()>;
+    async fn source_secret(&self, id: Uuid) -> Result<SecretString>;
+    /// The old secret stops working when this commits.
+    async fn rotate_source_secret(&self, id: Uuid, secret: &SecretString) -> Result<()>;
+    async fn source_by_secret(&self, secret: &str) -> Result<Option<Source>>;
+    /// The incident `dedup_key` last opened for `source_id`, unless it is resolved.
+    async fn open_incident_for_key(
+        &self,
+        source_id: Uuid,
+        dedup_key: &str,
+    ) -> Result<Option<Incident>>;
+    /// [`Store::create_incident`] that also binds the key to the new incident, in one
+    /// transaction; [`StoreError::Conflict`] on `dedup_key` when an unresolved incident
+    /// holds the key already (the caller updates that one instead).
+    async fn create_incident_for_key(
+        &self,
+        source_id: Uuid,
+        dedup_key: &str,
+        incident: &Incident,
+        timeline: &[TimelineEntry],
+        links: &[NewLink],
+    ) -> Result<()>;
+    async fn create_routing_rule(&self, rule: &RoutingRule) -> Result<()>;
+    async fn get_routing_rule(&self, id: Uuid) -> Result<RoutingRule>;
+    /// Ordered by team, then position: the order of evaluation. `None` = every team.
+    async fn list_routing_rules(&self, team_ids: Option<&[Uuid]>) -> Result<Vec<RoutingRule>>;
+    async fn update_routing_rule(&self, rule: &RoutingRule) -> Result<()>;
+    async fn delete_routing_rule(&self, id: Uuid) -> Result<()>;
+    /// Active (not revoked) tokens.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
+    /// [`StoreError::NotFound`] when no such token is active.
+    async fn revoke_token(&self, id: Uuid) -> Result<()>;
 }
 
 /// The API call log keeps this many calls per integration.

@@ -4,6 +4,7 @@
 
 mod links;
 mod rows;
+mod sources;
 mod users;
 
 use std::str::FromStr;
@@ -12,6 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use snowbound_core::routing::RoutingRule;
+use snowbound_core::source::Source;
 use snowbound_core::{Incident, Integration, Team, TimelineEntry};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
@@ -114,6 +117,36 @@ async fn insert_timeline(
         .bind(&entry.detail)
         .execute(&mut *conn)
         .await?;
+    }
+    Ok(())
+}
+
+/// An incident with its first timeline entries and links (inside the caller's transaction).
+async fn insert_incident(
+    conn: &mut SqliteConnection,
+    incident: &Incident,
+    timeline: &[TimelineEntry],
+    links: &[NewLink],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO incidents (id, team_id, title, description, severity, status, attributes, \
+         resolve_comment, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(incident.id.to_string())
+    .bind(incident.team_id.to_string())
+    .bind(&incident.title)
+    .bind(&incident.description)
+    .bind(incident.severity.as_str())
+    .bind(incident.status.as_str())
+    .bind(to_json(&incident.attributes))
+    .bind(&incident.resolve_comment)
+    .bind(ms(incident.created_at))
+    .bind(ms(incident.updated_at))
+    .execute(&mut *conn)
+    .await?;
+    insert_timeline(&mut *conn, incident.id, timeline).await?;
+    for link in links {
+        links::upsert(&mut *conn, link).await?;
     }
     Ok(())
 }
@@ -339,26 +372,7 @@ impl Store for SqliteStore {
         links: &[NewLink],
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO incidents (id, team_id, title, description, severity, status, attributes, \
-             resolve_comment, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(incident.id.to_string())
-        .bind(incident.team_id.to_string())
-        .bind(&incident.title)
-        .bind(&incident.description)
-        .bind(incident.severity.as_str())
-        .bind(incident.status.as_str())
-        .bind(to_json(&incident.attributes))
-        .bind(&incident.resolve_comment)
-        .bind(ms(incident.created_at))
-        .bind(ms(incident.updated_at))
-        .execute(&mut *tx)
-        .await?;
-        insert_timeline(&mut tx, incident.id, timeline).await?;
-        for link in links {
-            links::upsert(&mut tx, link).await?;
-        }
+        insert_incident(&mut tx, incident, timeline, links).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -617,5 +631,86 @@ impl Store for SqliteStore {
 
     async fn delete_session(&self, id: &str) -> Result<()> {
         users::delete_session(&self.pool, id).await
+    }
+
+    // --- alert sources, dedup keys, routing rules, tokens (issue #5): see sources.rs ---
+    async fn create_source(&self, source: &Source, secret: &SecretString) -> Result<()> {
+        self.insert_source(source, secret).await
+    }
+
+    async fn get_source(&self, id: Uuid) -> Result<Source> {
+        self.select_source(id).await
+    }
+
+    async fn list_sources(&self, team_ids: Option<&[Uuid]>) -> Result<Vec<Source>> {
+        self.select_sources(team_ids).await
+    }
+
+    async fn update_source(&self, source: &Source) -> Result<()> {
+        self.write_source(source).await
+    }
+
+    async fn delete_source(&self, id: Uuid) -> Result<()> {
+        self.remove_source(id).await
+    }
+
+    async fn source_secret(&self, id: Uuid) -> Result<SecretString> {
+        self.sealed_source_secret(id).await
+    }
+
+    async fn rotate_source_secret(&self, id: Uuid, secret: &SecretString) -> Result<()> {
+        self.replace_source_secret(id, secret).await
+    }
+
+    async fn source_by_secret(&self, secret: &str) -> Result<Option<Source>> {
+        self.find_source_by_secret(secret).await
+    }
+
+    async fn open_incident_for_key(
+        &self,
+        source_id: Uuid,
+        dedup_key: &str,
+    ) -> Result<Option<Incident>> {
+        self.select_open_incident_for_key(source_id, dedup_key).await
+    }
+
+    async fn create_incident_for_key(
+        &self,
+        source_id: Uuid,
+        dedup_key: &str,
+        incident: &Incident,
+        timeline: &[TimelineEntry],
+        links: &[NewLink],
+    ) -> Result<()> {
+        self.insert_incident_for_key(source_id, dedup_key, incident, timeline, links)
+            .await
+    }
+
+    async fn create_routing_rule(&self, rule: &RoutingRule) -> Result<()> {
+        self.insert_rule(rule).await
+    }
+
+    async fn get_routing_rule(&self, id: Uuid) -> Result<RoutingRule> {
+        self.select_rule(id).await
+    }
+
+    async fn list_routing_rules(&self, team_ids: Option<&[Uuid]>) -> Result<Vec<RoutingRule>> {
+        self.select_rules(team_ids).await
+    }
+
+    async fn update_routing_rule(&self, rule: &RoutingRule) -> Result<()> {
+        self.write_rule(rule).await
+    }
+
+    async fn delete_routing_rule(&self, id: Uuid) -> Result<()> {
+        self.remove_rule(id).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        self.select_tokens().await
+    }
+
+    async fn revoke_token(&self, id: Uuid) -> Result<()> {
+        self.mark_token_revoked(id).await
     }
 }
