@@ -1,15 +1,18 @@
-//! Snowbound's persistence. Every query lives behind [`Store`] so SQLite (one node) and,
-//! later, PostgreSQL (several nodes) pass one suite. Operations are coarse on purpose:
+//! Snowbound's persistence. Every query lives behind [`Store`] so SQLite (one node) and
+//! PostgreSQL (several nodes) pass one suite. Operations are coarse on purpose:
 //! each is one transaction, so an incident change and the link revisions it bumps can
 //! never be half-written.
 
 mod accounts;
 mod crypto;
+mod postgres;
 mod sqlite;
+pub mod testing;
 mod types;
 
 pub use accounts::{Session, User};
 pub use crypto::{SecretBox, SecretKeyError};
+pub use postgres::{Migrations, PostgresStore, CHANNEL as CHANGE_CHANNEL};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -39,6 +42,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database schema does not fit this binary (e.g. migrations not applied).
+    #[error("{0}")]
+    Schema(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,26 +1,38 @@
-//! The link lifecycle as the engine meets it: leasing, revisions, outcomes.
+//! The link lifecycle as the engine meets it: leasing, revisions, outcomes — on SQLite
+//! and on PostgreSQL.
+
+mod common;
+
+use std::sync::Arc;
 
 use chrono::{Duration, Utc};
+use common::TestDb;
 use secrecy::{ExposeSecret, SecretString};
 use snowbound_core::{
     new_id, FieldMap, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings,
     Severity, Team,
 };
-use snowbound_store::{
-    LeaseOutcome, LinkState, NewLink, SecretBox, SqliteStore, Store, StoreError,
-};
+use snowbound_store::{LeaseOutcome, LinkState, NewLink, SecretBox, Store, StoreError};
+
+on_both_backends!(
+    a_leased_link_is_not_leased_again_until_completed,
+    an_expired_lease_is_taken_over_and_the_old_owner_cannot_complete,
+    a_change_during_a_reconcile_leaves_the_link_pending,
+    a_stale_incident_write_is_refused,
+    parked_links_wake_when_the_settings_change_and_failing_integrations_lease_nothing,
+    a_paused_integration_leases_nothing_until_the_pause_ends,
+    a_database_refuses_a_different_secret_key,
+);
 
 struct Fixture {
-    store: SqliteStore,
+    store: Arc<dyn Store>,
     integration: Integration,
     incident: Incident,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = SqliteStore::open(&url, SecretBox::random()).await.unwrap();
+async fn fixture(db: TestDb) -> Fixture {
+    let store = db.open(SecretBox::random()).await.unwrap();
     let now = Utc::now();
     let team = Team {
         id: new_id(),
@@ -71,7 +83,7 @@ async fn fixture() -> Fixture {
         store,
         integration,
         incident,
-        _dir: dir,
+        _db: db,
     }
 }
 
@@ -79,9 +91,8 @@ fn soon() -> chrono::DateTime<Utc> {
     Utc::now() + Duration::seconds(30)
 }
 
-#[tokio::test]
-async fn a_leased_link_is_not_leased_again_until_completed() {
-    let f = fixture().await;
+async fn a_leased_link_is_not_leased_again_until_completed(db: TestDb) {
+    let f = fixture(db).await;
     let first = f
         .store
         .lease_due_links("a", Utc::now(), soon(), 10)
@@ -117,9 +128,8 @@ async fn a_leased_link_is_not_leased_again_until_completed() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_complete() {
-    let f = fixture().await;
+async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_complete(db: TestDb) {
+    let f = fixture(db).await;
     let stale = f
         .store
         .lease_due_links("a", Utc::now(), Utc::now() - Duration::seconds(1), 10)
@@ -146,9 +156,8 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_complete() {
         .unwrap());
 }
 
-#[tokio::test]
-async fn a_change_during_a_reconcile_leaves_the_link_pending() {
-    let f = fixture().await;
+async fn a_change_during_a_reconcile_leaves_the_link_pending(db: TestDb) {
+    let f = fixture(db).await;
     let lease = f
         .store
         .lease_due_links("a", Utc::now(), soon(), 10)
@@ -182,9 +191,8 @@ async fn a_change_during_a_reconcile_leaves_the_link_pending() {
     );
 }
 
-#[tokio::test]
-async fn a_stale_incident_write_is_refused() {
-    let f = fixture().await;
+async fn a_stale_incident_write_is_refused(db: TestDb) {
+    let f = fixture(db).await;
     let mut changed = f.incident.clone();
     changed.updated_at = Utc::now() + Duration::milliseconds(5);
     f.store
@@ -199,9 +207,10 @@ async fn a_stale_incident_write_is_refused() {
     assert!(matches!(err, StoreError::Stale));
 }
 
-#[tokio::test]
-async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lease_nothing() {
-    let f = fixture().await;
+async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lease_nothing(
+    db: TestDb,
+) {
+    let f = fixture(db).await;
     let lease = f
         .store
         .lease_due_links("a", Utc::now(), soon(), 10)
@@ -278,9 +287,8 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
     );
 }
 
-#[tokio::test]
-async fn a_paused_integration_leases_nothing_until_the_pause_ends() {
-    let f = fixture().await;
+async fn a_paused_integration_leases_nothing_until_the_pause_ends(db: TestDb) {
+    let f = fixture(db).await;
     let until = Utc::now() + Duration::seconds(60);
     f.store
         .pause_integration(f.integration.id, until)
@@ -304,14 +312,8 @@ async fn a_paused_integration_leases_nothing_until_the_pause_ends() {
     );
 }
 
-#[tokio::test]
-async fn a_database_refuses_a_different_secret_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    drop(SqliteStore::open(&url, SecretBox::random()).await.unwrap());
-    let err = SqliteStore::open(&url, SecretBox::random())
-        .await
-        .err()
-        .unwrap();
-    assert!(matches!(err, StoreError::Secret(_)));
+async fn a_database_refuses_a_different_secret_key(db: TestDb) {
+    drop(db.open(SecretBox::random()).await.unwrap());
+    let err = db.open(SecretBox::random()).await.err().unwrap();
+    assert!(matches!(err, StoreError::Secret(_)), "{err}");
 }

@@ -1,0 +1,72 @@
+//! Every store test runs twice: on SQLite in a temporary directory and on PostgreSQL in a
+//! fresh schema of `SNOWBOUND_TEST_POSTGRES_URL` (dropped afterwards). One suite, both
+//! backends, as DESIGN.md asks.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::sync::Arc;
+
+use snowbound_store::testing::TestSchema;
+use snowbound_store::{Migrations, PostgresStore, SecretBox, SqliteStore, Store, StoreError};
+
+pub enum TestDb {
+    Sqlite { dir: tempfile::TempDir, url: String },
+    Postgres { schema: TestSchema },
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        TestDb::Sqlite { dir, url }
+    }
+
+    pub async fn postgres() -> TestDb {
+        TestDb::Postgres {
+            schema: TestSchema::create().await,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            TestDb::Sqlite { .. } => "sqlite",
+            TestDb::Postgres { .. } => "postgres",
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } => url,
+            TestDb::Postgres { schema } => schema.url(),
+        }
+    }
+
+    /// Opens (and migrates) the database; again and again if asked, as restarted nodes do.
+    pub async fn open(&self, secrets: SecretBox) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            TestDb::Sqlite { url, .. } => Arc::new(SqliteStore::open(url, secrets).await?),
+            TestDb::Postgres { schema } => {
+                Arc::new(PostgresStore::open(schema.url(), secrets, Migrations::Apply).await?)
+            }
+        })
+    }
+}
+
+/// `on_both_backends!(a, b)` turns each `async fn a(db: TestDb)` into the tests
+/// `a::sqlite` and `a::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$test(super::common::TestDb::sqlite().await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$test(super::common::TestDb::postgres().await).await
+            }
+        }
+    )*};
+}
