@@ -8,7 +8,7 @@ use rand::RngCore;
 use snowbound_engine::{Backoff, Engine, EngineConfig, EngineWaker};
 use snowbound_server::{hash_token, AppState};
 use snowbound_servicenow::{Client, ClientConfig};
-use snowbound_store::{SecretBox, SqliteStore, Store, StoreError};
+use snowbound_store::{Migrations, PostgresStore, SecretBox, SqliteStore, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,7 +23,11 @@ pub enum AppError {
     SecretKey(#[from] snowbound_store::SecretKeyError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
-    #[error("unsupported SNOWBOUND_DATABASE_URL `{0}`: use sqlite://<path> (PostgreSQL support is not built yet)")]
+    /// Said before anything is written, so a node with the wrong key cannot seal
+    /// secrets that the others could not read.
+    #[error("this secret key cannot open the secrets already in the database ({0}); every node sharing a database must use the same SNOWBOUND_SECRET_KEY. Refusing to start")]
+    WrongSecretKey(String),
+    #[error("unsupported SNOWBOUND_DATABASE_URL `{0}`: use sqlite://<path> or postgres://…")]
     DatabaseUrl(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -47,9 +51,11 @@ pub struct App {
     engine: JoinHandle<()>,
 }
 
+    /// PostgreSQL only: wakes this node's engine when another node commits a change.
+    change_listener: Option<JoinHandle<()>>,
 impl App {
     pub async fn start(config: ServeConfig) -> Result<App, AppError> {
-        let store = open_store(&config).await?;
+        let (store, postgres) = open_backend(&config).await?;
         let (admin_token_hash, generated_admin_token) =
             admin_token(&*store, config.admin_token.as_deref()).await?;
 
@@ -78,11 +84,19 @@ impl App {
             EngineConfig {
                 public_url: public_url.clone(),
                 backoff: Backoff {
+        let change_listener = postgres.map(|pg| {
+            let waker = waker.clone();
+            pg.spawn_change_listener(move || waker.wake())
+        });
                     base: Duration::from_millis(config.retry_base_ms),
                     max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
                 },
                 lease_for: config.lease_for(),
                 ..EngineConfig::default()
+                node_id: config
+                    .node_id
+                    .clone()
+                    .unwrap_or_else(|| EngineConfig::default().node_id),
             },
         );
 
@@ -118,6 +132,7 @@ impl App {
     }
 
     /// Stops taking requests, lets in-flight requests and reconciles finish, then returns.
+            change_listener,
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Ok(Err(e)) = self.server.await {
@@ -132,18 +147,51 @@ impl App {
         tracing::info!("shutting down");
         self.shutdown().await;
     }
+        if let Some(listener) = self.change_listener {
+            listener.abort();
+        }
 }
 
-/// Opens the configured database, applying its migrations.
+/// Opens the configured database, applying its migrations (for PostgreSQL unless
+/// `no_migrate`, then only checking they were applied).
 pub async fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>, AppError> {
     let database_url = config.database_url();
-    if !database_url.starts_with("sqlite:") {
-        return Err(AppError::DatabaseUrl(database_url));
+    let secrets = || SecretBox::from_env_or_file(config.secret_key.as_deref(), &config.data_dir);
+    if database_url.starts_with("sqlite:") {
+        let store = SqliteStore::open(&database_url, secrets()?)
+            .await
+            .map_err(wrong_key)?;
+        return Ok((Arc::new(store), None));
     }
-    let secrets = SecretBox::from_env_or_file(config.secret_key.as_deref(), &config.data_dir)?;
-    Ok(Arc::new(SqliteStore::open(&database_url, secrets).await?))
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        let migrations = if config.no_migrate {
+            Migrations::RequireApplied
+        } else {
+            Migrations::Apply
+        };
+        let store = PostgresStore::open(&database_url, secrets()?, migrations)
+            .await
+            .map_err(wrong_key)?;
+        return Ok((Arc::new(store.clone()), Some(store)));
+    }
+    Err(AppError::DatabaseUrl(database_url))
 }
 
+fn wrong_key(e: StoreError) -> AppError {
+    match e {
+        StoreError::Secret(detail) => AppError::WrongSecretKey(detail),
+        other => AppError::Store(other),
+    }
+}
+
+    Ok(open_backend(config).await?.0)
+}
+
+/// The store, plus the PostgreSQL store again when that is the backend, for the
+/// cross-node change listener. The URL's scheme picks the backend.
+async fn open_backend(
+    config: &ServeConfig,
+) -> Result<(Arc<dyn Store>, Option<PostgresStore>), AppError> {
 async fn wait_for(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }

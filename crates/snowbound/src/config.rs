@@ -14,9 +14,18 @@ pub struct ServeConfig {
     /// Where the SQLite database and the secret key file live.
     #[arg(long, env = "SNOWBOUND_DATA_DIR", default_value = "./snowbound-data")]
     pub data_dir: PathBuf,
-    /// `sqlite://<path>`; default `sqlite://<data dir>/snowbound.db`.
+    /// `sqlite://<path>` (one node; default `sqlite://<data dir>/snowbound.db`) or
+    /// `postgres://…` (several nodes sharing one database).
     #[arg(long, env = "SNOWBOUND_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Do not apply PostgreSQL migrations on start (run `snowbound migrate` first); the
+    /// node refuses to start on a schema older than itself. SQLite always migrates.
+    #[arg(long, env = "SNOWBOUND_NO_MIGRATE", default_value_t = false)]
+    pub no_migrate: bool,
+    /// Names this node's link leases (default: random per start), so the database shows
+    /// which node holds what.
+    #[arg(long, env = "SNOWBOUND_NODE_ID")]
+    pub node_id: Option<String>,
     /// Admin bearer token; generated on first start and printed once when unset.
     #[arg(long, env = "SNOWBOUND_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -80,4 +89,6 @@ impl ServeConfig {
             lease_ms: None,
         }
     }
+            no_migrate: false,
+            node_id: None,
 }

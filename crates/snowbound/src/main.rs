@@ -90,7 +90,8 @@ async fn main() -> anyhow::Result<()> {
             println!("ServiceNow emulator on http://{listen} (records at /, Table API at /api/now/table/...)");
             snowbound_emulator::serve(listener, config).await?;
         }
-        Command::Migrate(config) => {
+        Command::Migrate(mut config) => {
+            config.no_migrate = false;
             snowbound::app::open_store(&config)
                 .await
                 .context("applying migrations")?;
