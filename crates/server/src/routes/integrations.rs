@@ -74,7 +74,7 @@ pub async fn create(
     let record = state.store.get_integration(integration.id).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(IntegrationView::new(record)),
+        axum::Json(with_warnings(&state, record).await),
     ))
 }
 

@@ -4,3 +4,4 @@ mod common;
 mod errors;
 mod incidents;
 mod integrations;
+mod servicenow;
