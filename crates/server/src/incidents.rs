@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use snowbound_core::forwarding::{check_forward, linked_when_opened};
+use snowbound_core::forwarding::check_forward;
 use snowbound_core::{
-    new_id, Attributes, ForwardingMode, Incident, IncidentStatus, Integration, Severity,
-    TimelineEntry,
+    new_id, Attributes, ForwardingMode, Incident, IncidentStatus, Severity, TimelineEntry,
 };
 use snowbound_engine::EngineWaker;
 use snowbound_store::{NewLink, Store, StoreError};
@@ -16,6 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::routing::RoutingContext;
 
 /// Optimistic concurrency: a change that loses a race re-reads and tries again this often
 /// before telling the client to retry.
@@ -43,12 +43,27 @@ pub enum Change {
         comment: Option<String>,
     },
     Reopen,
+    /// An alert source's update of the incident its dedup key holds.
+    Alert {
+        title: String,
+        description: Option<String>,
+        severity: Severity,
+        attributes: Option<Attributes>,
+    },
+}
+
+/// One try at writing a change.
+pub(crate) enum Attempt {
+    Unchanged(Incident),
+    Changed(Incident),
+    /// Someone changed the incident since it was read: read again and retry.
+    Stale,
 }
 
 #[derive(Clone)]
 pub struct IncidentService {
-    store: Arc<dyn Store>,
-    waker: EngineWaker,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) waker: EngineWaker,
 }
 
 impl IncidentService {
@@ -57,6 +72,19 @@ impl IncidentService {
     }
 
     pub async fn create(&self, caller: &Caller, new: NewIncident) -> ApiResult<Incident> {
+        self.open(caller, new, None)
+            .await?
+            .ok_or_else(ApiError::internal)
+    }
+
+    /// Opens an incident; with `key` (source, dedup key) only while no unresolved
+    /// incident holds that key, else `Ok(None)` and nothing is written.
+    pub(crate) async fn open(
+        &self,
+        caller: &Caller,
+        new: NewIncident,
+        key: Option<(Uuid, &str)>,
+    ) -> ApiResult<Option<Incident>> {
         let title = checked_title(&new.title)?;
         if !caller.sees_team(new.team_id) {
             return Err(ApiError::invalid_field("team_id", "no such team"));
@@ -82,43 +110,38 @@ impl IncidentService {
             created_at: now,
             updated_at: now,
         };
-        let integrations: Vec<Integration> = self
-            .store
-            .list_integrations()
-            .await?
-            .into_iter()
-            .map(|r| r.integration)
-            .collect();
         let mut timeline = vec![entry(
             now,
             &caller.actor,
             "opened",
             format!("opened with severity {}", incident.severity),
         )];
-        let mut links = Vec::new();
-        for integration in linked_when_opened(incident.team_id, &integrations, &[]) {
-            links.push(NewLink {
-                incident_id: incident.id,
-                integration_id: integration.id,
-                snapshot: None,
-            });
-            timeline.push(entry(
-                now,
-                &caller.actor,
-                "linked",
-                format!(
-                    "linked to {} (forwarding: always)",
-                    integration.display_name
-                ),
-            ));
+        let routed = RoutingContext::load(&*self.store, incident.team_id)
+            .await?
+            .at_open(&incident, &caller.actor, now);
+        timeline.extend(routed.timeline);
+        let links = routed.links;
+        let written = match key {
+            None => {
+                self.store
+                    .create_incident(&incident, &timeline, &links)
+                    .await
+            }
+            Some((source_id, dedup_key)) => {
+                self.store
+                    .create_incident_for_key(source_id, dedup_key, &incident, &timeline, &links)
+                    .await
+            }
+        };
+        match written {
+            Ok(()) => {}
+            Err(StoreError::Conflict { field: "dedup_key" }) => return Ok(None),
+            Err(e) => return Err(e.into()),
         }
-        self.store
-            .create_incident(&incident, &timeline, &links)
-            .await?;
         if !links.is_empty() {
             self.waker.wake();
         }
-        Ok(incident)
+        Ok(Some(incident))
     }
 
     /// The incident if the caller may see it; another team's incident does not exist.
@@ -135,26 +158,52 @@ impl IncidentService {
     pub async fn change(&self, caller: &Caller, id: Uuid, change: Change) -> ApiResult<Incident> {
         for _ in 0..MAX_ATTEMPTS {
             let old = self.visible(caller, id).await?;
-            let Some((new, timeline)) = apply(&old, &change, &caller.actor, now_ms())? else {
-                return Ok(old);
-            };
-            match self
-                .store
-                .update_incident(&new, old.updated_at, &timeline, &[])
-                .await
-            {
-                Ok(()) => {
-                    self.waker.wake();
-                    return Ok(new);
-                }
-                Err(StoreError::Stale) => continue,
-                Err(e) => return Err(e.into()),
+            match self.attempt(old, &change, &caller.actor).await? {
+                Attempt::Unchanged(incident) | Attempt::Changed(incident) => return Ok(incident),
+                Attempt::Stale => continue,
             }
         }
         Err(ApiError::conflict(
             "conflict",
             "the incident keeps changing concurrently; try again",
         ))
+    }
+
+    /// Writes `change` to `old` if nobody changed it since it was read, with the links
+    /// the routing rules add now that it changed.
+    pub(crate) async fn attempt(
+        &self,
+        old: Incident,
+        change: &Change,
+        actor: &str,
+    ) -> ApiResult<Attempt> {
+        let now = now_ms();
+        let Some((new, mut timeline)) = apply(&old, change, actor, now)? else {
+            return Ok(Attempt::Unchanged(old));
+        };
+        let linked: Vec<Uuid> = self
+            .store
+            .links_of_incident(old.id)
+            .await?
+            .into_iter()
+            .map(|l| l.integration_id)
+            .collect();
+        let routed = RoutingContext::load(&*self.store, new.team_id)
+            .await?
+            .after_change(&new, &linked, now);
+        timeline.extend(routed.timeline);
+        match self
+            .store
+            .update_incident(&new, old.updated_at, &timeline, &routed.links)
+            .await
+        {
+            Ok(()) => {
+                self.waker.wake();
+                Ok(Attempt::Changed(new))
+            }
+            Err(StoreError::Stale) => Ok(Attempt::Stale),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A user's forward to an integration of the incident's team. `only_on_forwarding`
@@ -334,6 +383,31 @@ pub fn apply(
             // A later resolve without a comment must fall back to the configured notes.
             new.resolve_comment = None;
             timeline.push(entry(now, actor, "reopened", "reopened".into()));
+        }
+        Change::Alert {
+            title,
+            description,
+            severity,
+            attributes,
+        } => {
+            let edit = Change::Edit {
+                severity: Some(*severity),
+                title: Some(title.clone()),
+                description: description.clone(),
+            };
+            if let Some((edited, entries)) = apply(old, &edit, actor, now)? {
+                new = edited;
+                timeline = entries;
+            }
+            if let Some(attributes) = attributes.as_ref().filter(|a| **a != old.attributes) {
+                new.attributes = attributes.clone();
+                timeline.push(entry(
+                    now,
+                    actor,
+                    "attributes_changed",
+                    "attributes updated".into(),
+                ));
+            }
         }
     }
     if timeline.is_empty() {

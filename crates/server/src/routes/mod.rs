@@ -1,9 +1,13 @@
 //! The route table and the layers around it.
 
 mod incidents;
+mod ingest;
 mod integrations;
 mod servicenow;
+mod routing_rules;
+mod sources;
 mod teams;
+mod tokens;
 
 use std::any::Any;
 
@@ -64,11 +68,32 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/incidents/{id}/links/{integration_id}/retry",
             post(incidents::retry_link),
+        )
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/tokens", get(tokens::list))
+        .route("/sources", get(sources::list).post(sources::create))
+        .route(
+            "/sources/{id}",
+            get(sources::get)
+                .patch(sources::patch)
+                .delete(sources::delete),
+        )
+        .route("/sources/{id}/rotate", post(sources::rotate))
+        .route(
+            "/routing-rules",
+            get(routing_rules::list).post(routing_rules::create),
+        )
+        .route(
+            "/routing-rules/{id}",
+            get(routing_rules::get)
+                .patch(routing_rules::patch)
+                .delete(routing_rules::delete),
         );
 
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
+        .route("/ingest/{secret}", post(ingest::ingest))
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -220,6 +220,47 @@ where
     }
 }
 
+/// A request with any token (or none), for scoping tests; answers status and JSON.
+pub async fn call_as(
+    app: &TestApp,
+    token: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app.http.request(method, format!("{}{path}", app.base));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request reaches Snowbound");
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// POSTs an alert body to an ingest URL (no bearer token: the URL is the credential).
+pub async fn send_alert(app: &TestApp, ingest_url: &str, body: Value) -> (StatusCode, Value) {
+    let response = app
+        .http
+        .post(ingest_url)
+        .json(&body)
+        .send()
+        .await
+        .expect("request reaches Snowbound");
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 /// The body of a write as a map of field → value.
 pub fn body_fields(request: &ReceivedRequest) -> std::collections::BTreeMap<String, String> {
     request

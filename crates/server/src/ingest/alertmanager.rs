@@ -1,0 +1,214 @@
+//! Prometheus Alertmanager's webhook body (version 4). Lenient where Alertmanager may
+//! grow (unknown keys are ignored) and where a person wrote the alert rule (long
+//! summaries are cut, unknown severities become minor): an alert must not be refused
+//! for a detail. One incident per alert fingerprint.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use snowbound_core::source::Source;
+use snowbound_core::Attributes;
+
+use super::{checked_key, Alert, AlertEvent, AlertFields};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::parse_json;
+use crate::incidents::TITLE_MAX_CHARS;
+
+/// Annotations share the attribute map with labels under this prefix, so a label and
+/// an annotation of one name never overwrite each other.
+pub const ANNOTATION_PREFIX: &str = "annotations.";
+
+#[derive(Deserialize)]
+struct Body {
+    #[serde(default)]
+    version: Option<String>,
+    alerts: Vec<AmAlert>,
+}
+
+#[derive(Deserialize)]
+struct AmAlert {
+    status: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    fingerprint: Option<String>,
+}
+
+pub fn parse(body: &[u8], source: &Source) -> ApiResult<Vec<Alert>> {
+    let body: Body = parse_json(body)?;
+    if let Some(version) = body.version.as_deref().filter(|v| *v != "4") {
+        return Err(ApiError::invalid_field(
+            "version",
+            format!("unsupported Alertmanager webhook version `{version}`; expected 4"),
+        ));
+    }
+    body.alerts
+        .into_iter()
+        .enumerate()
+        .map(|(index, alert)| one(index, alert, source))
+        .collect()
+}
+
+fn one(index: usize, alert: AmAlert, source: &Source) -> ApiResult<Alert> {
+    let path = |field: &str| format!("alerts[{index}].{field}");
+    let dedup_key = match alert.fingerprint.as_deref() {
+        Some(fingerprint) => checked_key(fingerprint, &path("fingerprint"))?,
+        // Alertmanager has sent fingerprints since 0.19; for older senders the label set
+        // identifies the alert just as well.
+        None => label_fingerprint(&alert.labels),
+    };
+    let event = match alert.status.as_str() {
+        "firing" => AlertEvent::Firing(fields(alert, source)),
+        "resolved" => AlertEvent::Resolved,
+        other => {
+            return Err(ApiError::invalid_field(
+                path("status"),
+                format!("unknown status `{other}`; expected firing or resolved"),
+            ))
+        }
+    };
+    Ok(Alert { dedup_key, event })
+}
+
+fn fields(alert: AmAlert, source: &Source) -> AlertFields {
+    let title = non_empty(alert.annotations.get("summary"))
+        .or_else(|| non_empty(alert.labels.get("alertname")))
+        .unwrap_or("Alertmanager alert");
+    let title: String = title.chars().take(TITLE_MAX_CHARS).collect();
+    let description = non_empty(alert.annotations.get("description")).map(str::to_owned);
+    let severity = source.alertmanager_severity(alert.labels.get("severity").map(String::as_str));
+    let mut attributes: Attributes = alert.labels;
+    for (key, value) in alert.annotations {
+        attributes.insert(format!("{ANNOTATION_PREFIX}{key}"), value);
+    }
+    AlertFields {
+        title,
+        description,
+        severity,
+        attributes: Some(attributes),
+    }
+}
+
+fn non_empty(value: Option<&String>) -> Option<&str> {
+    value.map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn label_fingerprint(labels: &BTreeMap<String, String>) -> String {
+    let mut hash = Sha256::new();
+    for (key, value) in labels {
+        hash.update(key.as_bytes());
+        hash.update([0]);
+        hash.update(value.as_bytes());
+        hash.update([0]);
+    }
+    hex::encode(&hash.finalize()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use snowbound_core::source::SourceKind;
+    use snowbound_core::Severity;
+    use uuid::Uuid;
+
+    fn source() -> Source {
+        Source {
+            id: Uuid::now_v7(),
+            team_id: Uuid::now_v7(),
+            kind: SourceKind::Alertmanager,
+            name: "prom".into(),
+            severity_map: [("page".to_owned(), Severity::Critical)].into(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    /// Shaped like a real Alertmanager 0.25 notification.
+    const BODY: &str = r#"{
+      "receiver": "snowbound", "status": "firing", "version": "4",
+      "groupKey": "{}:{alertname=\"DiskFull\"}", "truncatedAlerts": 0,
+      "groupLabels": {"alertname": "DiskFull"}, "commonLabels": {}, "commonAnnotations": {},
+      "externalURL": "http://am:9093",
+      "alerts": [
+        {"status": "firing", "labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db-1"},
+         "annotations": {"summary": "Disk full on db-1", "description": "95% used"},
+         "startsAt": "2024-05-01T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+         "generatorURL": "http://prom/graph", "fingerprint": "a1b2c3"},
+        {"status": "resolved", "labels": {"alertname": "CpuHigh", "severity": "page"},
+         "annotations": {}, "startsAt": "2024-05-01T10:00:00Z",
+         "endsAt": "2024-05-01T10:05:00Z", "fingerprint": "d4e5f6"},
+        {"status": "firing", "labels": {"alertname": "Odd", "severity": "info"},
+         "fingerprint": "0718"}
+      ]
+    }"#;
+
+    #[test]
+    fn a_real_notification_becomes_one_alert_per_fingerprint() {
+        let alerts = parse(BODY.as_bytes(), &source()).unwrap();
+        assert_eq!(alerts.len(), 3);
+        assert_eq!(alerts[0].dedup_key, "a1b2c3");
+        let AlertEvent::Firing(first) = &alerts[0].event else {
+            panic!("firing")
+        };
+        assert_eq!(first.title, "Disk full on db-1");
+        assert_eq!(first.description.as_deref(), Some("95% used"));
+        assert_eq!(first.severity, Severity::Critical);
+        let attrs = first.attributes.as_ref().unwrap();
+        assert_eq!(attrs["instance"], "db-1");
+        assert_eq!(attrs["annotations.summary"], "Disk full on db-1");
+        assert_eq!(alerts[1].event, AlertEvent::Resolved);
+        let AlertEvent::Firing(odd) = &alerts[2].event else {
+            panic!("firing")
+        };
+        assert_eq!(odd.title, "Odd");
+        assert_eq!(odd.severity, Severity::Minor);
+    }
+
+    #[test]
+    fn the_source_maps_severities() {
+        let body =
+            r#"{"alerts":[{"status":"firing","labels":{"severity":"page"},"fingerprint":"f"}]}"#;
+        let alerts = parse(body.as_bytes(), &source()).unwrap();
+        let AlertEvent::Firing(fields) = &alerts[0].event else {
+            panic!("firing")
+        };
+        assert_eq!(fields.severity, Severity::Critical);
+        assert_eq!(fields.title, "Alertmanager alert");
+    }
+
+    #[test]
+    fn without_a_fingerprint_the_labels_identify_the_alert() {
+        let body =
+            |order: &str| format!(r#"{{"alerts":[{{"status":"firing","labels":{order}}}]}}"#);
+        let a = parse(body(r#"{"a":"1","b":"2"}"#).as_bytes(), &source()).unwrap();
+        let b = parse(body(r#"{"b":"2","a":"1"}"#).as_bytes(), &source()).unwrap();
+        let c = parse(body(r#"{"a":"12"}"#).as_bytes(), &source()).unwrap();
+        assert_eq!(a[0].dedup_key, b[0].dedup_key);
+        assert_ne!(a[0].dedup_key, c[0].dedup_key);
+    }
+
+    #[test]
+    fn problems_name_their_field() {
+        let field = |body: &str| parse(body.as_bytes(), &source()).unwrap_err().field;
+        assert_eq!(field(r#"{"version":"4"}"#).as_deref(), Some("alerts"));
+        assert_eq!(
+            field(r#"{"version":"3","alerts":[]}"#).as_deref(),
+            Some("version")
+        );
+        assert_eq!(
+            field(r#"{"alerts":[{"status":"pending","fingerprint":"f"}]}"#).as_deref(),
+            Some("alerts[0].status")
+        );
+        assert_eq!(
+            field(r#"{"alerts":[{"status":"firing","labels":{"a":1}}]}"#).as_deref(),
+            Some("alerts[0].labels.a")
+        );
+        for garbage in ["", "[]", "{\"alerts\":{}}", "\u{0}"] {
+            assert!(parse(garbage.as_bytes(), &source()).is_err());
+        }
+    }
+}

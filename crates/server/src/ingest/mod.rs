@@ -1,0 +1,136 @@
+//! Alerts from sources become incident changes. Parsers are pure (and must never
+//! panic: they read whatever the network sends); [`IncidentService::ingest`] applies
+//! one parsed alert through the same service as every other change, and answers only
+//! once the change is committed, so an accepted alert is never lost.
+
+pub mod alertmanager;
+pub mod webhook;
+
+use serde::Serialize;
+use snowbound_core::source::Source;
+use snowbound_core::{Attributes, Severity};
+use uuid::Uuid;
+
+use crate::auth::{Caller, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::incidents::{Attempt, Change, IncidentService, NewIncident};
+
+/// Longest dedup key we keep; longer ones are refused, not cut (cutting could merge
+/// two different alerts into one incident).
+pub const DEDUP_KEY_MAX_CHARS: usize = 500;
+
+/// Races between alerts with one key, or with people editing the incident, are retried
+/// this often before the sender is told to retry (it will: 5xx/409 are retried by both
+/// Alertmanager and sensible webhooks).
+const MAX_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub dedup_key: String,
+    pub event: AlertEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertEvent {
+    /// Opens an incident for the key, or updates the one the key holds.
+    Firing(AlertFields),
+    /// Resolves the incident the key holds, if any.
+    Resolved,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFields {
+    pub title: String,
+    pub description: Option<String>,
+    pub severity: Severity,
+    /// `None` keeps the incident's attributes on an update.
+    pub attributes: Option<Attributes>,
+}
+
+/// What one alert did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Outcome {
+    pub dedup_key: String,
+    /// opened | updated | unchanged | resolved | ignored (resolved, but no incident held the key)
+    pub action: &'static str,
+    pub incident_id: Option<Uuid>,
+}
+
+impl IncidentService {
+    pub(crate) async fn ingest(&self, source: &Source, alert: Alert) -> ApiResult<Outcome> {
+        let caller = Caller {
+            actor: source.actor(),
+            scope: Scope::Teams(vec![source.team_id]),
+        };
+        let outcome = |action, incident_id| Outcome {
+            dedup_key: alert.dedup_key.clone(),
+            action,
+            incident_id,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let held = self
+                .store
+                .open_incident_for_key(source.id, &alert.dedup_key)
+                .await?;
+            let (old, change) = match (held, &alert.event) {
+                (None, AlertEvent::Resolved) => return Ok(outcome("ignored", None)),
+                (None, AlertEvent::Firing(fields)) => {
+                    let new = NewIncident {
+                        team_id: source.team_id,
+                        title: fields.title.clone(),
+                        description: fields.description.clone().unwrap_or_default(),
+                        severity: fields.severity,
+                        attributes: fields.attributes.clone().unwrap_or_default(),
+                    };
+                    let key = Some((source.id, alert.dedup_key.as_str()));
+                    match self.open(&caller, new, key).await? {
+                        Some(incident) => return Ok(outcome("opened", Some(incident.id))),
+                        // Another alert with this key opened it first: update that one.
+                        None => continue,
+                    }
+                }
+                (Some(old), AlertEvent::Firing(fields)) => (
+                    old,
+                    Change::Alert {
+                        title: fields.title.clone(),
+                        description: fields.description.clone(),
+                        severity: fields.severity,
+                        attributes: fields.attributes.clone(),
+                    },
+                ),
+                // No comment: the integration's configured close notes apply.
+                (Some(old), AlertEvent::Resolved) => (old, Change::Resolve { comment: None }),
+            };
+            let changed_action = match change {
+                Change::Resolve { .. } => "resolved",
+                _ => "updated",
+            };
+            match self.attempt(old, &change, &caller.actor).await? {
+                Attempt::Unchanged(incident) => return Ok(outcome("unchanged", Some(incident.id))),
+                Attempt::Changed(incident) => {
+                    return Ok(outcome(changed_action, Some(incident.id)))
+                }
+                Attempt::Stale => continue,
+            }
+        }
+        Err(ApiError::conflict(
+            "conflict",
+            "the incident for this alert keeps changing concurrently; send the alert again",
+        ))
+    }
+}
+
+/// `dedup_key` checks shared by every kind of source.
+pub(crate) fn checked_key(key: &str, field: &str) -> ApiResult<String> {
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(ApiError::invalid_field(field, "is required"));
+    }
+    if key.chars().count() > DEDUP_KEY_MAX_CHARS {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("is longer than {DEDUP_KEY_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(key.to_owned())
+}
