@@ -13,11 +13,22 @@ use crate::{LeaseOutcome, Result};
 /// "links may be due", and the woken engine asks the database what.
 pub const CHANNEL: &str = "snowbound_links";
 
+/// Channels are per database, not per schema: a Snowbound kept in another schema than
+/// `public` (a second deployment, a test) gets a channel of its own, so deployments
+/// sharing a database do not wake each other.
+pub fn channel_for(schema: &str) -> String {
+    if schema == "public" {
+        CHANNEL.to_owned()
+    } else {
+        format!("{CHANNEL}_{schema}")
+    }
+}
+
 /// Wakes the idle engines of every node once this transaction commits (PostgreSQL
 /// delivers notifications at commit and drops them on rollback).
-pub async fn notify(conn: &mut PgConnection) -> Result<()> {
+pub async fn notify(conn: &mut PgConnection, channel: &str) -> Result<()> {
     sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
+        .bind(channel)
         .execute(conn)
         .await?;
     Ok(())

@@ -1,4 +1,4 @@
-//! Cross-node wake-ups: every node LISTENs on [`CHANNEL`] and is told when another node
+//! Cross-node wake-ups: every node LISTENs on its deployment's channel and is told when another node
 //! committed a change that makes links due.
 
 use std::time::Duration;
@@ -6,7 +6,6 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
 
-use super::links::CHANNEL;
 use super::PostgresStore;
 
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
@@ -20,7 +19,7 @@ impl PostgresStore {
     where
         F: Fn() + Send + Sync + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, channel) = (self.pool.clone(), self.channel.clone());
         tokio::spawn(async move {
             loop {
                 let mut listener = match PgListener::connect_with(&pool).await {
@@ -31,7 +30,7 @@ impl PostgresStore {
                         continue;
                     }
                 };
-                if let Err(e) = listener.listen(CHANNEL).await {
+                if let Err(e) = listener.listen(&channel).await {
                     tracing::warn!(error = %e, "LISTEN failed; polling meanwhile");
                     tokio::time::sleep(RECONNECT_PAUSE).await;
                     continue;

@@ -32,6 +32,8 @@ pub use setup::Migrations;
 pub struct PostgresStore {
     pool: PgPool,
     secrets: SecretBox,
+    /// Where this deployment's change notifications go; see [`links::channel_for`].
+    channel: String,
 }
 
 fn conflict_on(e: sqlx::Error, field: &'static str) -> StoreError {
@@ -247,7 +249,7 @@ impl Store for PostgresStore {
         .bind(&id)
         .execute(&mut *tx)
         .await?;
-        links::notify(&mut tx).await?;
+        links::notify(&mut tx, &self.channel).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -323,7 +325,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         insert_incident(&mut tx, incident, timeline, new_links).await?;
         if !new_links.is_empty() {
-            links::notify(&mut tx).await?;
+            links::notify(&mut tx, &self.channel).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -371,7 +373,7 @@ impl Store for PostgresStore {
         for link in new_links {
             links::upsert(&mut tx, link).await?;
         }
-        links::notify(&mut tx).await?;
+        links::notify(&mut tx, &self.channel).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -418,7 +420,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         links::upsert(&mut tx, link).await?;
         insert_timeline(&mut tx, link.incident_id, std::slice::from_ref(timeline)).await?;
-        links::notify(&mut tx).await?;
+        links::notify(&mut tx, &self.channel).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -456,7 +458,7 @@ impl Store for PostgresStore {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        links::notify(&mut tx).await?;
+        links::notify(&mut tx, &self.channel).await?;
         tx.commit().await?;
         Ok(())
     }

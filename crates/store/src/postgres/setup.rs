@@ -39,7 +39,14 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        let store = PostgresStore { pool, secrets };
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await?;
+        let store = PostgresStore {
+            pool,
+            secrets,
+            channel: super::links::channel_for(&schema),
+        };
         if let Some(sealed) = store.stored_key_check().await? {
             store.secrets.open(&sealed).map_err(StoreError::Secret)?;
         }

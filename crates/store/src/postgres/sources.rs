@@ -223,7 +223,7 @@ impl PostgresStore {
         .execute(&mut *tx)
         .await?;
         if !links.is_empty() {
-            links::notify(&mut tx).await?;
+            links::notify(&mut tx, &self.channel).await?;
         }
         tx.commit().await?;
         Ok(())
