@@ -4,6 +4,7 @@
 //!
 //! Every error is JSON: `{"error":{"code","message","field"?,"fields"?}}`.
 
+pub mod accounts;
 pub mod auth;
 mod choices;
 pub mod error;
@@ -15,6 +16,7 @@ mod routes;
 mod routing;
 mod servicenow;
 mod state;
+mod ui;
 mod views;
 
 pub use auth::{Caller, Scope};

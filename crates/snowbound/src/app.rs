@@ -34,6 +34,8 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("SNOWBOUND_ADMIN_EMAIL/SNOWBOUND_ADMIN_PASSWORD: {0}")]
+    FirstAdmin(#[from] snowbound_server::accounts::FirstAdminError),
     #[error("cannot build the ServiceNow client: {0}")]
     Client(#[from] snowbound_servicenow::BuildError),
 }
@@ -58,6 +60,11 @@ impl App {
         let (store, postgres) = open_backend(&config).await?;
         let (admin_token_hash, generated_admin_token) =
             admin_token(&*store, config.admin_token.as_deref()).await?;
+        if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
+            if snowbound_server::accounts::ensure_first_admin(&*store, email, password).await? {
+                tracing::info!(%email, "created the first web UI administrator");
+            }
+        }
 
         let listener =
             TcpListener::bind(config.listen)

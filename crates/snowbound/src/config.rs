@@ -32,6 +32,12 @@ pub struct ServeConfig {
     /// 32 bytes as base64 or 64 hex digits; else a key file in the data dir.
     #[arg(long, env = "SNOWBOUND_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// First web UI administrator, created at start when no user exists yet (else the
+    /// one-time setup page at /setup creates one).
+    #[arg(long, env = "SNOWBOUND_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    #[arg(long, env = "SNOWBOUND_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
     /// Base URL of this Snowbound as users reach it, for links written into ServiceNow.
     #[arg(long, env = "SNOWBOUND_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -90,5 +96,7 @@ impl ServeConfig {
         }
     }
             no_migrate: false,
+            admin_email: None,
+            admin_password: None,
             node_id: None,
 }

@@ -10,6 +10,10 @@ use tokio::net::TcpListener;
 
 use crate::{App, ServeConfig};
 
+/// The demo's web UI login, printed at start.
+pub const DEMO_EMAIL: &str = "admin@snowbound.demo";
+pub const DEMO_PASSWORD: &str = "snowbound-demo";
+
 pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr) -> anyhow::Result<()> {
     let emulator = Emulator::start_on(
         free_or_any(emulator_listen).await,
@@ -22,6 +26,8 @@ pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr) -> anyhow::Res
         .tempdir()?;
     let mut config = ServeConfig::new(free_or_any(listen).await, data_dir.path().to_path_buf());
     config.admin_token = Some("demo-admin-token".into());
+    config.admin_email = Some(DEMO_EMAIL.into());
+    config.admin_password = Some(DEMO_PASSWORD.into());
     config.retry_base_ms = 200;
     config.retry_max_ms = 5_000;
     let app = App::start(config).await?;
@@ -100,6 +106,8 @@ pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr) -> anyhow::Res
         data_dir.path().display()
     );
     println!();
+    println!("  Web UI               {}/login", app.url());
+    println!("  Web UI login         {DEMO_EMAIL} / {DEMO_PASSWORD}");
     println!("  Snowbound API        {}/api/v1", app.url());
     println!("  Admin token          demo-admin-token");
     println!(

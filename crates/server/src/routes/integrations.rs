@@ -54,7 +54,20 @@ pub async fn create(
     caller: Caller,
     Json(input): Json<IntegrationInput>,
 ) -> ApiResult<impl IntoResponse> {
-    let checked = check(&state, &caller, input, true).await?;
+    let record = create_integration(&state, &caller, input).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(with_warnings(&state, record).await),
+    ))
+}
+
+/// Validates and stores a new integration; the API and the web UI both create through here.
+pub(crate) async fn create_integration(
+    state: &AppState,
+    caller: &Caller,
+    input: IntegrationInput,
+) -> ApiResult<IntegrationRecord> {
+    let checked = check(state, caller, input, true).await?;
     let password = checked.password.ok_or_else(ApiError::internal)?;
     let now = Utc::now();
     let integration = Integration {
@@ -71,11 +84,7 @@ pub async fn create(
         .store
         .create_integration(&integration, &password)
         .await?;
-    let record = state.store.get_integration(integration.id).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(with_warnings(&state, record).await),
-    ))
+    Ok(state.store.get_integration(integration.id).await?)
 }
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
@@ -105,9 +114,21 @@ pub async fn patch(
     Path(id): Path<Uuid>,
     Json(patch): Json<Value>,
 ) -> ApiResult<impl IntoResponse> {
-    let current = owned(&state, &caller, id).await?.integration;
+    let record = update_integration(&state, &caller, id, patch).await?;
+    Ok(axum::Json(with_warnings(&state, record).await))
+}
+
+/// Merges a JSON merge patch into the stored integration, validates and stores it; the
+/// API's PATCH and the web UI's forms both change integrations through here.
+pub(crate) async fn update_integration(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    patch: Value,
+) -> ApiResult<IntegrationRecord> {
+    let current = owned(state, caller, id).await?.integration;
     let input = merge_patch(&current, patch)?;
-    let checked = check(&state, &caller, input, false).await?;
+    let checked = check(state, caller, input, false).await?;
     let integration = Integration {
         id: current.id,
         display_name: checked.display_name,
@@ -129,8 +150,7 @@ pub async fn patch(
     // New settings un-park and bump every link: the engine re-applies them now.
     state.waker.wake();
     state.choice_cache.invalidate(id);
-    let record = state.store.get_integration(id).await?;
-    Ok(axum::Json(with_warnings(&state, record).await))
+    Ok(state.store.get_integration(id).await?)
 }
 
 pub async fn delete(

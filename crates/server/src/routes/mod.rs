@@ -2,9 +2,9 @@
 
 mod incidents;
 mod ingest;
-mod integrations;
-mod servicenow;
+pub(crate) mod integrations;
 mod routing_rules;
+pub(crate) mod servicenow;
 mod sources;
 mod teams;
 mod tokens;
@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
         .route("/ingest/{secret}", post(ingest::ingest))
+        .merge(crate::ui::router())
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -133,7 +134,13 @@ async fn json_errors(response: Response) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+    // The web UI answers its errors as HTML pages of its own.
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_json || is_html {
         return response;
     }
     let (mut parts, _) = response.into_parts();

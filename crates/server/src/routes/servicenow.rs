@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use snowbound_core::validate::is_servicenow_name;
-use snowbound_core::{plan_sync, FieldMap, SyncPlan};
+use snowbound_core::{plan_sync, FieldMap, Integration, SyncPlan};
 use snowbound_engine::{desired_fields, subject_of};
 use snowbound_servicenow::{Check, TestReport};
 use snowbound_store::{ApiCallFilter, StoreError};
@@ -34,10 +34,16 @@ pub async fn test_connection(
     OptionalJson(NoBody {}): OptionalJson<NoBody>,
 ) -> ApiResult<impl IntoResponse> {
     let integration = visible(&state, &caller, id).await?.integration;
-    let report = match connection(state.store.as_ref(), &integration).await {
+    Ok(axum::Json(run_test_connection(&state, &integration).await))
+}
+
+/// Test Connection with the stored settings, logged in the integration's API call log;
+/// the API and the settings page both run it through here.
+pub(crate) async fn run_test_connection(state: &AppState, integration: &Integration) -> TestReport {
+    match connection(state.store.as_ref(), integration).await {
         Ok(conn) => {
             let (report, calls) = state.servicenow.test_connection(&conn).await;
-            record_calls(&state, id, None, calls).await;
+            record_calls(state, integration.id, None, calls).await;
             report
         }
         Err(problem) => TestReport {
@@ -49,8 +55,7 @@ pub async fn test_connection(
             }],
             warnings: Vec::new(),
         },
-    };
-    Ok(axum::Json(report))
+    }
 }
 
 pub async fn choices(

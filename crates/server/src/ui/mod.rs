@@ -1,0 +1,29 @@
+//! The web UI: server-rendered HTML (askama) over the same services and store as the
+//! API. Every form works without JavaScript; the one small script only refreshes choice
+//! lists and runs Test Connection in place.
+
+mod auth;
+mod incidents;
+mod integrations;
+mod layout;
+mod session;
+mod settings;
+mod settings_view;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(auth::home))
+        .route("/assets/snowbound.css", get(layout::css))
+        .route("/assets/snowbound.js", get(layout::js))
+        .route("/login", get(auth::login_page).post(auth::login_submit))
+        .route("/setup", get(auth::setup_page).post(auth::setup_submit))
+        .route("/logout", post(auth::logout))
+        .merge(incidents::router())
+        .merge(integrations::router())
+        .merge(settings::router())
+}

@@ -1,0 +1,328 @@
+//! The ServiceNow Settings page: Authorization with Test Connection, State, Resolving and
+//! Severity mapping, a preview of what is sent, and the API call log. Saving goes through
+//! the API's PATCH merge; Test Connection and choice lists through the API's functions.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use snowbound_core::validate::{is_servicenow_name, FieldError};
+use snowbound_core::{ServiceNowSettings, SeverityMap};
+use snowbound_servicenow::TestReport;
+use snowbound_store::IntegrationRecord;
+use uuid::Uuid;
+
+use super::incidents::Done;
+use super::layout::{render, Page, UiResult};
+use super::session::{FormData, Posted, UiUser};
+use super::settings_view::{attach_errors, calls, lists, mapping, preview, Call, Mapping, Request};
+use crate::choices::load;
+use crate::error::ApiError;
+use crate::routes::integrations::{update_integration, visible};
+use crate::routes::servicenow::run_test_connection;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/integrations/{id}/settings", get(show))
+        .route(
+            "/integrations/{id}/settings/authorization",
+            post(save_authorization),
+        )
+        .route("/integrations/{id}/settings/mappings", post(save_mappings))
+        .route("/integrations/{id}/test-connection", post(test_connection))
+        .route("/integrations/{id}/choices", get(choices))
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    page: Page,
+    tab_id: String,
+    tab: &'static str,
+    name: String,
+    problem: Option<String>,
+    s: ServiceNowSettings,
+    password_set: bool,
+    auth_errors: Vec<FieldError>,
+    auth_error: Option<String>,
+    report: Option<TestReport>,
+    mapping: Mapping,
+    mapping_error: Option<String>,
+    preview: Vec<Request>,
+    calls: Vec<Call>,
+}
+
+impl SettingsPage {
+    fn auth_err(&self, field: &str) -> Option<&str> {
+        let path = format!("servicenow.{field}");
+        self.auth_errors
+            .iter()
+            .find(|e| e.field == path)
+            .map(|e| e.message.as_str())
+    }
+}
+
+/// What to show besides the stored settings: typed values after a failed save, the
+/// errors, a Test Connection report.
+#[derive(Default)]
+struct Shown {
+    typed: Option<ServiceNowSettings>,
+    auth_errors: Vec<FieldError>,
+    auth_error: Option<String>,
+    mapping_errors: Vec<FieldError>,
+    mapping_error: Option<String>,
+    report: Option<TestReport>,
+    status: Option<StatusCode>,
+    done: Option<String>,
+}
+
+async fn page(
+    state: &AppState,
+    user: &UiUser,
+    record: IntegrationRecord,
+    shown: Shown,
+) -> UiResult {
+    let integration = &record.integration;
+    let lists = lists(state, integration).await;
+    let s = shown
+        .typed
+        .unwrap_or_else(|| integration.servicenow.clone());
+    let mut mapping = mapping(&s, &lists);
+    for fields in [
+        &mut mapping.state,
+        &mut mapping.resolving,
+        &mut mapping.primary,
+        &mut mapping.secondary,
+    ] {
+        attach_errors(fields, &shown.mapping_errors);
+    }
+    let health = &record.health;
+    let problem = match (&health.failing, health.paused_until) {
+        (Some(failing), _) => Some(format!("ServiceNow refuses the credentials: {failing}")),
+        (None, Some(until)) => Some(format!(
+            "Paused by ServiceNow's rate limit until {} UTC",
+            super::layout::when(&until)
+        )),
+        _ => None,
+    };
+    let view = SettingsPage {
+        page: Page::new(
+            format!("{} · ServiceNow Settings", integration.display_name),
+            "integrations",
+            user,
+        )
+        .with_notice(shown.done.as_deref()),
+        tab_id: integration.id.to_string(),
+        tab: "settings",
+        name: integration.display_name.clone(),
+        problem,
+        preview: preview(integration, state.public_url()),
+        calls: calls(state, integration).await?,
+        s,
+        password_set: record.password_set,
+        auth_errors: shown.auth_errors,
+        auth_error: shown.auth_error,
+        report: shown.report,
+        mapping,
+        mapping_error: shown.mapping_error,
+    };
+    Ok(render(shown.status.unwrap_or(StatusCode::OK), &view))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(id): Path<Uuid>,
+    Query(done): Query<Done>,
+) -> UiResult {
+    let record = visible(&state, &user.caller(), id).await?;
+    let shown = Shown {
+        done: done.done,
+        ..Shown::default()
+    };
+    page(&state, &user, record, shown).await
+}
+
+fn field_errors(e: &ApiError) -> Vec<FieldError> {
+    if e.fields.is_empty() {
+        e.field
+            .iter()
+            .map(|f| FieldError::new(f.clone(), e.message.clone()))
+            .collect()
+    } else {
+        e.fields.clone()
+    }
+}
+
+async fn save_authorization(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Posted { user, form }: Posted,
+) -> UiResult {
+    let caller = user.caller();
+    let mut servicenow = json!({
+        "instance_url": form.text("instance_url"),
+        "username": form.text("username"),
+        "table": form.text("table"),
+    });
+    // An empty password field keeps the stored password: it is never shown back.
+    if let Some(password) = form.get("password").filter(|p| !p.is_empty()) {
+        servicenow["password"] = json!(password);
+    }
+    match update_integration(&state, &caller, id, json!({ "servicenow": servicenow })).await {
+        Ok(_) => Ok(saved(id)),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Err(e.into()),
+        Err(e) => {
+            let record = visible(&state, &caller, id).await?;
+            let mut typed = record.integration.servicenow.clone();
+            typed.instance_url = form.text("instance_url");
+            typed.username = form.text("username");
+            typed.table = form.text("table");
+            let shown = Shown {
+                typed: Some(typed),
+                auth_errors: field_errors(&e),
+                auth_error: Some(e.message),
+                status: Some(e.status),
+                ..Shown::default()
+            };
+            page(&state, &user, record, shown).await
+        }
+    }
+}
+
+fn saved(id: Uuid) -> Response {
+    Redirect::to(&format!("/integrations/{id}/settings?done=saved")).into_response()
+}
+
+fn severity_map(form: &FormData, prefix: &str) -> SeverityMap {
+    SeverityMap {
+        critical: form.text(&format!("{prefix}_critical")),
+        warning: form.text(&format!("{prefix}_warning")),
+        minor: form.text(&format!("{prefix}_minor")),
+    }
+}
+
+/// The mapping sections as typed, on top of the stored settings.
+fn typed_mapping(current: &ServiceNowSettings, form: &FormData) -> ServiceNowSettings {
+    let mut s = current.clone();
+    s.state_open = form.text("state_open");
+    s.state_acknowledged = Some(form.text("state_acknowledged")).filter(|v| !v.is_empty());
+    s.state_resolved = form.text("state_resolved");
+    s.close_code_field = form.text("close_code_field");
+    s.close_notes_field = form.text("close_notes_field");
+    s.close_code = form.text("close_code");
+    s.close_notes_default = form
+        .get("close_notes_default")
+        .unwrap_or_default()
+        .to_owned();
+    s.severity.primary_field = form.text("primary_field");
+    s.severity.primary_map = severity_map(form, "primary");
+    let secondary_on = form.get("secondary_enabled").is_some();
+    s.severity.secondary_field = secondary_on.then(|| form.text("secondary_field"));
+    s.severity.secondary_map = secondary_on.then(|| severity_map(form, "secondary"));
+    s
+}
+
+fn mapping_patch(s: &ServiceNowSettings) -> Value {
+    let map =
+        |m: &SeverityMap| json!({"critical": m.critical, "warning": m.warning, "minor": m.minor});
+    json!({"servicenow": {
+        "state_open": s.state_open,
+        "state_acknowledged": s.state_acknowledged,
+        "state_resolved": s.state_resolved,
+        "close_code_field": s.close_code_field,
+        "close_notes_field": s.close_notes_field,
+        "close_code": s.close_code,
+        "close_notes_default": s.close_notes_default,
+        "severity": {
+            "primary_field": s.severity.primary_field,
+            "primary_map": map(&s.severity.primary_map),
+            "secondary_field": s.severity.secondary_field,
+            "secondary_map": s.severity.secondary_map.as_ref().map(map),
+        },
+    }})
+}
+
+async fn save_mappings(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Posted { user, form }: Posted,
+) -> UiResult {
+    let caller = user.caller();
+    let record = visible(&state, &caller, id).await?;
+    let typed = typed_mapping(&record.integration.servicenow, &form);
+    match update_integration(&state, &caller, id, mapping_patch(&typed)).await {
+        Ok(_) => Ok(saved(id)),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Err(e.into()),
+        Err(e) => {
+            let shown = Shown {
+                typed: Some(typed),
+                mapping_errors: field_errors(&e),
+                mapping_error: Some(e.message),
+                status: Some(e.status),
+                ..Shown::default()
+            };
+            page(&state, &user, record, shown).await
+        }
+    }
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+/// With JavaScript the page asks for JSON and shows the checks in place; without, the
+/// form POST re-renders the page with the results.
+async fn test_connection(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    Posted { user, .. }: Posted,
+) -> UiResult {
+    let record = visible(&state, &user.caller(), id).await?;
+    let report = run_test_connection(&state, &record.integration).await;
+    if wants_json(&headers) {
+        return Ok(Json(report).into_response());
+    }
+    let record = visible(&state, &user.caller(), id).await?;
+    let shown = Shown {
+        report: Some(report),
+        ..Shown::default()
+    };
+    page(&state, &user, record, shown).await
+}
+
+#[derive(Deserialize)]
+struct ChoicesQuery {
+    field: String,
+    #[serde(default)]
+    refresh: bool,
+}
+
+/// The script's "Reload lists": the same loader as `GET /api/v1/integrations/{id}/choices`.
+async fn choices(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(id): Path<Uuid>,
+    Query(query): Query<ChoicesQuery>,
+) -> UiResult {
+    if !is_servicenow_name(&query.field) {
+        return Err(ApiError::invalid_field("field", "is not a ServiceNow name").into());
+    }
+    let integration = visible(&state, &user.caller(), id).await?.integration;
+    let loaded = load(&state, &integration, &query.field, query.refresh).await;
+    Ok(Json(json!({
+        "field": query.field,
+        "choices": loaded.choices,
+        "warning": loaded.warning,
+    }))
+    .into_response())
+}
