@@ -5,7 +5,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{call_as, eventually, id, send_alert, TestApp};
+use support::{call_as, id, send_alert, TestApp};
 
 async fn source(app: &TestApp, team: &str, kind: &str) -> (String, String) {
     let answer = app

@@ -149,7 +149,11 @@ impl SqliteStore {
         self.secrets.open(&sealed).map_err(StoreError::Secret)
     }
 
-    pub(super) async fn replace_source_secret(&self, id: Uuid, secret: &SecretString) -> Result<()> {
+    pub(super) async fn replace_source_secret(
+        &self,
+        id: Uuid,
+        secret: &SecretString,
+    ) -> Result<()> {
         let updated = sqlx::query(
             "UPDATE sources SET secret_hash = ?, secret_sealed = ?, updated_at = ? WHERE id = ?",
         )
@@ -293,13 +297,12 @@ impl SqliteStore {
 
     /// Every request looks its token up afresh, so a revoked token fails on the next one.
     pub(super) async fn mark_token_revoked(&self, id: Uuid) -> Result<()> {
-        let updated = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(ms(Utc::now()))
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await?;
+        let updated =
+            sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(ms(Utc::now()))
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
         must_touch(updated.rows_affected())
     }
 }
