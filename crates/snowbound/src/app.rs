@@ -51,10 +51,10 @@ pub struct App {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     engine: JoinHandle<()>,
-}
-
     /// PostgreSQL only: wakes this node's engine when another node commits a change.
     change_listener: Option<JoinHandle<()>>,
+}
+
 impl App {
     pub async fn start(config: ServeConfig) -> Result<App, AppError> {
         let (store, postgres) = open_backend(&config).await?;
@@ -84,26 +84,27 @@ impl App {
             ..ClientConfig::default()
         })?;
         let waker = EngineWaker::new();
+        let change_listener = postgres.map(|pg| {
+            let waker = waker.clone();
+            pg.spawn_change_listener(move || waker.wake())
+        });
         let engine = Engine::new(
             Arc::clone(&store),
             client.clone(),
             waker.clone(),
             EngineConfig {
-                public_url: public_url.clone(),
-                backoff: Backoff {
-        let change_listener = postgres.map(|pg| {
-            let waker = waker.clone();
-            pg.spawn_change_listener(move || waker.wake())
-        });
-                    base: Duration::from_millis(config.retry_base_ms),
-                    max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
-                },
-                lease_for: config.lease_for(),
-                ..EngineConfig::default()
                 node_id: config
                     .node_id
                     .clone()
                     .unwrap_or_else(|| EngineConfig::default().node_id),
+                public_url: public_url.clone(),
+                backoff: Backoff {
+                    base: Duration::from_millis(config.retry_base_ms),
+                    max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
+                },
+                lease_for: config.lease_for(),
+                rate_limit_cooldown: Duration::from_millis(config.rate_limit_cooldown_ms),
+                ..EngineConfig::default()
             },
         );
 
@@ -114,7 +115,8 @@ impl App {
             waker.clone(),
             public_url.clone(),
             admin_token_hash,
-        );
+        )
+        .with_servicenow_client(client);
         let router = snowbound_server::router(state);
         let server = tokio::spawn(async move {
             axum::serve(listener, router)
@@ -131,6 +133,7 @@ impl App {
             stop,
             server,
             engine,
+            change_listener,
         })
     }
 
@@ -139,13 +142,15 @@ impl App {
     }
 
     /// Stops taking requests, lets in-flight requests and reconciles finish, then returns.
-            change_listener,
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Ok(Err(e)) = self.server.await {
             tracing::warn!(error = %e, "HTTP server ended with an error");
         }
         let _ = self.engine.await;
+        if let Some(listener) = self.change_listener {
+            listener.abort();
+        }
     }
 
     /// Runs until SIGINT/SIGTERM, then shuts down gracefully.
@@ -154,14 +159,19 @@ impl App {
         tracing::info!("shutting down");
         self.shutdown().await;
     }
-        if let Some(listener) = self.change_listener {
-            listener.abort();
-        }
 }
 
 /// Opens the configured database, applying its migrations (for PostgreSQL unless
 /// `no_migrate`, then only checking they were applied).
 pub async fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>, AppError> {
+    Ok(open_backend(config).await?.0)
+}
+
+/// The store, plus the PostgreSQL store again when that is the backend, for the
+/// cross-node change listener. The URL's scheme picks the backend.
+async fn open_backend(
+    config: &ServeConfig,
+) -> Result<(Arc<dyn Store>, Option<PostgresStore>), AppError> {
     let database_url = config.database_url();
     let secrets = || SecretBox::from_env_or_file(config.secret_key.as_deref(), &config.data_dir);
     if database_url.starts_with("sqlite:") {
@@ -191,14 +201,6 @@ fn wrong_key(e: StoreError) -> AppError {
     }
 }
 
-    Ok(open_backend(config).await?.0)
-}
-
-/// The store, plus the PostgreSQL store again when that is the backend, for the
-/// cross-node change listener. The URL's scheme picks the backend.
-async fn open_backend(
-    config: &ServeConfig,
-) -> Result<(Arc<dyn Store>, Option<PostgresStore>), AppError> {
 async fn wait_for(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }

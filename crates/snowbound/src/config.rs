@@ -52,6 +52,13 @@ pub struct ServeConfig {
         default_value_t = 30_000
     )]
     pub servicenow_timeout_ms: u64,
+    /// First pause after a 429 without Retry-After; doubles while 429s continue.
+    #[arg(
+        long,
+        env = "SNOWBOUND_RATE_LIMIT_COOLDOWN_MS",
+        default_value_t = 5_000
+    )]
+    pub rate_limit_cooldown_ms: u64,
     /// How long a link stays leased by a worker; must exceed two ServiceNow timeouts.
     #[arg(long, env = "SNOWBOUND_LEASE_MS")]
     pub lease_ms: Option<u64>,
@@ -86,17 +93,18 @@ impl ServeConfig {
             listen,
             data_dir,
             database_url: None,
+            no_migrate: false,
+            node_id: None,
             admin_token: None,
+            admin_email: None,
+            admin_password: None,
             secret_key: None,
             public_url: None,
             retry_base_ms: 1000,
             retry_max_ms: 600_000,
             servicenow_timeout_ms: 30_000,
+            rate_limit_cooldown_ms: 5_000,
             lease_ms: None,
         }
     }
-            no_migrate: false,
-            admin_email: None,
-            admin_password: None,
-            node_id: None,
 }

@@ -41,7 +41,7 @@ async fn broken_bodies_are_refused_with_json_and_store_nothing() {
     let t = TestApp::spawn().await;
     let team = t.team("core").await;
     let valid = format!(r#"{{"team_id":"{team}","title":"ok","severity":"critical"}}"#);
-    let truncated = valid[..valid.len() - 5].as_bytes().to_vec();
+    let truncated = valid.as_bytes()[..valid.len() - 5].to_vec();
     let mut not_utf8 = valid.clone().into_bytes();
     not_utf8.splice(30..30, [0xff, 0xfe, 0xc3]);
     let deep = format!(

@@ -259,3 +259,75 @@ async fn a_deleted_servicenow_record_is_parked_not_recreated() {
         .contains("no longer exists"));
     assert!(t.emulator.records("incident").is_empty(), "not re-created");
 }
+
+#[tokio::test]
+async fn without_retry_after_the_rate_limit_cool_down_grows() {
+    let t = TestApp::spawn().await;
+    let team = t.team("core").await;
+    t.integration(&team, "always", json!({})).await;
+    t.emulator
+        .add_fault(Fault::status("POST", INCIDENTS, 429).times(2));
+    let incident = t.incident(&team, "Storm without header", "critical").await;
+    t.wait_synced(&incident).await;
+
+    let posts: Vec<_> = t
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == INCIDENTS && r.method == "POST")
+        .collect();
+    assert_eq!(
+        posts.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![Some(429), Some(429), Some(201)]
+    );
+    let first_gap = posts[1].received_at - posts[0].received_at;
+    let second_gap = posts[2].received_at - posts[1].received_at;
+    // The test server's cool-down is 150 ms, doubling: 150 ms, then 300 ms.
+    assert!(
+        first_gap >= chrono::Duration::milliseconds(150),
+        "first pause {first_gap}"
+    );
+    assert!(
+        second_gap >= chrono::Duration::milliseconds(300),
+        "second pause {second_gap}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_that_hangs_times_out_and_the_link_retries() {
+    let t = TestApp::spawn_with(EmulatorConfig::default(), |c| c.servicenow_timeout_ms = 300).await;
+    let team = t.team("core").await;
+    t.integration(&team, "always", json!({})).await;
+    let incident = t.incident(&team, "Slow instance", "critical").await;
+    t.wait_synced(&incident).await;
+    t.emulator
+        .add_fault(Fault::hang("PATCH", INCIDENTS).times(1));
+    t.patch(
+        &format!("/api/v1/incidents/{incident}"),
+        json!({"severity": "warning"}),
+    )
+    .await;
+    t.wait_synced(&incident).await;
+
+    assert_eq!(t.record(&incident).unwrap()["urgency"], "2");
+    let patches: Vec<_> = t
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 2, "the hung PATCH and its retry");
+    assert_eq!(
+        patches[0].status, None,
+        "the first PATCH was never answered"
+    );
+    let calls = t
+        .get(&format!("/api/v1/incidents/{incident}/api-calls"))
+        .await;
+    let timed_out = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["status"].is_null() && c["error"].is_string());
+    assert!(timed_out, "the API call log shows the timeout: {calls}");
+}

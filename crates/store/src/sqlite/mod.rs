@@ -671,7 +671,8 @@ impl Store for SqliteStore {
         source_id: Uuid,
         dedup_key: &str,
     ) -> Result<Option<Incident>> {
-        self.select_open_incident_for_key(source_id, dedup_key).await
+        self.select_open_incident_for_key(source_id, dedup_key)
+            .await
     }
 
     async fn create_incident_for_key(
