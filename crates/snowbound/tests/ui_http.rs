@@ -592,3 +592,54 @@ async fn without_sys_choice_access_the_mappings_are_text_inputs_with_the_warning
     );
     assert!(page.html.contains("cannot read sys_choice (HTTP 403)"));
 }
+
+#[tokio::test]
+async fn teams_sources_and_routing_rules_pages() {
+    let t = app_with_admin().await;
+    let mut ui = Ui::new(&t.base);
+    ui.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let created = ui.submit("/teams", "/teams", &[("name", "Storage")]).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER);
+    let duplicate = ui.submit("/teams", "/teams", &[("name", "Storage")]).await;
+    assert_eq!(duplicate.status, StatusCode::CONFLICT);
+    assert!(duplicate.html.contains("a team with this name exists"));
+    let teams = t.get("/api/v1/teams").await;
+    let team = teams[0]["id"].as_str().unwrap().to_owned();
+    let integration = t
+        .integration(&team, "always_after_forwarding", json!({}))
+        .await;
+    t.post(
+        "/api/v1/sources",
+        json!({"team_id": team, "type": "alertmanager", "name": "prod alertmanager"}),
+    )
+    .await;
+    t.post(
+        "/api/v1/routing-rules",
+        json!({"team_id": team, "name": "Critical to ServiceNow",
+               "when": {"severity": ["critical"]}, "then": {"forward_to": [integration]}}),
+    )
+    .await;
+
+    let sources = ui.get(&format!("/teams/{team}/sources")).await;
+    assert!(sources.html.contains("prod alertmanager") && sources.html.contains("alertmanager"));
+    let rules = ui.get(&format!("/teams/{team}/rules")).await;
+    assert!(rules.html.contains("Critical to ServiceNow"));
+    assert!(rules.html.contains("severity is critical"));
+    assert!(rules.html.contains("forward to SN always_after_forwarding"));
+
+    let user = snowbound_server::accounts::new_user(
+        "eve@example.com",
+        "eves long password",
+        false,
+        vec![],
+    );
+    t.store().create_user(&user).await.unwrap();
+    let mut eve = Ui::new(&t.base);
+    eve.login("eve@example.com", "eves long password").await;
+    assert_eq!(
+        eve.get(&format!("/teams/{team}/rules")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let refused = eve.submit("/teams", "/teams", &[("name", "Mine")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}

@@ -6,7 +6,7 @@ pub(crate) mod integrations;
 mod routing_rules;
 pub(crate) mod servicenow;
 mod sources;
-mod teams;
+pub(crate) mod teams;
 mod tokens;
 
 use std::any::Any;

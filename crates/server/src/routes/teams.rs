@@ -41,10 +41,16 @@ pub async fn create(
     caller: Caller,
     Json(body): Json<CreateTeam>,
 ) -> ApiResult<impl IntoResponse> {
+    let team = create_team(&state, &caller, &body.name).await?;
+    Ok((StatusCode::CREATED, axum::Json(team)))
+}
+
+/// Creates a team (admin only); the API and the web UI's Teams page both call this.
+pub(crate) async fn create_team(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Team> {
     caller.require_admin()?;
     let team = Team {
         id: new_id(),
-        name: checked_name(&body.name)?,
+        name: checked_name(name)?,
         created_at: Utc::now(),
     };
     state.store.create_team(&team).await.map_err(|e| match e {
@@ -53,7 +59,7 @@ pub async fn create(
         }
         other => other.into(),
     })?;
-    Ok((StatusCode::CREATED, axum::Json(team)))
+    Ok(team)
 }
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {

@@ -9,6 +9,7 @@ mod layout;
 mod session;
 mod settings;
 mod settings_view;
+mod teams;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -26,4 +27,5 @@ pub fn router() -> Router<AppState> {
         .merge(incidents::router())
         .merge(integrations::router())
         .merge(settings::router())
+        .merge(teams::router())
 }
