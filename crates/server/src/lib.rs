@@ -10,7 +10,8 @@ mod choices;
 pub mod error;
 pub mod extract;
 pub mod incidents;
-mod ingest;
+/// Public for the fuzz targets: the parsers read whatever the network sends.
+pub mod ingest;
 mod integration_input;
 mod routes;
 mod routing;

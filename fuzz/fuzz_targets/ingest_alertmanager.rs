@@ -1,0 +1,12 @@
+#![no_main]
+//! The Alertmanager parser reads whatever is posted to `/ingest/{secret}`: any bytes must
+//! give alerts or a 4xx error naming the field, never a panic.
+
+use libfuzzer_sys::fuzz_target;
+use snowbound_fuzz::source;
+
+fuzz_target!(|data: &[u8]| {
+    if let Err(error) = snowbound_server::ingest::alertmanager::parse(data, &source()) {
+        assert!(error.status.is_client_error());
+    }
+});
