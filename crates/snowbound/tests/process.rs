@@ -3,90 +3,13 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{json, Value};
 use snowbound_emulator::{Emulator, EmulatorConfig};
+use support::node::Node;
 use support::{eventually, ADMIN_TOKEN};
-
-/// A `snowbound serve` child process, killed when dropped.
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Node {
-    async fn start(data_dir: &Path) -> Node {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_snowbound"))
-            .arg("serve")
-            .env("SNOWBOUND_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SNOWBOUND_DATA_DIR", data_dir)
-            .env("SNOWBOUND_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("SNOWBOUND_RETRY_BASE_MS", "20")
-            .env("SNOWBOUND_RETRY_MAX_MS", "200")
-            .env("SNOWBOUND_SERVICENOW_TIMEOUT_MS", "2000")
-            .env("SNOWBOUND_LEASE_MS", "2000")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("snowbound binary starts");
-        let node = Node {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let http = reqwest::Client::new();
-        eventually("the node answers /healthz", || async {
-            http.get(format!("{}/healthz", node.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
-        node
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the node did not exit within {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Api {
     base: String,

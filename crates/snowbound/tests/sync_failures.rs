@@ -331,3 +331,51 @@ async fn a_call_that_hangs_times_out_and_the_link_retries() {
         .any(|c| c["status"].is_null() && c["error"].is_string());
     assert!(timed_out, "the API call log shows the timeout: {calls}");
 }
+
+#[tokio::test]
+async fn a_create_refused_by_an_acl_explains_itself_on_the_link() {
+    let t = TestApp::spawn_with(
+        EmulatorConfig {
+            users: vec!["reader:pw:incident_reader,personalize_choices"
+                .parse()
+                .unwrap()],
+            ..EmulatorConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let team = t.team("core").await;
+    let integration = t
+        .integration(
+            &team,
+            "always",
+            json!({"username": "reader", "password": "pw"}),
+        )
+        .await;
+    // Test Connection passes: it only reads, and says so.
+    let report = t
+        .post(
+            &format!("/api/v1/integrations/{integration}/test-connection"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report.to_string().contains("first create"), "{report}");
+
+    let incident = t.incident(&team, "Read-only user", "critical").await;
+    eventually("the link is parked", || async {
+        t.get(&format!("/api/v1/incidents/{incident}")).await["links"][0]["state"] == "parked"
+    })
+    .await;
+    let detail = t.get(&format!("/api/v1/incidents/{incident}")).await;
+    let error = detail["links"][0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("create"),
+        "plain words about create rights: {error}"
+    );
+    assert!(
+        error.contains("ACL") || error.contains("role"),
+        "names what to ask for: {error}"
+    );
+    assert!(t.emulator.records("incident").is_empty());
+}

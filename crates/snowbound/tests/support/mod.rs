@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod node;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
