@@ -3,9 +3,9 @@
 mod incidents;
 mod ingest;
 pub(crate) mod integrations;
-mod routing_rules;
+pub(crate) mod routing_rules;
 pub(crate) mod servicenow;
-mod sources;
+pub(crate) mod sources;
 pub(crate) mod teams;
 mod tokens;
 

@@ -31,14 +31,14 @@ const MAX_TARGETS: usize = 50;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleInput {
-    team_id: Uuid,
-    name: String,
+    pub team_id: Uuid,
+    pub name: String,
     /// Default: after the team's last rule.
     #[serde(default)]
-    position: Option<i64>,
+    pub position: Option<i64>,
     #[serde(default)]
-    when: Conditions,
-    then: Actions,
+    pub when: Conditions,
+    pub then: Actions,
 }
 
 /// The rule if the caller may see it; other teams' rules do not exist.
@@ -124,7 +124,17 @@ pub async fn create(
     caller: Caller,
     Json(input): Json<RuleInput>,
 ) -> ApiResult<impl IntoResponse> {
-    let name = checked(&state, &caller, &input).await?;
+    let rule = create_rule(&state, &caller, input).await?;
+    Ok((StatusCode::CREATED, axum::Json(rule)))
+}
+
+/// Creates a rule; the API and the web UI's Routing rules page both call this.
+pub(crate) async fn create_rule(
+    state: &AppState,
+    caller: &Caller,
+    input: RuleInput,
+) -> ApiResult<RoutingRule> {
+    let name = checked(state, caller, &input).await?;
     let position = match input.position {
         Some(position) => position,
         None => state
@@ -148,7 +158,7 @@ pub async fn create(
         updated_at: now,
     };
     state.store.create_routing_rule(&rule).await?;
-    Ok((StatusCode::CREATED, axum::Json(rule)))
+    Ok(rule)
 }
 
 /// In evaluation order; `?team_id=` narrows to one team.
@@ -184,7 +194,17 @@ pub async fn patch(
     Path(id): Path<Uuid>,
     Json(patch): Json<Value>,
 ) -> ApiResult<impl IntoResponse> {
-    let current = visible(&state, &caller, id).await?;
+    Ok(axum::Json(update_rule(&state, &caller, id, patch).await?))
+}
+
+/// Applies a merge patch to a rule; the API's PATCH and the web UI's reordering call this.
+pub(crate) async fn update_rule(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    patch: Value,
+) -> ApiResult<RoutingRule> {
+    let current = visible(state, caller, id).await?;
     if !patch.is_object() {
         return Err(ApiError::bad_request(
             "invalid_body",
@@ -206,7 +226,7 @@ pub async fn patch(
             "a rule stays in its team; create one in the other team instead",
         ));
     }
-    let name = checked(&state, &caller, &input).await?;
+    let name = checked(state, caller, &input).await?;
     let rule = RoutingRule {
         name,
         position: input.position.unwrap_or(current.position),
@@ -223,7 +243,7 @@ pub async fn patch(
             StoreError::NotFound => ApiError::not_found("routing rule"),
             other => other.into(),
         })?;
-    Ok(axum::Json(rule))
+    Ok(rule)
 }
 
 pub async fn delete(
@@ -231,9 +251,14 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
-    visible(&state, &caller, id).await?;
+    delete_rule(&state, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn delete_rule(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<()> {
+    visible(state, caller, id).await?;
     match state.store.delete_routing_rule(id).await {
-        Ok(()) | Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT),
+        Ok(()) | Err(StoreError::NotFound) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

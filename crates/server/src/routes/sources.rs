@@ -32,12 +32,12 @@ const SECRET_PREFIX: &str = "sbi_";
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
-    team_id: Uuid,
+    pub team_id: Uuid,
     #[serde(rename = "type")]
-    kind: SourceKind,
-    name: String,
+    pub kind: SourceKind,
+    pub name: String,
     #[serde(default)]
-    severity_map: BTreeMap<String, Severity>,
+    pub severity_map: BTreeMap<String, Severity>,
 }
 
 #[derive(Deserialize)]
@@ -50,24 +50,24 @@ pub struct PatchSource {
 }
 
 #[derive(Serialize)]
-struct SourceView {
-    id: Uuid,
-    team_id: Uuid,
+pub(crate) struct SourceView {
+    pub id: Uuid,
+    pub team_id: Uuid,
     #[serde(rename = "type")]
-    kind: SourceKind,
-    name: String,
-    severity_map: BTreeMap<String, Severity>,
+    pub kind: SourceKind,
+    pub name: String,
+    pub severity_map: BTreeMap<String, Severity>,
     /// The only credential a sender needs.
-    ingest_url: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    pub ingest_url: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 fn ingest_url(state: &AppState, secret: &SecretString) -> String {
     format!("{}/ingest/{}", state.public_url(), secret.expose_secret())
 }
 
-async fn view(state: &AppState, source: Source) -> ApiResult<SourceView> {
+pub(crate) async fn view(state: &AppState, source: Source) -> ApiResult<SourceView> {
     let secret = state.store.source_secret(source.id).await?;
     Ok(SourceView {
         ingest_url: ingest_url(state, &secret),
@@ -132,6 +132,16 @@ pub async fn create(
     caller: Caller,
     Json(body): Json<CreateSource>,
 ) -> ApiResult<impl IntoResponse> {
+    let view = create_source(&state, &caller, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+/// Creates a source; the API and the web UI's Sources page both call this.
+pub(crate) async fn create_source(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateSource,
+) -> ApiResult<SourceView> {
     let name = checked_name(&body.name)?;
     let severity_map = checked_map(body.severity_map)?;
     if !caller.sees_team(body.team_id) {
@@ -158,7 +168,7 @@ pub async fn create(
         .store
         .create_source(&source, &generate_secret())
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(view(&state, source).await?)))
+    view(state, source).await
 }
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
@@ -204,14 +214,22 @@ pub async fn rotate(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
-    visible(&state, &caller, id).await?;
+    Ok(axum::Json(rotate_source(&state, &caller, id).await?))
+}
+
+pub(crate) async fn rotate_source(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> ApiResult<SourceView> {
+    visible(state, caller, id).await?;
     state
         .store
         .rotate_source_secret(id, &generate_secret())
         .await
         .map_err(gone)?;
     let source = state.store.get_source(id).await.map_err(gone)?;
-    Ok(axum::Json(view(&state, source).await?))
+    view(state, source).await
 }
 
 /// Incidents the source opened stay; only the way in closes.
@@ -220,9 +238,14 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
-    visible(&state, &caller, id).await?;
+    delete_source(&state, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn delete_source(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<()> {
+    visible(state, caller, id).await?;
     match state.store.delete_source(id).await {
-        Ok(()) | Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT),
+        Ok(()) | Err(StoreError::NotFound) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -160,7 +160,7 @@ const FORWARDING_MODES: [(&str, &str, &str); 3] = [
     ),
 ];
 
-fn form_errors(e: &ApiError) -> Vec<FieldError> {
+pub(super) fn form_errors(e: &ApiError) -> Vec<FieldError> {
     if e.fields.is_empty() {
         e.field
             .iter()

@@ -66,6 +66,9 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "severity" => "Severity changed.",
         "retry" => "The link will be tried again now.",
         "deleted" => "Deleted.",
+        "rotated" => "Secret rotated. The old ingest URL no longer works; copy the new one below.",
+        "moved" => "Moved. The rules are evaluated in the order shown.",
+        "password" => "Password reset. That user's other sessions have ended.",
         _ => return None,
     })
 }

@@ -6,10 +6,13 @@ mod auth;
 mod incidents;
 mod integrations;
 mod layout;
+mod rules;
 mod session;
 mod settings;
 mod settings_view;
+mod sources;
 mod teams;
+mod typed;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -28,4 +31,6 @@ pub fn router() -> Router<AppState> {
         .merge(integrations::router())
         .merge(settings::router())
         .merge(teams::router())
+        .merge(sources::router())
+        .merge(rules::router())
 }

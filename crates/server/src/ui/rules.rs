@@ -1,0 +1,317 @@
+//! A team's routing rules: in evaluation order and in words, created from a form, deleted
+//! and moved up or down. Every change goes through the same functions as
+//! `/api/v1/routing-rules`, so the page cannot save a rule the API would refuse.
+
+use std::collections::{BTreeMap, HashMap};
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use snowbound_core::routing::{Actions, AttributeMatcher, Conditions, RoutingRule};
+use snowbound_core::{Severity, Team};
+use snowbound_store::StoreError;
+use uuid::Uuid;
+
+use super::incidents::Done;
+use super::layout::{render, Page, UiResult};
+use super::session::{FormData, Posted, UiUser};
+use super::teams::team;
+use super::typed::Typed;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::routes::routing_rules::{create_rule, delete_rule, update_rule, RuleInput};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/teams/{id}/rules", get(list).post(create))
+        .route("/teams/{id}/rules/{rule}/move", post(move_rule))
+        .route("/teams/{id}/rules/{rule}/delete", post(delete))
+}
+
+pub struct RuleRow {
+    id: Uuid,
+    name: String,
+    sentence: String,
+    first: bool,
+    last: bool,
+}
+
+#[derive(Template)]
+#[template(path = "team_rules.html")]
+struct RulesPage {
+    page: Page,
+    team: Team,
+    rows: Vec<RuleRow>,
+    /// Integrations serving the team: the only ones a rule may name.
+    targets: Vec<(Uuid, String)>,
+    severities: &'static [Severity],
+    form: Typed,
+}
+
+/// The order [`snowbound_core::routing::evaluate`] uses.
+async fn ordered(state: &AppState, team_id: Uuid) -> UiResult<Vec<RoutingRule>> {
+    let mut rules = state.store.list_routing_rules(Some(&[team_id])).await?;
+    rules.sort_by_key(|r| (r.position, r.created_at, r.id));
+    Ok(rules)
+}
+
+async fn targets(state: &AppState, team_id: Uuid) -> UiResult<Vec<(Uuid, String)>> {
+    Ok(state
+        .store
+        .list_integrations()
+        .await?
+        .into_iter()
+        .filter(|r| r.integration.serves_team(team_id))
+        .map(|r| (r.integration.id, r.integration.display_name))
+        .collect())
+}
+
+fn names(ids: &[Uuid], known: &HashMap<Uuid, String>) -> String {
+    ids.iter()
+        .map(|i| known.get(i).cloned().unwrap_or_else(|| i.to_string()))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// "When severity is critical and env = prod → forward to ServiceNow".
+pub fn sentence(rule: &RoutingRule, known: &HashMap<Uuid, String>) -> String {
+    let mut when = Vec::new();
+    if let Some(severities) = &rule.when.severity {
+        let list: Vec<&str> = severities.iter().map(|s| s.as_str()).collect();
+        when.push(format!("severity is {}", list.join(" or ")));
+    }
+    if let Some(text) = &rule.when.title_contains {
+        when.push(format!("title contains “{text}”"));
+    }
+    for (key, matcher) in &rule.when.attributes {
+        when.push(match matcher {
+            AttributeMatcher::Equals(v) => format!("{key} = {v}"),
+            AttributeMatcher::Contains(v) => format!("{key} contains “{v}”"),
+            AttributeMatcher::Regex(v) => format!("{key} matches /{v}/"),
+        });
+    }
+    let mut then = Vec::new();
+    if !rule.then.forward_to.is_empty() {
+        then.push(format!(
+            "forward to {}",
+            names(&rule.then.forward_to, known)
+        ));
+    }
+    if !rule.then.exclude_from.is_empty() {
+        then.push(format!(
+            "exclude from {}",
+            names(&rule.then.exclude_from, known)
+        ));
+    }
+    if rule.then.stop {
+        then.push("skip the rules below".into());
+    }
+    let when = if when.is_empty() {
+        "Every incident".to_owned()
+    } else {
+        format!("When {}", when.join(" and "))
+    };
+    format!("{when} → {}", then.join("; "))
+}
+
+async fn page(
+    state: &AppState,
+    user: &UiUser,
+    team: Team,
+    form: Typed,
+    status: StatusCode,
+    done: Option<&str>,
+) -> UiResult {
+    let targets = targets(state, team.id).await?;
+    let known: HashMap<Uuid, String> = state
+        .store
+        .list_integrations()
+        .await?
+        .into_iter()
+        .map(|r| (r.integration.id, r.integration.display_name))
+        .collect();
+    let rules = ordered(state, team.id).await?;
+    let count = rules.len();
+    let rows = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RuleRow {
+            id: r.id,
+            name: r.name.clone(),
+            sentence: sentence(r, &known),
+            first: i == 0,
+            last: i + 1 == count,
+        })
+        .collect();
+    Ok(render(
+        status,
+        &RulesPage {
+            page: Page::new(format!("{} · Routing rules", team.name), "teams", user)
+                .with_notice(done),
+            team,
+            rows,
+            targets,
+            severities: Severity::ALL,
+            form,
+        },
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(id): Path<Uuid>,
+    Query(done): Query<Done>,
+) -> UiResult {
+    let team = team(&state, &user, id).await?;
+    let status = StatusCode::OK;
+    page(
+        &state,
+        &user,
+        team,
+        Typed::default(),
+        status,
+        done.done.as_deref(),
+    )
+    .await
+}
+
+/// One condition per line: `key=value` (equals), `key~text` (contains), `key=~regex`.
+fn attribute_lines(text: &str) -> Result<BTreeMap<String, AttributeMatcher>, ApiError> {
+    let mut map = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let problem = |why: &str| {
+            ApiError::invalid_field("when.attributes", format!("line {}: {why}", n + 1))
+        };
+        let Some(at) = line.find(['=', '~']) else {
+            return Err(problem("write key=value, key~text or key=~regex"));
+        };
+        let (key, rest) = (line[..at].trim(), &line[at..]);
+        let matcher = if let Some(regex) = rest.strip_prefix("=~") {
+            AttributeMatcher::Regex(regex.trim().to_owned())
+        } else if let Some(text) = rest.strip_prefix('~') {
+            AttributeMatcher::Contains(text.trim().to_owned())
+        } else {
+            AttributeMatcher::Equals(rest[1..].trim().to_owned())
+        };
+        if key.is_empty() {
+            return Err(problem("the attribute name is missing"));
+        }
+        if map.insert(key.to_owned(), matcher).is_some() {
+            return Err(problem(&format!("{key} has a condition already")));
+        }
+    }
+    Ok(map)
+}
+
+fn conditions(form: &FormData) -> Result<Conditions, ApiError> {
+    let severities: Vec<Severity> = form
+        .all("severity")
+        .into_iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let title = form.text("title_contains");
+    Ok(Conditions {
+        severity: (!severities.is_empty()).then_some(severities),
+        attributes: attribute_lines(form.get("attributes").unwrap_or_default())?,
+        title_contains: (!title.is_empty()).then_some(title),
+    })
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Posted { user, form }: Posted,
+) -> UiResult {
+    let team = team(&state, &user, id).await?;
+    let result = async {
+        let input = RuleInput {
+            team_id: team.id,
+            name: form.text("name"),
+            position: None,
+            when: conditions(&form)?,
+            then: Actions {
+                forward_to: form.ids("forward_to"),
+                exclude_from: form.ids("exclude_from"),
+                stop: form.get("stop").is_some(),
+            },
+        };
+        create_rule(&state, &user.caller(), input).await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/teams/{id}/rules?done=created")).into_response()),
+        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+            let status = e.status;
+            let rename = [
+                ("when.severity", "severity"),
+                ("when.title_contains", "title_contains"),
+                ("when.attributes", "attributes"),
+                ("then", "then"),
+            ];
+            let form = Typed::refused(form, &e, &rename);
+            page(&state, &user, team, form, status, None).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A rule of the team in the URL, for the same reason as sources' `of_team`.
+async fn of_team(state: &AppState, caller: &Caller, team: Uuid, rule: Uuid) -> UiResult<()> {
+    match state.store.get_routing_rule(rule).await {
+        Ok(r) if r.team_id == team && caller.sees_team(team) => Ok(()),
+        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found("routing rule").into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Swaps the rule with its neighbour, then numbers the team's rules 10, 20, 30… in the
+/// new order: positions may tie (ties fall back to age), so swapping two numbers alone
+/// would not always move a rule.
+async fn move_rule(
+    State(state): State<AppState>,
+    Path((id, rule)): Path<(Uuid, Uuid)>,
+    Posted { user, form }: Posted,
+) -> UiResult {
+    let caller = user.caller();
+    of_team(&state, &caller, id, rule).await?;
+    let mut rules = ordered(&state, id).await?;
+    let Some(at) = rules.iter().position(|r| r.id == rule) else {
+        return Err(ApiError::not_found("routing rule").into());
+    };
+    let other = match form.text("direction").as_str() {
+        "up" => at.checked_sub(1),
+        "down" => Some(at + 1).filter(|&i| i < rules.len()),
+        _ => return Err(ApiError::invalid_field("direction", "is up or down").into()),
+    };
+    if let Some(other) = other {
+        rules.swap(at, other);
+        for (i, r) in rules.iter().enumerate() {
+            let position = (i as i64 + 1) * 10;
+            if r.position != position {
+                update_rule(&state, &caller, r.id, json!({ "position": position })).await?;
+            }
+        }
+    }
+    Ok(Redirect::to(&format!("/teams/{id}/rules?done=moved#rule-{rule}")).into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path((id, rule)): Path<(Uuid, Uuid)>,
+    Posted { user, .. }: Posted,
+) -> UiResult {
+    let caller = user.caller();
+    of_team(&state, &caller, id, rule).await?;
+    delete_rule(&state, &caller, rule).await?;
+    Ok(Redirect::to(&format!("/teams/{id}/rules?done=deleted")).into_response())
+}
