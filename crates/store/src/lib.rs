@@ -194,6 +194,22 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
     /// [`StoreError::NotFound`] when no such token is active.
     async fn revoke_token(&self, id: Uuid) -> Result<()>;
+
+    // --- web UI user administration (the Users page) ----------------------------------
+    async fn get_user(&self, id: Uuid) -> Result<User>;
+    /// Deletes the user and every session of theirs in one transaction, so a deleted
+    /// user's open browser stops working with the next request.
+    /// [`StoreError::NotFound`] when no such user exists.
+    async fn delete_user(&self, id: Uuid) -> Result<()>;
+    /// Replaces the password hash and ends every session of the user but `keep_session`
+    /// (the admin's own, when resetting their own password), in one transaction: whoever
+    /// knew the old password is logged out with it.
+    async fn set_user_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<()>;
 }
 
 /// The API call log keeps this many calls per integration.

@@ -29,6 +29,7 @@ on_both_backends!(
     racing_setups_make_one_first_user,
     the_api_call_log_keeps_the_newest_calls_while_workers_write,
     users_and_sessions_round_trip,
+    deleting_a_user_or_resetting_a_password_ends_sessions,
 );
 
 async fn team_and_integration(store: &dyn Store) -> (Team, Integration) {
@@ -236,6 +237,62 @@ async fn users_and_sessions_round_trip(db: TestDb) {
     assert!(store.session("abc", later).await.unwrap().is_none());
     store.delete_session("abc").await.unwrap();
     assert!(store.session("abc", now).await.unwrap().is_none());
+}
+
+fn session_of(user: &User, id: &str) -> Session {
+    let now = Utc::now();
+    Session {
+        id: id.into(),
+        user_id: user.id,
+        csrf_token: "csrf".into(),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+    }
+}
+
+async fn deleting_a_user_or_resetting_a_password_ends_sessions(db: TestDb) {
+    let store = db.open(SecretBox::random()).await.unwrap();
+    let ada = someone("ada@example.com");
+    let bob = someone("bob@example.com");
+    store.create_user(&ada).await.unwrap();
+    store.create_user(&bob).await.unwrap();
+    for (user, id) in [(&ada, "ada-laptop"), (&ada, "ada-phone"), (&bob, "bob-1")] {
+        store.create_session(&session_of(user, id)).await.unwrap();
+    }
+    assert_eq!(
+        store.get_user(bob.id).await.unwrap().email,
+        "bob@example.com"
+    );
+
+    store
+        .set_user_password(ada.id, "$argon2id$new", Some("ada-laptop"))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let (_, kept) = store.session("ada-laptop", now).await.unwrap().unwrap();
+    assert_eq!(kept.password_hash, "$argon2id$new", "{}", db.name());
+    assert!(store.session("ada-phone", now).await.unwrap().is_none());
+    store
+        .set_user_password(ada.id, "$argon2id$newer", None)
+        .await
+        .unwrap();
+    assert!(store.session("ada-laptop", now).await.unwrap().is_none());
+
+    store.delete_user(bob.id).await.unwrap();
+    assert!(store.session("bob-1", now).await.unwrap().is_none());
+    assert!(matches!(
+        store.get_user(bob.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_user(bob.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.set_user_password(bob.id, "x", None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.count_users().await.unwrap(), 1, "{}", db.name());
 }
 
 async fn the_api_call_log_keeps_the_newest_calls_while_workers_write(db: TestDb) {

@@ -4,11 +4,12 @@
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
+use uuid::Uuid;
 
 use super::conflict_on;
 use super::rows::{json, ms, time, to_json, uuid};
 use crate::accounts::{Session, User};
-use crate::Result;
+use crate::{Result, StoreError};
 
 fn user(row: &PgRow) -> Result<User> {
     Ok(User {
@@ -135,5 +136,58 @@ pub async fn delete_session(pool: &PgPool, id: &str) -> Result<()> {
         .bind(id)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<User> {
+    sqlx::query("SELECT * FROM users WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(user)
+        .transpose()?
+        .ok_or(StoreError::NotFound)
+}
+
+pub async fn delete(pool: &PgPool, id: Uuid) -> Result<()> {
+    // Explicit rather than by the cascade alone, as in the SQLite store.
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn set_password(
+    pool: &PgPool,
+    id: Uuid,
+    password_hash: &str,
+    keep_session: Option<&str>,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(password_hash)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+        .bind(id.to_string())
+        .bind(keep_session.unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }

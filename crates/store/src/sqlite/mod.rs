@@ -714,4 +714,22 @@ impl Store for SqliteStore {
     async fn revoke_token(&self, id: Uuid) -> Result<()> {
         self.mark_token_revoked(id).await
     }
+
+    // --- web UI user administration: see users.rs --------------------------------------
+    async fn get_user(&self, id: Uuid) -> Result<User> {
+        users::get(&self.pool, id).await
+    }
+
+    async fn delete_user(&self, id: Uuid) -> Result<()> {
+        users::delete(&self.pool, id).await
+    }
+
+    async fn set_user_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<()> {
+        users::set_password(&self.pool, id, password_hash, keep_session).await
+    }
 }

@@ -3,11 +3,12 @@
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
+use uuid::Uuid;
 
 use super::conflict_on;
 use super::rows::{json, ms, time, to_json, uuid};
 use crate::accounts::{Session, User};
-use crate::Result;
+use crate::{Result, StoreError};
 
 fn user(row: &SqliteRow) -> Result<User> {
     Ok(User {
@@ -126,6 +127,60 @@ pub async fn delete_session(pool: &SqlitePool, id: &str) -> Result<()> {
         .bind(id)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &SqlitePool, id: Uuid) -> Result<User> {
+    sqlx::query("SELECT * FROM users WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(user)
+        .transpose()?
+        .ok_or(StoreError::NotFound)
+}
+
+pub async fn delete(pool: &SqlitePool, id: Uuid) -> Result<()> {
+    // Sessions go explicitly, not only by the foreign key's cascade: a database opened
+    // without `foreign_keys` must not leave a deleted user signed in.
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn set_password(
+    pool: &SqlitePool,
+    id: Uuid,
+    password_hash: &str,
+    keep_session: Option<&str>,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        .bind(password_hash)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query("DELETE FROM sessions WHERE user_id = ? AND id <> ?")
+        .bind(id.to_string())
+        .bind(keep_session.unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }
 
