@@ -40,10 +40,19 @@ pub fn burn_verify(password: &str) {
 
 /// Why an email/password pair cannot become an account; a sentence for the user.
 pub fn check_new_account(email: &str, password: &str) -> Result<(), String> {
+    check_email(email)?;
+    check_password(password)
+}
+
+pub fn check_email(email: &str) -> Result<(), String> {
     let email = email.trim();
     if email.len() < 3 || !email.contains('@') || email.contains(char::is_whitespace) {
         return Err("Enter an email address such as ada@example.com.".into());
     }
+    Ok(())
+}
+
+pub fn check_password(password: &str) -> Result<(), String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(format!(
             "The password needs at least {MIN_PASSWORD_CHARS} characters."

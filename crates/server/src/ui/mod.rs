@@ -13,6 +13,7 @@ mod settings_view;
 mod sources;
 mod teams;
 mod typed;
+mod users;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -33,4 +34,5 @@ pub fn router() -> Router<AppState> {
         .merge(teams::router())
         .merge(sources::router())
         .merge(rules::router())
+        .merge(users::router())
 }
