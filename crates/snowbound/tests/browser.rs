@@ -149,13 +149,23 @@ async fn fill(c: &Client, selector: &str, text: &str) {
 }
 
 async fn text_of(c: &Client, selector: &str) -> String {
-    css(c, selector).await.text().await.unwrap()
+    // Right after a click the page being left can still answer: a stale element is
+    // read again from the new page.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match css(c, selector).await.text().await {
+            Ok(text) => return text,
+            Err(e) if Instant::now() >= deadline => panic!("reading `{selector}`: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 async fn wait_for_text(c: &Client, selector: &str, wanted: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let text = text_of(c, selector).await;
+        // The element may belong to the page a click is just leaving (stale): look again.
+        let text = css(c, selector).await.text().await.unwrap_or_default();
         if text.contains(wanted) {
             return;
         }
@@ -194,7 +204,7 @@ async fn journey(c: &Client, t: &TestApp, incident: &str) {
         .await
         .unwrap();
     css(c, "h1").await;
-    assert_eq!(text_of(c, "h1").await, "Incidents");
+    wait_for_text(c, "h1", "Incidents").await;
 
     // Outbound Integrations → + Create.
     css(c, "a[href='/integrations']")
@@ -357,4 +367,51 @@ async fn journey(c: &Client, t: &TestApp, incident: &str) {
     .unwrap();
     let png = css(c, "#api-calls").await.screenshot().await.unwrap();
     std::fs::write(screenshot_dir().join("07-api-calls.png"), png).unwrap();
+
+    // Teams → Sources: a new Alertmanager source and its ingest URL; → Routing rules:
+    // a rule in words.
+    css(c, "a[href='/teams']").await.click().await.unwrap();
+    css(c, "a[href$='/sources']").await.click().await.unwrap();
+    fill(c, "#name", "prod alertmanager").await;
+    fill(c, "#severity_map", "page=critical\nticket=warning").await;
+    css(c, "form[action$='/sources'] button.primary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(c, ".notice", "Created.").await;
+    let url = css(c, "input.copy")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(url.starts_with(&format!("{}/ingest/sbi_", t.base)), "{url}");
+    shot(c, "09-sources", 1280).await;
+    css(c, "a[href='/teams']").await.click().await.unwrap();
+    css(c, "a[href$='/rules']").await.click().await.unwrap();
+    fill(c, "#name", "Criticals in prod to ServiceNow").await;
+    css(c, "input[name=severity][value=critical]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    fill(c, "#attributes", "env=prod").await;
+    css(c, &format!("input[name=forward_to][value='{id}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    css(c, "form[action$='/rules'] button.primary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(
+        c,
+        "ol.rules",
+        "When severity is critical and env = prod → forward to ServiceNow",
+    )
+    .await;
+    shot(c, "10-rules", 1280).await;
 }
