@@ -6,6 +6,7 @@
 mod accounts;
 mod crypto;
 mod postgres;
+mod rows;
 mod sqlite;
 pub mod testing;
 mod types;
