@@ -157,6 +157,12 @@ impl Emulator {
         self.shared.control().log.entries.iter().cloned().collect()
     }
 
+    /// Removes and returns the logged requests, oldest first. A benchmark drains the log
+    /// as it runs, so no request is lost to the cap and none is seen twice.
+    pub fn take_requests(&self) -> Vec<ReceivedRequest> {
+        std::mem::take(&mut self.shared.control().log.entries).into()
+    }
+
     /// How many old log entries were discarded to keep the log bounded.
     pub fn dropped_requests(&self) -> u64 {
         self.shared.control().log.dropped
