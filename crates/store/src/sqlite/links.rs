@@ -45,6 +45,7 @@ pub async fn bump_incident(conn: &mut SqliteConnection, incident_id: uuid::Uuid)
 }
 
 pub async fn lease_due(
+    writer: &SqlitePool,
     pool: &SqlitePool,
     owner: &str,
     now: DateTime<Utc>,
@@ -69,7 +70,7 @@ pub async fn lease_due(
     .bind(ms(lease_until))
     .bind(ms(now))
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(writer)
     .await?;
     if leased.is_empty() {
         return Ok(Vec::new());
@@ -107,15 +108,45 @@ pub async fn lease_due(
 }
 
 pub async fn complete(pool: &SqlitePool, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool> {
-    let now = ms(Utc::now());
+    let now = Utc::now();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let done = complete_in(&mut tx, lease, outcome, now).await?;
+    if matches!(outcome, LeaseOutcome::Synced { .. }) {
+        mark_success(&mut tx, lease.link.integration_id, now).await?;
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+pub async fn mark_success(
+    conn: &mut SqliteConnection,
+    integration_id: uuid::Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE integrations SET last_success_at = ? WHERE id = ?")
+        .bind(ms(now))
+        .bind(integration_id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The end of one reconcile, inside the caller's transaction; false when the lease
+/// was lost meanwhile (then nothing is written).
+pub async fn complete_in(
+    tx: &mut SqliteConnection,
+    lease: &Lease,
+    outcome: &LeaseOutcome,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let now = ms(now);
     let incident = lease.link.incident_id.to_string();
     let integration = lease.link.integration_id.to_string();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let done = match outcome {
         LeaseOutcome::Synced { sys_id, number, sent, servicenow_state } => {
             let mut pushed = lease.link.pushed.clone();
             pushed.extend(sent.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let done = sqlx::query(
+            sqlx::query(
                 "UPDATE links SET sys_id = ?1, number = ?2, servicenow_state = COALESCE(?3, servicenow_state), \
                  pushed = ?4, synced_rev = ?5, state = CASE WHEN rev > ?5 THEN 'pending' ELSE 'synced' END, \
                  attempts = 0, last_error = NULL, create_unsure = 0, last_synced_at = ?6, next_attempt_at = ?6, \
@@ -134,13 +165,7 @@ pub async fn complete(pool: &SqlitePool, lease: &Lease, outcome: &LeaseOutcome) 
             .execute(&mut *tx)
             .await?
             .rows_affected()
-                > 0;
-            sqlx::query("UPDATE integrations SET last_success_at = ? WHERE id = ?")
-                .bind(now)
-                .bind(&integration)
-                .execute(&mut *tx)
-                .await?;
-            done
+                > 0
         }
         LeaseOutcome::UpToDate => sqlx::query(
             "UPDATE links SET synced_rev = ?1, state = CASE WHEN rev > ?1 THEN 'pending' ELSE 'synced' END, \
@@ -200,6 +225,5 @@ pub async fn complete(pool: &SqlitePool, lease: &Lease, outcome: &LeaseOutcome) 
         .rows_affected()
             > 0,
     };
-    tx.commit().await?;
     Ok(done)
 }

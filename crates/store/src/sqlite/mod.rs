@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::crypto::SecretBox;
 use crate::types::*;
-use crate::{LeaseOutcome, Result, Session, Store, StoreError, User, API_CALLS_KEPT};
+use crate::{Completion, LeaseOutcome, Result, Session, Store, StoreError, User, API_CALLS_KEPT};
 use rows::{ms, to_json};
 
 const KEY_CHECK: &str = "secret_key_check";
@@ -31,6 +31,10 @@ const KEY_CHECK_TEXT: &str = "snowbound";
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Every transaction that writes goes through this one connection. SQLite admits one
+    /// writer at a time anyway; queueing for it here is fair and wakes the next writer at
+    /// once, where contending in SQLite's busy handler sleeps for milliseconds.
+    writer: SqlitePool,
     secrets: SecretBox,
 }
 
@@ -49,11 +53,23 @@ impl SqliteStore {
                 std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(e.into()))?;
             }
         }
+        // A connection to a local file cannot go stale, and the default ping before each
+        // acquire is a second round trip to the connection's thread for every query.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        let store = SqliteStore { pool, secrets };
+        let store = SqliteStore {
+            pool,
+            writer,
+            secrets,
+        };
         store.migrate().await?;
         store.check_secret_key().await?;
         Ok(store)
@@ -86,7 +102,7 @@ impl SqliteStore {
     }
 
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
@@ -151,9 +167,52 @@ async fn insert_incident(
     Ok(())
 }
 
+async fn insert_api_calls(
+    conn: &mut SqliteConnection,
+    integration_id: Uuid,
+    incident_id: Option<Uuid>,
+    calls: &[ApiCallRecord],
+) -> Result<()> {
+    let integration = integration_id.to_string();
+    let incident = incident_id.map(|id| id.to_string());
+    for call in calls {
+        sqlx::query(
+            "INSERT INTO api_calls (integration_id, incident_id, at, method, url, status, duration_ms, \
+             request_body, response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&integration)
+        .bind(&incident)
+        .bind(ms(call.at))
+        .bind(&call.method)
+        .bind(&call.url)
+        .bind(call.status.map(i64::from))
+        .bind(call.duration_ms as i64)
+        .bind(&call.request_body)
+        .bind(&call.response_body)
+        .bind(&call.error)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Keeps the newest `API_CALLS_KEPT` calls of one integration.
+async fn prune_api_calls(conn: &mut SqliteConnection, integration_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM api_calls WHERE integration_id = ?1 AND id <= \
+         (SELECT id FROM api_calls WHERE integration_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )
+    .bind(integration_id.to_string())
+    .bind(API_CALLS_KEPT)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 const INTEGRATION_COLUMNS: &str =
-    "i.*, (SELECT COUNT(*) FROM links l WHERE l.integration_id = i.id \
-     AND (l.state = 'parked' OR (l.state = 'retrying' AND l.attempts > 0))) AS failing_links";
+    "i.*, (SELECT COUNT(*) FROM links l WHERE l.integration_id = i.id AND l.state = 'parked') \
+     + (SELECT COUNT(*) FROM links l WHERE l.integration_id = i.id AND l.state = 'retrying' \
+     AND l.attempts > 0) AS failing_links";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -511,11 +570,11 @@ impl Store for SqliteStore {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Lease>> {
-        links::lease_due(&self.pool, owner, now, lease_until, limit).await
+        links::lease_due(&self.writer, &self.pool, owner, now, lease_until, limit).await
     }
 
     async fn complete_lease(&self, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool> {
-        links::complete(&self.pool, lease, outcome).await
+        links::complete(&self.writer, lease, outcome).await
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>> {
@@ -538,36 +597,42 @@ impl Store for SqliteStore {
         if calls.is_empty() {
             return Ok(());
         }
-        let integration = integration_id.to_string();
         let mut tx = self.write_tx().await?;
-        for call in calls {
-            sqlx::query(
-                "INSERT INTO api_calls (integration_id, incident_id, at, method, url, status, duration_ms, \
-                 request_body, response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&integration)
-            .bind(incident_id.map(|id| id.to_string()))
-            .bind(ms(call.at))
-            .bind(&call.method)
-            .bind(&call.url)
-            .bind(call.status.map(i64::from))
-            .bind(call.duration_ms as i64)
-            .bind(&call.request_body)
-            .bind(&call.response_body)
-            .bind(&call.error)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "DELETE FROM api_calls WHERE integration_id = ?1 AND id <= \
-             (SELECT id FROM api_calls WHERE integration_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-        )
-        .bind(&integration)
-        .bind(API_CALLS_KEPT)
-        .execute(&mut *tx)
-        .await?;
+        insert_api_calls(&mut tx, integration_id, incident_id, calls).await?;
+        prune_api_calls(&mut tx, integration_id).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn complete_leases(&self, done: &[Completion]) -> Result<Vec<bool>> {
+        let mut tx = self.write_tx().await?;
+        let now = Utc::now();
+        let mut ours = Vec::with_capacity(done.len());
+        let mut touched = std::collections::BTreeMap::new();
+        for c in done {
+            let integration_id = c.lease.link.integration_id;
+            if !c.calls.is_empty() {
+                insert_api_calls(
+                    &mut tx,
+                    integration_id,
+                    Some(c.lease.link.incident_id),
+                    &c.calls,
+                )
+                .await?;
+            }
+            ours.push(links::complete_in(&mut tx, &c.lease, &c.outcome, now).await?);
+            let succeeded = matches!(c.outcome, LeaseOutcome::Synced { .. });
+            *touched.entry(integration_id).or_insert(false) |= succeeded;
+        }
+        // Once per integration and batch, not per reconcile.
+        for (integration_id, succeeded) in touched {
+            prune_api_calls(&mut tx, integration_id).await?;
+            if succeeded {
+                links::mark_success(&mut tx, integration_id, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(ours)
     }
 
     async fn list_api_calls(&self, filter: &ApiCallFilter) -> Result<Vec<ApiCallRecord>> {
