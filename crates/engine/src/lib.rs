@@ -4,6 +4,7 @@
 
 mod api_log;
 mod backoff;
+mod rate_limit;
 mod reconcile;
 mod runner;
 mod waker;

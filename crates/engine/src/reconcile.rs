@@ -13,6 +13,7 @@ use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Failure, Recor
 use snowbound_store::{LeaseOutcome, Link};
 
 use crate::backoff::Backoff;
+use crate::rate_limit::RateLimiter;
 
 /// What the link shows ServiceNow: the frozen snapshot of an `only_on_forwarding`
 /// forward, else the live incident. The flag says whether it follows updates.
@@ -54,9 +55,17 @@ pub(crate) struct Reconciler<'a> {
     pub client: &'a Client,
     pub backoff: Backoff,
     pub public_url: &'a str,
+    pub limiter: Option<&'a RateLimiter>,
 }
 
 impl Reconciler<'_> {
+    /// Every HTTP call to the instance goes through here first.
+    async fn may_call(&self) {
+        if let Some(limiter) = self.limiter {
+            limiter.acquire().await;
+        }
+    }
+
     pub async fn run(
         &self,
         link: &Link,
@@ -91,6 +100,7 @@ impl Reconciler<'_> {
         let mut record = link.sys_id.clone().zip(link.number.clone());
         let mut pushed = link.pushed.clone();
         if record.is_none() && link.create_unsure {
+            self.may_call().await;
             let Exchange {
                 outcome,
                 calls: made,
@@ -134,13 +144,17 @@ impl Reconciler<'_> {
                 };
             }
             (SyncPlan::Create(fields), _) => {
+                self.may_call().await;
                 (self.client.create(&conn, fields).await, fields, true)
             }
-            (SyncPlan::Update(fields), Some((sys_id, _))) => (
-                self.client.update(&conn, sys_id, fields).await,
-                fields,
-                false,
-            ),
+            (SyncPlan::Update(fields), Some((sys_id, _))) => {
+                self.may_call().await;
+                (
+                    self.client.update(&conn, sys_id, fields).await,
+                    fields,
+                    false,
+                )
+            }
             (SyncPlan::Update(_), None) => unreachable!("plan_sync updates only existing records"),
         };
         calls.extend(exchange.calls);

@@ -7,14 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use secrecy::SecretString;
 use snowbound_servicenow::Client;
-use snowbound_store::{Lease, LeaseOutcome, Store, StoreError};
-use tokio::sync::Semaphore;
+use snowbound_store::{
+    ApiCallRecord, Completion, IntegrationRecord, Lease, LeaseOutcome, Store, StoreError,
+};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::api_log::api_call_records;
 use crate::backoff::Backoff;
+use crate::rate_limit::RateLimiter;
 use crate::reconcile::{Reconciler, SideEffect};
 use crate::waker::EngineWaker;
 
@@ -35,6 +39,9 @@ pub struct EngineConfig {
     /// Calls in flight to one integration at most: instances limit concurrent API
     /// transactions per user, and ordering per incident comes from the lease anyway.
     pub per_integration_concurrency: usize,
+    /// Calls per second to one integration at most, over any one-second window; `None`
+    /// = only the instance's 429s slow us down.
+    pub per_integration_rate_limit: Option<u32>,
     /// The first pause after a 429 without `Retry-After`; doubles while 429s continue.
     pub rate_limit_cooldown: Duration,
     pub rate_limit_cooldown_max: Duration,
@@ -57,6 +64,7 @@ impl Default for EngineConfig {
             lease_for: Duration::from_secs(90),
             max_in_flight: 32,
             per_integration_concurrency: 8,
+            per_integration_rate_limit: None,
             rate_limit_cooldown: Duration::from_secs(5),
             rate_limit_cooldown_max: Duration::from_secs(300),
             poll_interval: Duration::from_secs(5),
@@ -77,9 +85,45 @@ struct Inner {
     waker: EngineWaker,
     config: EngineConfig,
     gates: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
+    limiters: Mutex<HashMap<Uuid, Arc<RateLimiter>>>,
     /// Consecutive 429s without `Retry-After`, per integration.
     rate_limited: Mutex<HashMap<Uuid, u32>>,
+    /// Pauses and failures this node caused, so reconciles of the same lease batch
+    /// (whose integration was read before) stop at once instead of calling on.
+    blocked: Mutex<HashMap<Uuid, Block>>,
+    completions: mpsc::UnboundedSender<Finished>,
+    completions_rx: Mutex<Option<mpsc::UnboundedReceiver<Finished>>>,
 }
+
+/// An integration as one lease batch sees it: read once per batch, not per link. A
+/// settings change committed after the read bumps every link, so a link reconciled
+/// with the old settings is reconciled again.
+enum Loaded {
+    Ready {
+        record: Box<IntegrationRecord>,
+        password: SecretString,
+    },
+    /// Deleted meanwhile: its links went with it.
+    Gone,
+    /// Reading it failed; the leases expire and the work is redone.
+    Unavailable,
+    PasswordUnreadable(String),
+}
+
+enum Block {
+    PausedUntil(chrono::DateTime<Utc>),
+    /// Failing with the settings of this time; newer settings lift it.
+    Failing {
+        settings_at: chrono::DateTime<Utc>,
+    },
+}
+
+/// A completion and whom to tell once it is written.
+type Finished = (Completion, oneshot::Sender<()>);
+
+/// Completions are written in batches: reconciles finishing together share one
+/// transaction, so the database commits once per batch instead of twice per link.
+const COMPLETION_BATCH: usize = 256;
 
 impl Engine {
     pub fn new(
@@ -88,6 +132,7 @@ impl Engine {
         waker: EngineWaker,
         config: EngineConfig,
     ) -> Self {
+        let (completions, completions_rx) = mpsc::unbounded_channel();
         Engine {
             inner: Arc::new(Inner {
                 store,
@@ -95,7 +140,11 @@ impl Engine {
                 waker,
                 config,
                 gates: Mutex::new(HashMap::new()),
+                limiters: Mutex::new(HashMap::new()),
                 rate_limited: Mutex::new(HashMap::new()),
+                blocked: Mutex::new(HashMap::new()),
+                completions,
+                completions_rx: Mutex::new(Some(completions_rx)),
             }),
         }
     }
@@ -110,13 +159,24 @@ impl Engine {
         let inner = &self.inner;
         let config = &inner.config;
         let mut tasks = JoinSet::new();
+        let writer = inner
+            .completions_rx
+            .lock()
+            .expect("completions lock")
+            .take()
+            .map(|rx| tokio::spawn(write_completions(Arc::clone(&inner.store), rx)));
         tokio::pin!(shutdown);
         tracing::info!(node = %config.node_id, "sync engine started");
         loop {
             let now = Utc::now();
             let free = config.max_in_flight.saturating_sub(tasks.len());
+            // Leasing is a write, queued behind every other write. Under load, waiting
+            // for a quarter of the slots to free up leases them with one statement
+            // instead of one statement per finished reconcile.
+            let lease_now =
+                free > 0 && (free >= (config.max_in_flight / 4).max(1) || tasks.is_empty());
             let mut leased = 0;
-            if free > 0 {
+            if lease_now {
                 let owner = format!("{}:{}", config.node_id, Uuid::new_v4().simple());
                 let lease_until = now + config.lease_for;
                 match inner
@@ -126,15 +186,25 @@ impl Engine {
                 {
                     Ok(leases) => {
                         leased = leases.len();
+                        let mut loaded: HashMap<Uuid, Arc<Loaded>> = HashMap::new();
                         for lease in leases {
-                            tasks.spawn(Arc::clone(inner).reconcile(lease));
+                            let id = lease.link.integration_id;
+                            let integration = match loaded.get(&id) {
+                                Some(l) => Arc::clone(l),
+                                None => {
+                                    let l = Arc::new(inner.load(id).await);
+                                    loaded.insert(id, Arc::clone(&l));
+                                    l
+                                }
+                            };
+                            tasks.spawn(Arc::clone(inner).reconcile(lease, integration));
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "leasing links failed"),
                 }
             }
-            let wake_at = if free > 0 && leased == free {
-                None // more may be waiting: lease again as soon as a slot frees
+            let wake_at = if !lease_now || leased == free {
+                None // more may be waiting: lease again as soon as slots free
             } else {
                 let next = inner.next_due().await;
                 let floor = if leased == 0 {
@@ -163,6 +233,32 @@ impl Engine {
             );
             tasks.abort_all();
         }
+        // Every finished reconcile waited for its completion to be written.
+        if let Some(writer) = writer {
+            writer.abort();
+        }
+    }
+}
+
+async fn write_completions(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Finished>) {
+    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
+    while rx.recv_many(&mut batch, COMPLETION_BATCH).await > 0 {
+        let (done, acks): (Vec<Completion>, Vec<oneshot::Sender<()>>) = batch.drain(..).unzip();
+        match store.complete_leases(&done).await {
+            Ok(ours) => {
+                for (c, ours) in done.iter().zip(ours) {
+                    if !ours {
+                        tracing::warn!(incident_id = %c.lease.link.incident_id, "lease lost before the reconcile finished");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, reconciles = done.len(), "recording reconciles failed; their leases expire and they are redone")
+            }
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
     }
 }
 
@@ -187,52 +283,77 @@ impl Inner {
         }))
     }
 
-    async fn reconcile(self: Arc<Self>, lease: Lease) {
+    fn limiter(&self, integration_id: Uuid) -> Option<Arc<RateLimiter>> {
+        let per_second = self.config.per_integration_rate_limit?;
+        let mut limiters = self.limiters.lock().expect("limiters lock");
+        Some(Arc::clone(
+            limiters
+                .entry(integration_id)
+                .or_insert_with(|| Arc::new(RateLimiter::new(per_second))),
+        ))
+    }
+
+    async fn load(&self, integration_id: Uuid) -> Loaded {
+        let record = match self.store.get_integration(integration_id).await {
+            Ok(record) => record,
+            Err(StoreError::NotFound) => return Loaded::Gone,
+            Err(e) => {
+                tracing::warn!(error = %e, "loading an integration failed; the lease will expire");
+                return Loaded::Unavailable;
+            }
+        };
+        match self.store.integration_password(integration_id).await {
+            Ok(password) => Loaded::Ready {
+                record: Box::new(record),
+                password,
+            },
+            Err(e) => {
+                Loaded::PasswordUnreadable(format!("the stored password cannot be read: {e}"))
+            }
+        }
+    }
+
+    async fn reconcile(self: Arc<Self>, lease: Lease, loaded: Arc<Loaded>) {
         let integration_id = lease.link.integration_id;
         let incident_id = lease.link.incident_id;
+        let (record, password) = match &*loaded {
+            Loaded::Ready { record, password } => (record, password.clone()),
+            Loaded::Gone | Loaded::Unavailable => return,
+            Loaded::PasswordUnreadable(error) => {
+                self.mark_failing(integration_id, error).await;
+                return self
+                    .complete(lease, LeaseOutcome::Release, Vec::new())
+                    .await;
+            }
+        };
+        if record.health.failing.is_some() || record.health.paused_until.is_some() {
+            return self
+                .complete(lease, LeaseOutcome::Release, Vec::new())
+                .await;
+        }
         let _permit = self
             .gate(integration_id)
             .acquire_owned()
             .await
             .expect("gates are never closed");
-
-        let record = match self.store.get_integration(integration_id).await {
-            Ok(record) => record,
-            // Deleted meanwhile: its links went with it.
-            Err(StoreError::NotFound) => return,
-            Err(e) => {
-                return tracing::warn!(error = %e, "loading an integration failed; the lease will expire")
-            }
-        };
-        if record.health.failing.is_some() || record.health.paused_until.is_some() {
-            return self.complete(&lease, LeaseOutcome::Release).await;
+        if self.is_blocked(integration_id, record) {
+            return self
+                .complete(lease, LeaseOutcome::Release, Vec::new())
+                .await;
         }
-        let password = match self.store.integration_password(integration_id).await {
-            Ok(password) => password,
-            Err(e) => {
-                let error = format!("the stored password cannot be read: {e}");
-                self.mark_failing(integration_id, &error).await;
-                return self.complete(&lease, LeaseOutcome::Release).await;
-            }
-        };
 
+        let limiter = self.limiter(integration_id);
         let reconciler = Reconciler {
             client: &self.client,
             backoff: self.config.backoff,
             public_url: &self.config.public_url,
+            limiter: limiter.as_deref(),
         };
         let done = reconciler
             .run(&lease.link, &lease.incident, &record.integration, password)
             .await;
 
         let calls = api_call_records(integration_id, Some(incident_id), done.calls);
-        if let Err(e) = self
-            .store
-            .record_api_calls(integration_id, Some(incident_id), &calls)
-            .await
-        {
-            tracing::warn!(error = %e, "recording API calls failed");
-        }
         match done.effect {
             SideEffect::None => {
                 self.rate_limited
@@ -248,11 +369,16 @@ impl Inner {
                     .unwrap_or_else(|| self.growing_cooldown(integration_id));
                 tracing::info!(%integration_id, wait_ms = wait.as_millis() as u64, "ServiceNow rate limit: pausing the integration");
                 let until = Utc::now() + wait;
+                self.block(integration_id, Block::PausedUntil(until));
                 if let Err(e) = self.store.pause_integration(integration_id, until).await {
                     tracing::warn!(error = %e, "pausing an integration failed");
                 }
             }
-            SideEffect::Failing(error) => self.mark_failing(integration_id, &error).await,
+            SideEffect::Failing(error) => {
+                let settings_at = record.integration.updated_at;
+                self.block(integration_id, Block::Failing { settings_at });
+                self.mark_failing(integration_id, &error).await
+            }
         }
         match &done.outcome {
             LeaseOutcome::Retry { error, .. } | LeaseOutcome::Park { error } => {
@@ -260,7 +386,27 @@ impl Inner {
             }
             _ => tracing::debug!(%incident_id, %integration_id, "reconciled"),
         }
-        self.complete(&lease, done.outcome).await;
+        self.complete(lease, done.outcome, calls).await;
+    }
+
+    fn block(&self, integration_id: Uuid, block: Block) {
+        self.blocked
+            .lock()
+            .expect("blocked lock")
+            .insert(integration_id, block);
+    }
+
+    fn is_blocked(&self, integration_id: Uuid, record: &IntegrationRecord) -> bool {
+        let mut blocked = self.blocked.lock().expect("blocked lock");
+        let still = match blocked.get(&integration_id) {
+            None => return false,
+            Some(Block::PausedUntil(until)) => *until > Utc::now(),
+            Some(Block::Failing { settings_at }) => record.integration.updated_at <= *settings_at,
+        };
+        if !still {
+            blocked.remove(&integration_id);
+        }
+        still
     }
 
     fn growing_cooldown(&self, integration_id: Uuid) -> Duration {
@@ -286,15 +432,17 @@ impl Inner {
         }
     }
 
-    async fn complete(&self, lease: &Lease, outcome: LeaseOutcome) {
-        match self.store.complete_lease(lease, &outcome).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(incident_id = %lease.link.incident_id, "lease lost before the reconcile finished")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "recording a reconcile failed; the lease will expire and it is redone")
-            }
+    /// Hands the outcome to the batch writer and waits until it is written, so the
+    /// in-flight count (and a graceful shutdown) covers the write too.
+    async fn complete(&self, lease: Lease, outcome: LeaseOutcome, calls: Vec<ApiCallRecord>) {
+        let (ack, written) = oneshot::channel();
+        let completion = Completion {
+            lease,
+            outcome,
+            calls,
+        };
+        if self.completions.send((completion, ack)).is_ok() {
+            let _ = written.await;
         }
     }
 }

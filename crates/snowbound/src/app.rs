@@ -104,6 +104,12 @@ impl App {
                 },
                 lease_for: config.lease_for(),
                 rate_limit_cooldown: Duration::from_millis(config.rate_limit_cooldown_ms),
+                per_integration_concurrency: config.servicenow_concurrency.max(1),
+                // Reconciles waiting for an integration's gate hold a slot too, so leave
+                // room for a full gate's worth beyond the default.
+                max_in_flight: (config.servicenow_concurrency * 2).max(32),
+                per_integration_rate_limit: (config.servicenow_rate_limit > 0)
+                    .then_some(config.servicenow_rate_limit),
                 ..EngineConfig::default()
             },
         );

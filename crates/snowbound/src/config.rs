@@ -59,6 +59,14 @@ pub struct ServeConfig {
         default_value_t = 5_000
     )]
     pub rate_limit_cooldown_ms: u64,
+    /// Calls in flight to one integration at most (instances limit concurrent API
+    /// transactions per user); with a slow instance, throughput is this ÷ its latency.
+    #[arg(long, env = "SNOWBOUND_SERVICENOW_CONCURRENCY", default_value_t = 8)]
+    pub servicenow_concurrency: usize,
+    /// Calls per second to one integration at most (0 = no limit), counted over any
+    /// one-second window, so an instance rate limit of this size is never hit. Per node.
+    #[arg(long, env = "SNOWBOUND_SERVICENOW_RATE_LIMIT", default_value_t = 0)]
+    pub servicenow_rate_limit: u32,
     /// How long a link stays leased by a worker; must exceed two ServiceNow timeouts.
     #[arg(long, env = "SNOWBOUND_LEASE_MS")]
     pub lease_ms: Option<u64>,
@@ -104,6 +112,8 @@ impl ServeConfig {
             retry_max_ms: 600_000,
             servicenow_timeout_ms: 30_000,
             rate_limit_cooldown_ms: 5_000,
+            servicenow_concurrency: 8,
+            servicenow_rate_limit: 0,
             lease_ms: None,
         }
     }

@@ -67,7 +67,7 @@ impl IncidentService {
             action,
             incident_id,
         };
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let held = self
                 .store
                 .open_incident_for_key(source.id, &alert.dedup_key)
@@ -110,7 +110,15 @@ impl IncidentService {
                 Attempt::Changed(incident) => {
                     return Ok(outcome(changed_action, Some(incident.id)))
                 }
-                Attempt::Stale => continue,
+                Attempt::Stale => {
+                    // Writes queue for SQLite's one writer in order, so alerts racing
+                    // for one key would re-read and collide again in lockstep (the
+                    // last of n needing n attempts); a short random pause spreads them.
+                    let ceiling_us = 500 * (attempt as u64 + 1);
+                    let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=ceiling_us);
+                    tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+                    continue;
+                }
             }
         }
         Err(ApiError::conflict(
