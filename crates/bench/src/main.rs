@@ -1,0 +1,340 @@
+//! `snowbound-bench`: how fast ServiceNow follows the incidents, and at what cost.
+//!
+//! For every combination of `--latency-ms` and `--sn-concurrency` (× `--repeat`) it
+//! starts the ServiceNow emulator (in this process) and a real `snowbound serve` (a child
+//! process on a temporary SQLite database), measures the emulator's raw rate for the
+//! same calls, drives the alert storm through `POST /ingest/{secret}`, and follows the
+//! emulator's request log until ServiceNow holds the final state of every incident.
+//! Writes `report.md` and one SVG per run into `--out`.
+
+mod drive;
+mod raw;
+mod report;
+mod server;
+mod track;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use snowbound_emulator::{Emulator, EmulatorConfig, User};
+
+use drive::{now_micros, Ledger, Order, Storm};
+use report::{Config, RunResult, Series};
+use server::{Knobs, ProcStats, Server};
+use track::Tracker;
+
+/// The user Snowbound calls ServiceNow as; the raw loop uses `admin`, which has no rate
+/// limit, so the physical limit is the emulator's and not the instance rule's.
+const SYNC_USER: (&str, &str) = ("snowbound", "bench-password");
+const RAW_USER: (&str, &str) = ("admin", "admin");
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Benchmark Snowbound's ServiceNow sync against the emulator"
+)]
+struct Cli {
+    /// Incidents to open.
+    #[arg(long, default_value_t = 1000)]
+    incidents: usize,
+    /// Changes per incident: the open, severity changes, and (when ≥ 2) the resolve last.
+    #[arg(long, default_value_t = 2)]
+    changes: usize,
+    /// Ingest requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Total changes per second to send; 0 = as fast as the server accepts them.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    #[arg(long, value_enum, default_value_t = Order::RoundRobin)]
+    order: Order,
+    /// Latency the emulator adds to every Table API call, like a real instance (list).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    latency_ms: Vec<u64>,
+    /// SNOWBOUND_SERVICENOW_CONCURRENCY: calls in flight per integration (list).
+    #[arg(long, value_delimiter = ',', default_value = "8")]
+    sn_concurrency: Vec<usize>,
+    /// SNOWBOUND_SERVICENOW_RATE_LIMIT: Snowbound's own limit, calls per second.
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// The instance's rate limit for Snowbound's user (the emulator answers 429 above it).
+    #[arg(long)]
+    instance_rate_limit: Option<u32>,
+    /// At most this many calls in the raw-rate measurement.
+    #[arg(long, default_value_t = 20_000)]
+    raw_calls: usize,
+    /// Runs of each configuration (to see the spread).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Extra environment for `snowbound serve`, KEY=VALUE (repeatable).
+    #[arg(long = "env")]
+    env: Vec<String>,
+    /// Name prefix of the runs in the report.
+    #[arg(long, default_value = "run")]
+    name: String,
+    #[arg(long, default_value = "bench-out")]
+    out: PathBuf,
+    /// The `snowbound` binary (default: next to this one, else on PATH).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Measure the engine alone: ingest everything while the integration is failing
+    /// (wrong password, 401), then fix the password and time the backlog's drain.
+    #[arg(long)]
+    backlog: bool,
+    /// Give up when nothing reaches ServiceNow for this long.
+    #[arg(long, default_value_t = 60)]
+    stall_timeout_s: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    anyhow::ensure!(
+        cli.incidents > 0 && cli.changes > 0,
+        "--incidents and --changes must be > 0"
+    );
+    let binary = cli
+        .server_bin
+        .clone()
+        .unwrap_or_else(server::default_binary);
+    std::fs::create_dir_all(&cli.out)?;
+    let extra_env = cli
+        .env
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .with_context(|| format!("--env {kv}: expected KEY=VALUE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut results = Vec::new();
+    for &latency_ms in &cli.latency_ms {
+        for &sn_concurrency in &cli.sn_concurrency {
+            for repeat in 0..cli.repeat {
+                let name = format!(
+                    "{}-lat{latency_ms}-c{sn_concurrency}{}",
+                    cli.name,
+                    if cli.repeat > 1 {
+                        format!("-{}", repeat + 1)
+                    } else {
+                        String::new()
+                    }
+                );
+                let config = Config {
+                    incidents: cli.incidents,
+                    changes: cli.changes,
+                    ingest_concurrency: cli.concurrency,
+                    rate: (cli.rate > 0.0).then_some(cli.rate),
+                    order: if cli.backlog {
+                        format!("{:?}, backlog", cli.order)
+                    } else {
+                        format!("{:?}", cli.order)
+                    },
+                    latency_ms,
+                    sn_concurrency,
+                    rate_limit: cli.rate_limit,
+                    instance_rate_limit: cli.instance_rate_limit,
+                };
+                let knobs = Knobs {
+                    concurrency: sn_concurrency,
+                    rate_limit: cli.rate_limit,
+                    extra_env: extra_env.clone(),
+                };
+                let result = one_run(&cli, &binary, name, config, knobs).await?;
+                std::fs::write(
+                    cli.out.join(format!("{}.svg", result.name)),
+                    report::svg(&result),
+                )?;
+                summary(&result);
+                results.push(result);
+            }
+        }
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let md = report::markdown(&results, &command);
+    std::fs::write(cli.out.join("report.md"), &md)?;
+    println!("report: {}", cli.out.join("report.md").display());
+    if results.iter().any(|r| !r.complete) {
+        anyhow::bail!("some runs did not complete; see the report");
+    }
+    Ok(())
+}
+
+fn summary(r: &RunResult) {
+    println!(
+        "{}: sync {:.0}/s (raw {:.0}/s, {:.0} %), ingest {:.0}/s, {:.3} calls/change (max {}/incident), latency p50 {:.1} p99 {:.1} max {:.1} ms, peak RSS {:.1} MB, CPU {:.1} s{}",
+        r.name, r.sync_rate, r.raw_rate, r.ratio() * 100.0, r.ingest_rate, r.calls_per_change(), r.calls_per_incident_max,
+        r.latency_ms(0.5), r.latency_ms(0.99), r.latency_ms(1.0), r.peak_rss_mb, r.server_cpu_s,
+        if r.complete { "" } else { " INCOMPLETE" }
+    );
+}
+
+fn emulator_config(cli: &Cli, latency_ms: u64) -> EmulatorConfig {
+    let sync_user = User::new(SYNC_USER.0, SYNC_USER.1, &["itil"])
+        .with_rate_limit(cli.instance_rate_limit, None);
+    EmulatorConfig {
+        users: vec![User::new(RAW_USER.0, RAW_USER.1, &["admin"]), sync_user],
+        latency: Duration::from_millis(latency_ms),
+        ..EmulatorConfig::default()
+    }
+}
+
+async fn one_run(
+    cli: &Cli,
+    binary: &std::path::Path,
+    name: String,
+    config: Config,
+    knobs: Knobs,
+) -> anyhow::Result<RunResult> {
+    let total = cli.incidents * cli.changes;
+    // The physical limit first, on an emulator of its own, with nothing else running.
+    let raw = {
+        let emulator = Emulator::start(emulator_config(cli, config.latency_ms)).await?;
+        let calls = total.min(cli.raw_calls).max(1);
+        let creates = calls.div_ceil(cli.changes).min(cli.incidents).max(1);
+        let patches = calls.saturating_sub(creates);
+        let raw = raw::measure(
+            &emulator.base_url(),
+            RAW_USER,
+            creates,
+            patches,
+            config.sn_concurrency,
+        )
+        .await?;
+        emulator.shutdown().await;
+        raw
+    };
+
+    let emulator = Emulator::start(emulator_config(cli, config.latency_ms)).await?;
+    let server = Server::start(binary, &knobs).await?;
+    let password = if cli.backlog {
+        "wrong-password"
+    } else {
+        SYNC_USER.1
+    };
+    let (ingest_url, integration_id) = server
+        .set_up(&emulator.base_url(), (SYNC_USER.0, password))
+        .await?;
+    let before = server.stats();
+    let bench_before = ProcStats::own();
+
+    let ledger = Arc::new(Ledger::new(cli.incidents, cli.changes));
+    let first_send = now_micros();
+    let mut started = first_send;
+    let storm = Storm {
+        ingest_url,
+        run: format!("{name}-{first_send}"),
+        concurrency: cli.concurrency,
+        rate: config.rate,
+        order: cli.order,
+    };
+    let mut storm = tokio::spawn(storm.run(Arc::clone(&ledger)));
+    if cli.backlog {
+        (&mut storm).await??;
+        // The 401s that stopped the integration are not part of the drain.
+        let refused = emulator.take_requests().len();
+        println!("{name}: {total} changes ingested while failing ({refused} calls refused); fixing the password");
+        started = now_micros();
+        server.set_password(&integration_id, SYNC_USER.1).await?;
+    }
+
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} changes in ServiceNow {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name.clone());
+    let mut tracker = Tracker::new(emulator.clone(), Arc::clone(&ledger));
+    let mut last_progress = (Instant::now(), 0usize);
+    let mut complete = false;
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tracker.poll();
+        let delivered = tracker.delivered();
+        bar.set_position(delivered as u64);
+        bar.set_message(format!(
+            "| ingested {} | calls {}",
+            ledger.ingested.load(std::sync::atomic::Ordering::Relaxed),
+            tracker.calls
+        ));
+        if tracker.all_done() {
+            complete = true;
+            break;
+        }
+        if delivered != last_progress.1 || !storm.is_finished() {
+            last_progress = (Instant::now(), delivered);
+        } else if last_progress.0.elapsed() > Duration::from_secs(cli.stall_timeout_s) {
+            bar.println(format!(
+                "{name}: nothing reached ServiceNow for {} s; {} requests unmatched; giving up",
+                cli.stall_timeout_s,
+                tracker.unmatched()
+            ));
+            break;
+        }
+    }
+    bar.finish();
+    let after = server.stats();
+    let bench_after = ProcStats::own();
+    if !cli.backlog {
+        storm.await??;
+    }
+    // Late calls (there should be none) still count against calls per change.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tracker.poll();
+    server.stop()?;
+    emulator.shutdown().await;
+
+    let acked: Vec<i64> = ledger
+        .acked
+        .iter()
+        .map(|a| a.load(std::sync::atomic::Ordering::Relaxed))
+        .filter(|&a| a != 0)
+        .collect();
+    let last_ack = acked.iter().copied().max().unwrap_or(first_send);
+    let mut ingest_micros = std::mem::take(&mut *ledger.ingest_micros.lock().expect("ingest"));
+    ingest_micros.sort_unstable();
+    let end = if complete {
+        tracker.last_delivery
+    } else {
+        now_micros()
+    };
+    let seconds = (end - started) as f64 / 1e6;
+    let (_, max_per_incident) = tracker.calls_per_incident();
+    let mut latencies = std::mem::take(&mut tracker.latencies);
+    latencies.sort_unstable();
+    let rel = |v: &[i64]| v.iter().map(|t| t - started).collect::<Vec<_>>();
+    Ok(RunResult {
+        name,
+        complete,
+        changes: total,
+        delivered: tracker.delivered(),
+        ingest_rate: acked.len() as f64 / ((last_ack - first_send) as f64 / 1e6).max(1e-9),
+        sync_rate: tracker.delivered() as f64 / seconds.max(1e-9),
+        calls: tracker.calls,
+        failed_calls: tracker.failed_calls,
+        rate_limited: tracker.rate_limited,
+        max_calls_per_second: tracker.max_per_second(),
+        calls_per_incident_max: max_per_incident,
+        ingest_p50_ms: report::percentile(&ingest_micros, 0.5) as f64 / 1000.0,
+        ingest_p99_ms: report::percentile(&ingest_micros, 0.99) as f64 / 1000.0,
+        peak_rss_mb: after.peak_rss_kb as f64 / 1024.0,
+        server_cpu_s: after.cpu_seconds - before.cpu_seconds,
+        bench_cpu_s: bench_after.cpu_seconds - bench_before.cpu_seconds,
+        seconds,
+        raw_rate: raw.rate(),
+        raw_calls: raw.calls,
+        series: Series {
+            acked: rel(&acked),
+            delivered: rel(&tracker.delivered_times),
+            calls: rel(&tracker.call_times),
+            latencies,
+        },
+        config,
+    })
+}
