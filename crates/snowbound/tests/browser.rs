@@ -94,8 +94,16 @@ async fn browser(driver: &Driver) -> Client {
         .expect("a browser session")
 }
 
+/// Every run saves its screenshots under target/; `SNOWBOUND_UPDATE_SCREENSHOTS=1`
+/// writes them over the README's copies in docs/screenshots instead, so an ordinary
+/// test run never dirties the work tree (timestamps differ on every run).
 fn screenshot_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = if std::env::var_os("SNOWBOUND_UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
