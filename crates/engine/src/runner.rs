@@ -47,6 +47,11 @@ pub struct EngineConfig {
     pub rate_limit_cooldown_max: Duration,
     /// Fallback wake-up when nothing signals a change.
     pub poll_interval: Duration,
+    /// A record updated less than this long ago is not updated again before this much
+    /// time has passed: the changes of a flapping alert go out together in one call
+    /// instead of one call each. The first change after a quiet spell, and every create,
+    /// go at once. Zero = never wait.
+    pub settle: Duration,
     /// On shutdown, how long in-flight reconciles may finish before they are abandoned
     /// (their leases then expire and the work is redone).
     pub shutdown_grace: Duration,
@@ -68,6 +73,7 @@ impl Default for EngineConfig {
             rate_limit_cooldown: Duration::from_secs(5),
             rate_limit_cooldown_max: Duration::from_secs(300),
             poll_interval: Duration::from_secs(5),
+            settle: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -159,6 +165,7 @@ impl Engine {
         let inner = &self.inner;
         let config = &inner.config;
         let mut tasks = JoinSet::new();
+        let mut settling = JoinSet::new();
         let writer = inner
             .completions_rx
             .lock()
@@ -197,7 +204,20 @@ impl Engine {
                                     l
                                 }
                             };
-                            tasks.spawn(Arc::clone(inner).reconcile(lease, integration));
+                            match inner.settle_until(&lease) {
+                                // Waits outside the in-flight slots: a flapping incident
+                                // must not hold back the others.
+                                Some(at) => {
+                                    settling.spawn(Arc::clone(inner).settle(
+                                        lease,
+                                        integration,
+                                        at,
+                                    ));
+                                }
+                                None => {
+                                    tasks.spawn(Arc::clone(inner).reconcile(lease, integration));
+                                }
+                            }
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "leasing links failed"),
@@ -218,12 +238,14 @@ impl Engine {
                 _ = &mut shutdown => break,
                 _ = inner.waker.woken() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(_) = settling.join_next(), if !settling.is_empty() => {}
                 _ = tokio::time::sleep(wake_at.unwrap_or(config.poll_interval)), if wake_at.is_some() => {}
             }
         }
         tracing::info!(in_flight = tasks.len(), "sync engine stopping");
         let drained = tokio::time::timeout(config.shutdown_grace, async {
             while tasks.join_next().await.is_some() {}
+            while settling.join_next().await.is_some() {}
         })
         .await;
         if drained.is_err() {
@@ -311,6 +333,39 @@ impl Inner {
                 Loaded::PasswordUnreadable(format!("the stored password cannot be read: {e}"))
             }
         }
+    }
+
+    /// When a leased link's record was updated too recently to update it again now.
+    fn settle_until(&self, lease: &Lease) -> Option<tokio::time::Instant> {
+        let settle = chrono::Duration::from_std(self.config.settle).ok()?;
+        if settle.is_zero() || lease.link.sys_id.is_none() || lease.link.attempts > 0 {
+            return None;
+        }
+        let wait = (lease.link.last_synced_at? + settle - Utc::now())
+            .to_std()
+            .ok()?;
+        Some(tokio::time::Instant::now() + wait)
+    }
+
+    async fn settle(
+        self: Arc<Self>,
+        mut lease: Lease,
+        loaded: Arc<Loaded>,
+        at: tokio::time::Instant,
+    ) {
+        tokio::time::sleep_until(at).await;
+        // The wait was for the changes made meanwhile: send the incident as it is now.
+        // The link is read before the incident, so the revision marked as synced is
+        // never newer than what is sent.
+        let (incident_id, integration_id) = (lease.link.incident_id, lease.link.integration_id);
+        if let Ok(link) = self.store.get_link(incident_id, integration_id).await {
+            if let Ok(incident) = self.store.get_incident(incident_id).await {
+                lease.rev = link.rev;
+                lease.link = link;
+                lease.incident = incident;
+            }
+        }
+        self.reconcile(lease, loaded).await
     }
 
     async fn reconcile(self: Arc<Self>, lease: Lease, loaded: Arc<Loaded>) {

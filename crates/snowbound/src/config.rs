@@ -67,6 +67,10 @@ pub struct ServeConfig {
     /// one-second window, so an instance rate limit of this size is never hit. Per node.
     #[arg(long, env = "SNOWBOUND_SERVICENOW_RATE_LIMIT", default_value_t = 0)]
     pub servicenow_rate_limit: u32,
+    /// A ServiceNow record updated less than this long ago waits this long before its
+    /// next update, so a flapping alert costs a few calls, not one per change (0 = off).
+    #[arg(long, env = "SNOWBOUND_SYNC_SETTLE_MS", default_value_t = 500)]
+    pub sync_settle_ms: u64,
     /// How long a link stays leased by a worker; must exceed two ServiceNow timeouts.
     #[arg(long, env = "SNOWBOUND_LEASE_MS")]
     pub lease_ms: Option<u64>,
@@ -114,6 +118,7 @@ impl ServeConfig {
             rate_limit_cooldown_ms: 5_000,
             servicenow_concurrency: 8,
             servicenow_rate_limit: 0,
+            sync_settle_ms: 500,
             lease_ms: None,
         }
     }

@@ -6,6 +6,9 @@
 pub mod alertmanager;
 pub mod webhook;
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
 use serde::Serialize;
 use snowbound_core::source::Source;
 use snowbound_core::{Attributes, Severity};
@@ -67,6 +70,10 @@ impl IncidentService {
             action,
             incident_id,
         };
+        // Alerts with one key take turns on this node instead of racing: racers would
+        // all read one version and all but one go stale, again and again.
+        let turn = key_lock(source.id, &alert.dedup_key);
+        let _turn = turn.lock().await;
         for attempt in 0..MAX_ATTEMPTS {
             let held = self
                 .store
@@ -126,6 +133,24 @@ impl IncidentService {
             "the incident for this alert keeps changing concurrently; send the alert again",
         ))
     }
+}
+
+type KeyLocks = HashMap<(Uuid, String), Weak<tokio::sync::Mutex<()>>>;
+
+/// The lock of one (source, key); entries die with their last user.
+fn key_lock(source_id: Uuid, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: LazyLock<Mutex<KeyLocks>> = LazyLock::new(Default::default);
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    let id = (source_id, key.to_owned());
+    if let Some(lock) = locks.get(&id).and_then(Weak::upgrade) {
+        return lock;
+    }
+    if locks.len() >= 1024 {
+        locks.retain(|_, lock| lock.strong_count() > 0);
+    }
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    locks.insert(id, Arc::downgrade(&lock));
+    lock
 }
 
 /// `dedup_key` checks shared by every kind of source.
