@@ -386,12 +386,13 @@ impl Inner {
                 .complete(lease, LeaseOutcome::Release, Vec::new())
                 .await;
         }
-        let _permit = self
+        let permit = self
             .gate(integration_id)
             .acquire_owned()
             .await
             .expect("gates are never closed");
         if self.is_blocked(integration_id, record) {
+            drop(permit);
             return self
                 .complete(lease, LeaseOutcome::Release, Vec::new())
                 .await;
@@ -407,6 +408,8 @@ impl Inner {
         let done = reconciler
             .run(&lease.link, &lease.incident, &record.integration, password)
             .await;
+        // The gate limits calls to the instance; recording the outcome is ours to wait for.
+        drop(permit);
 
         let calls = api_call_records(integration_id, Some(incident_id), done.calls);
         match done.effect {

@@ -107,7 +107,7 @@ impl App {
                 per_integration_concurrency: config.servicenow_concurrency.max(1),
                 // Reconciles waiting for an integration's gate hold a slot too, so leave
                 // room for a full gate's worth beyond the default.
-                max_in_flight: (config.servicenow_concurrency * 2).max(32),
+                max_in_flight: (config.servicenow_concurrency * 8).max(64),
                 settle: Duration::from_millis(config.sync_settle_ms),
                 per_integration_rate_limit: (config.servicenow_rate_limit > 0)
                     .then_some(config.servicenow_rate_limit),
