@@ -13,7 +13,7 @@ use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Failure, Recor
 use snowbound_store::{LeaseOutcome, Link};
 
 use crate::backoff::Backoff;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{CallPermit, RateLimiter};
 
 /// What the link shows ServiceNow: the frozen snapshot of an `only_on_forwarding`
 /// forward, else the live incident. The flag says whether it follows updates.
@@ -59,10 +59,12 @@ pub(crate) struct Reconciler<'a> {
 }
 
 impl Reconciler<'_> {
-    /// Every HTTP call to the instance goes through here first.
-    async fn may_call(&self) {
-        if let Some(limiter) = self.limiter {
-            limiter.acquire().await;
+    /// Every HTTP call to the instance goes through here first; hold the permit until
+    /// the answer is in.
+    async fn may_call(&self) -> Option<CallPermit> {
+        match self.limiter {
+            Some(limiter) => Some(limiter.acquire().await),
+            None => None,
         }
     }
 
@@ -100,7 +102,7 @@ impl Reconciler<'_> {
         let mut record = link.sys_id.clone().zip(link.number.clone());
         let mut pushed = link.pushed.clone();
         if record.is_none() && link.create_unsure {
-            self.may_call().await;
+            let permit = self.may_call().await;
             let Exchange {
                 outcome,
                 calls: made,
@@ -108,6 +110,7 @@ impl Reconciler<'_> {
                 .client
                 .find_by_correlation_id(&conn, &subject.id.to_string())
                 .await;
+            drop(permit);
             calls.extend(made);
             match outcome {
                 Ok(Some(found)) => {
@@ -144,16 +147,16 @@ impl Reconciler<'_> {
                 };
             }
             (SyncPlan::Create(fields), _) => {
-                self.may_call().await;
-                (self.client.create(&conn, fields).await, fields, true)
+                let permit = self.may_call().await;
+                let exchange = self.client.create(&conn, fields).await;
+                drop(permit);
+                (exchange, fields, true)
             }
             (SyncPlan::Update(fields), Some((sys_id, _))) => {
-                self.may_call().await;
-                (
-                    self.client.update(&conn, sys_id, fields).await,
-                    fields,
-                    false,
-                )
+                let permit = self.may_call().await;
+                let exchange = self.client.update(&conn, sys_id, fields).await;
+                drop(permit);
+                (exchange, fields, false)
             }
             (SyncPlan::Update(_), None) => unreachable!("plan_sync updates only existing records"),
         };
