@@ -308,6 +308,8 @@ async fn one_run(
     let (_, max_per_incident) = tracker.calls_per_incident();
     let mut latencies = std::mem::take(&mut tracker.latencies);
     latencies.sort_unstable();
+    let mut latencies_from_ack = std::mem::take(&mut tracker.latencies_from_ack);
+    latencies_from_ack.sort_unstable();
     let rel = |v: &[i64]| v.iter().map(|t| t - started).collect::<Vec<_>>();
     Ok(RunResult {
         name,
@@ -334,6 +336,7 @@ async fn one_run(
             delivered: rel(&tracker.delivered_times),
             calls: rel(&tracker.call_times),
             latencies,
+            latencies_from_ack,
         },
         config,
     })

@@ -24,6 +24,8 @@ pub struct Series {
     pub calls: Vec<i64>,
     /// Change → ServiceNow latencies, µs, sorted.
     pub latencies: Vec<i64>,
+    /// From the ingest answer instead of the send, sorted.
+    pub latencies_from_ack: Vec<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -175,6 +177,12 @@ pub fn markdown(results: &[RunResult], command: &str) -> String {
             md,
             "- change → ServiceNow (from the ingest request's send to the emulator's receive; in a backlog run this includes the outage): p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             r.latency_ms(0.5), r.latency_ms(0.95), r.latency_ms(0.99), r.latency_ms(1.0)
+        );
+        let from_ack = |q| percentile(&r.series.latencies_from_ack, q) as f64 / 1000.0;
+        let _ = writeln!(
+            md,
+            "- the same from the ingest answer (the change committed): p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            from_ack(0.5), from_ack(0.95), from_ack(0.99), from_ack(1.0)
         );
         let _ = writeln!(
             md,

@@ -44,6 +44,9 @@ pub struct Tracker {
     pub lookups: u64,
     /// µs latency of every delivered change, from its send.
     pub latencies: Vec<i64>,
+    /// The same from the ingest answer (the change is committed by then); 0 when
+    /// ServiceNow had it before the answer reached us.
+    pub latencies_from_ack: Vec<i64>,
     /// Receive time (µs) of every Table API call.
     pub call_times: Vec<i64>,
     /// Delivery time (µs) of every change.
@@ -75,6 +78,7 @@ impl Tracker {
             rate_limited: 0,
             lookups: 0,
             latencies: Vec::with_capacity(total),
+            latencies_from_ack: Vec::with_capacity(total),
             call_times: Vec::with_capacity(total),
             delivered_times: Vec::with_capacity(total),
             last_delivery: 0,
@@ -205,6 +209,9 @@ impl Tracker {
         for j in from..=to {
             let sent = self.ledger.sent(i, j);
             self.latencies.push((t - sent).max(0));
+            let acked = self.ledger.acked(i, j);
+            self.latencies_from_ack
+                .push(if acked == 0 { 0 } else { (t - acked).max(0) });
             self.delivered_times.push(t);
         }
         self.last_delivery = self.last_delivery.max(t);
