@@ -11,17 +11,14 @@ use std::time::Duration;
 use chrono::Utc;
 use secrecy::SecretString;
 use snowbound_core::source::{Source, SourceKind};
-use snowbound_core::{
-    new_id, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings, Severity,
-    Team,
-};
+use snowbound_core::{new_id, Incident, IncidentStatus, Severity, Team};
 use snowbound_store::testing::TestSchema;
 use snowbound_store::{
     ApiCallFilter, ApiCallRecord, Migrations, NewLink, PostgresStore, SecretBox, Session, Store,
     StoreError, User, API_CALLS_KEPT,
 };
 
-use common::TestDb;
+use common::{team_and_integration, TestDb};
 
 on_both_backends!(
     workers_leasing_at_once_never_share_a_link,
@@ -31,35 +28,6 @@ on_both_backends!(
     users_and_sessions_round_trip,
     deleting_a_user_or_resetting_a_password_ends_sessions,
 );
-
-async fn team_and_integration(store: &dyn Store) -> (Team, Integration) {
-    let now = Utc::now();
-    let team = Team {
-        id: new_id(),
-        name: "ops".into(),
-        created_at: now,
-    };
-    store.create_team(&team).await.unwrap();
-    let integration = Integration {
-        id: new_id(),
-        display_name: "SN".into(),
-        root_team_id: team.id,
-        team_ids: vec![],
-        forwarding: ForwardingMode::Always,
-        servicenow: ServiceNowSettings::with_defaults(
-            "http://127.0.0.1:1".into(),
-            "u".into(),
-            "Solution provided".into(),
-        ),
-        created_at: now,
-        updated_at: now,
-    };
-    store
-        .create_integration(&integration, &SecretString::from("pw"))
-        .await
-        .unwrap();
-    (team, integration)
-}
 
 fn incident(team: &Team) -> Incident {
     let now = Utc::now();

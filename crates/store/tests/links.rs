@@ -6,12 +6,9 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use common::TestDb;
+use common::{team_and_integration, TestDb};
 use secrecy::{ExposeSecret, SecretString};
-use snowbound_core::{
-    new_id, FieldMap, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings,
-    Severity, Team,
-};
+use snowbound_core::{new_id, FieldMap, Incident, IncidentStatus, Integration, Severity};
 use snowbound_store::{LeaseOutcome, LinkState, NewLink, SecretBox, Store, StoreError};
 
 on_both_backends!(
@@ -33,31 +30,8 @@ struct Fixture {
 
 async fn fixture(db: TestDb) -> Fixture {
     let store = db.open(SecretBox::random()).await.unwrap();
+    let (team, integration) = team_and_integration(&*store).await;
     let now = Utc::now();
-    let team = Team {
-        id: new_id(),
-        name: "ops".into(),
-        created_at: now,
-    };
-    store.create_team(&team).await.unwrap();
-    let integration = Integration {
-        id: new_id(),
-        display_name: "SN".into(),
-        root_team_id: team.id,
-        team_ids: vec![],
-        forwarding: ForwardingMode::Always,
-        servicenow: ServiceNowSettings::with_defaults(
-            "http://127.0.0.1:1".into(),
-            "u".into(),
-            "Solution provided".into(),
-        ),
-        created_at: now,
-        updated_at: now,
-    };
-    store
-        .create_integration(&integration, &SecretString::from("pw"))
-        .await
-        .unwrap();
     let incident = Incident {
         id: new_id(),
         team_id: team.id,

@@ -6,6 +6,9 @@
 
 use std::sync::Arc;
 
+use chrono::Utc;
+use secrecy::SecretString;
+use snowbound_core::{new_id, ForwardingMode, Integration, ServiceNowSettings, Team};
 use snowbound_store::testing::TestSchema;
 use snowbound_store::{Migrations, PostgresStore, SecretBox, SqliteStore, Store, StoreError};
 
@@ -69,4 +72,34 @@ macro_rules! on_both_backends {
             }
         }
     )*};
+}
+
+/// A team and an `always` integration of it, the starting point of most store tests.
+pub async fn team_and_integration(store: &dyn Store) -> (Team, Integration) {
+    let now = Utc::now();
+    let team = Team {
+        id: new_id(),
+        name: "ops".into(),
+        created_at: now,
+    };
+    store.create_team(&team).await.unwrap();
+    let integration = Integration {
+        id: new_id(),
+        display_name: "SN".into(),
+        root_team_id: team.id,
+        team_ids: vec![],
+        forwarding: ForwardingMode::Always,
+        servicenow: ServiceNowSettings::with_defaults(
+            "http://127.0.0.1:1".into(),
+            "u".into(),
+            "Solution provided".into(),
+        ),
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .create_integration(&integration, &SecretString::from("pw"))
+        .await
+        .unwrap();
+    (team, integration)
 }
