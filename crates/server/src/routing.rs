@@ -38,10 +38,9 @@ pub struct RoutingContext {
 impl RoutingContext {
     pub async fn load(store: &dyn Store, team_id: Uuid) -> ApiResult<Self> {
         let integrations = store
-            .list_integrations()
+            .list_integration_settings()
             .await?
             .into_iter()
-            .map(|r| r.integration)
             .filter(|i| i.serves_team(team_id))
             .collect();
         let rules = store.list_routing_rules(Some(&[team_id])).await?;

@@ -80,6 +80,9 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_integration(&self, id: Uuid) -> Result<()>;
     async fn get_integration(&self, id: Uuid) -> Result<IntegrationRecord>;
     async fn list_integrations(&self) -> Result<Vec<IntegrationRecord>>;
+    /// The integrations' settings without their health: what routing decides with on
+    /// every incident change, so it skips the per-integration link counts.
+    async fn list_integration_settings(&self) -> Result<Vec<Integration>>;
     async fn integration_password(&self, id: Uuid) -> Result<SecretString>;
     /// `Retry-After` reached: no calls to this integration before `until`.
     async fn pause_integration(&self, id: Uuid, until: DateTime<Utc>) -> Result<()>;

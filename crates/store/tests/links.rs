@@ -19,6 +19,7 @@ on_both_backends!(
     parked_links_wake_when_the_settings_change_and_failing_integrations_lease_nothing,
     a_paused_integration_leases_nothing_until_the_pause_ends,
     a_database_refuses_a_different_secret_key,
+    integration_settings_match_the_full_listing,
 );
 
 struct Fixture {
@@ -290,4 +291,22 @@ async fn a_database_refuses_a_different_secret_key(db: TestDb) {
     drop(db.open(SecretBox::random()).await.unwrap());
     let err = db.open(SecretBox::random()).await.err().unwrap();
     assert!(matches!(err, StoreError::Secret(_)), "{err}");
+}
+
+async fn integration_settings_match_the_full_listing(db: TestDb) {
+    let f = fixture(db).await;
+    let full: Vec<Integration> = f
+        .store
+        .list_integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.integration)
+        .collect();
+    assert_eq!(f.store.list_integration_settings().await.unwrap(), full);
+    // Stored times have millisecond precision, so compare the identity.
+    assert_eq!(
+        full.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![f.integration.id]
+    );
 }
