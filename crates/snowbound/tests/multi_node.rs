@@ -216,8 +216,7 @@ async fn three_nodes_share_the_work_and_survive_one_being_killed() {
         })
         .buffered(12);
     let killer = async {
-        // Mid-burst, at a moment the victim holds leases.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Mid-burst: the first moment the victim holds leases.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let mut dead = victim_dead.write().await;
