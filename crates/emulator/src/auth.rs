@@ -1,5 +1,5 @@
 //! Users, Basic authentication, role checks and per-user rate limits
-//! (TABLE_API.md §1.6 401 row, §4 access, §5 rate limiting, §6).
+//! (docs/servicenow/TABLE_API.md §1.6 401 row, §4 access, §5 rate limiting, §6).
 
 use std::str::FromStr;
 

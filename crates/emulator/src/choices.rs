@@ -1,5 +1,5 @@
 //! The `sys_choice` rows a fresh instance ships for incident and task
-//! (TABLE_API.md §3.2–§3.4, §4), and lookups over whatever sys_choice holds now.
+//! (docs/servicenow/TABLE_API.md §3.2–§3.4, §4), and lookups over whatever sys_choice holds now.
 
 use std::collections::{BTreeMap, HashMap};
 

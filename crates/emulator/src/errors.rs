@@ -1,4 +1,4 @@
-//! ServiceNow's error envelope and message catalogue (TABLE_API.md §1.5, §1.6, §5).
+//! ServiceNow's error envelope and message catalogue (docs/servicenow/TABLE_API.md §1.5, §1.6, §5).
 
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};

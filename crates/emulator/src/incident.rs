@@ -1,4 +1,4 @@
-//! Incident business rules and data policy (TABLE_API.md §3.1–§3.5).
+//! Incident business rules and data policy (docs/servicenow/TABLE_API.md §3.1–§3.5).
 
 use crate::choices::ChoiceIndex;
 use crate::errors::SnError;

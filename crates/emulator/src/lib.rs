@@ -1,5 +1,5 @@
 //! A ServiceNow Table API emulator, strict enough that a client which works against it
-//! works against a real instance. Facts: `/work/shared/servicenow/TABLE_API.md`; choices
+//! works against a real instance. Facts: `docs/servicenow/TABLE_API.md` (in this repository); choices
 //! made where the facts are unsure: `README.md`.
 //!
 //! ```no_run

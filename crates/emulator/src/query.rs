@@ -1,4 +1,4 @@
-//! ServiceNow encoded queries (`sysparm_query`), TABLE_API.md §2.4.
+//! ServiceNow encoded queries (`sysparm_query`), docs/servicenow/TABLE_API.md §2.4.
 //!
 //! [`parse`] is pure and total: any input gives a [`Query`]; terms it cannot understand
 //! are dropped, because a real instance silently ignores invalid parts of a query.

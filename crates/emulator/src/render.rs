@@ -1,5 +1,5 @@
 //! Records as the Table API shows them: the three display-value modes, reference links,
-//! `sysparm_fields` (TABLE_API.md §2.1, §2.3).
+//! `sysparm_fields` (docs/servicenow/TABLE_API.md §2.1, §2.3).
 
 use serde_json::{json, Map, Value};
 

@@ -1,5 +1,5 @@
 //! Table definitions: which tables exist, their fields, types, labels and lengths
-//! (TABLE_API.md §3.1 for incident, §4 for sys_choice).
+//! (docs/servicenow/TABLE_API.md §3.1 for incident, §4 for sys_choice).
 
 /// How a field's value is stored and rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The Table API itself (TABLE_API.md §1, §2): routing, auth, ACLs, list/read/write.
+//! The Table API itself (docs/servicenow/TABLE_API.md §1, §2): routing, auth, ACLs, list/read/write.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Turning a POST/PUT/PATCH body into a stored record (TABLE_API.md §2.5): coercion to
+//! Turning a POST/PUT/PATCH body into a stored record (docs/servicenow/TABLE_API.md §2.5): coercion to
 //! strings, ignored and read-only fields, truncation, journal inputs, sys fields.
 
 use serde_json::{Map, Value};

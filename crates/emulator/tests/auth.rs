@@ -1,4 +1,4 @@
-//! Conformance: authentication, roles/ACLs (TABLE_API.md §1.6, §4, §6) and rate limits (§5).
+//! Conformance: authentication, roles/ACLs (docs/servicenow/TABLE_API.md §1.6, §4, §6) and rate limits (§5).
 
 mod common;
 

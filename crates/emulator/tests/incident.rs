@@ -1,4 +1,4 @@
-//! Conformance: incident fields, defaults and business rules (TABLE_API.md §3), the
+//! Conformance: incident fields, defaults and business rules (docs/servicenow/TABLE_API.md §3), the
 //! close-fields data policy (§3.5) and sys_choice (§4).
 
 mod common;

@@ -1,4 +1,4 @@
-//! Conformance: the Table API surface (TABLE_API.md §1 and §2).
+//! Conformance: the Table API surface (docs/servicenow/TABLE_API.md §1 and §2).
 
 mod common;
 
