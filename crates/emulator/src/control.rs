@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::control_auth;
 use crate::faults::Fault;
 use crate::server::Shared;
 
@@ -29,7 +30,8 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/records/{table}/{sys_id}", get(one_record))
         .route("/journal", get(all_journal))
         .route("/journal/{table}/{sys_id}", get(record_journal))
-        .route("/users", get(users))
+        .route("/users", get(users).post(control_auth::upsert_user))
+        .merge(control_auth::router())
 }
 
 async fn requests(State(s): S) -> impl IntoResponse {
@@ -48,7 +50,7 @@ async fn faults(State(s): S) -> impl IntoResponse {
 }
 
 /// Bodies are read as JSON whatever the Content-Type, so `curl -d '{…}'` works.
-fn bad_request(e: serde_json::Error) -> axum::response::Response {
+pub(crate) fn bad_request(e: serde_json::Error) -> axum::response::Response {
     (
         StatusCode::BAD_REQUEST,
         Json(json!({ "error": e.to_string() })),
@@ -145,15 +147,16 @@ async fn record_journal(
 }
 
 async fn users(State(s): S) -> impl IntoResponse {
+    let users = s.users();
     let data = s.data();
-    let list: Vec<Value> = s
-        .users
+    let list: Vec<Value> = users
         .iter()
         .map(|u| {
             json!({
                 "name": u.name,
                 "roles": u.roles,
                 "rate_limit": u.rate_limit,
+                "web_service_access_only": u.web_service_access_only,
                 "sys_id": data.user_sys_id(&u.name),
             })
         })
@@ -161,6 +164,6 @@ async fn users(State(s): S) -> impl IntoResponse {
     Json(json!({ "users": list }))
 }
 
-fn not_found(msg: &str) -> axum::response::Response {
+pub(crate) fn not_found(msg: &str) -> axum::response::Response {
     (StatusCode::NOT_FOUND, Json(json!({ "error": msg }))).into_response()
 }

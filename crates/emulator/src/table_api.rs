@@ -8,8 +8,9 @@ use http::{header, HeaderValue, Method, StatusCode};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
-use crate::auth::{authenticate, check_rate, RateHeaders, User};
+use crate::auth::{check_rate, RateHeaders, User};
 use crate::errors::{json_response, SnError};
+use crate::identity;
 use crate::query::{self, Condition, Op, Query};
 use crate::render::{Display, RenderOpts, Renderer};
 use crate::schema::{TableDef, Ty};
@@ -81,19 +82,35 @@ fn header_str<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Handles one Table API request; also returns the authenticated user for the log.
+/// The `x-sn-apikey` header, else the query parameter of that name (AUTH_AND_INBOUND.md §1.4).
+fn api_key(parts: &Parts) -> Option<String> {
+    if let Some(k) = header_str(parts, API_KEY_PARAM) {
+        return Some(k.trim().to_string());
+    }
+    url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == API_KEY_PARAM)
+        .map(|(_, v)| v.into_owned())
+}
+
+const API_KEY_PARAM: &str = "x-sn-apikey";
+
+/// Handles one Table API request; also returns who called, for the log.
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
     parts: &Parts,
     method: Method,
     body: &[u8],
-) -> (Response, Option<String>) {
+) -> (Response, Option<(String, identity::Method)>) {
     // Outside /api a browser would get a login prompt from a 401; answer plainly instead.
     if !parts.uri.path().starts_with("/api/") {
         return ((StatusCode::NOT_FOUND, "Not Found").into_response(), None);
     }
-    let user = match authenticate(&shared.users, header_str(parts, "authorization")) {
-        Ok(u) => u.clone(),
+    let identified = shared.auth().identify(
+        header_str(parts, "authorization"),
+        api_key(parts).as_deref(),
+    );
+    let (user, how) = match identified {
+        Ok(found) => found,
         Err(e) => return (decorate(e.into_response(), None), None),
     };
     let rate = {
@@ -104,13 +121,13 @@ pub(crate) async fn handle(
     };
     let rate = match rate {
         Ok(h) => h,
-        Err(e) => return (decorate(e.into_response(), None), Some(user.name)),
+        Err(e) => return (decorate(e.into_response(), None), Some((user.name, how))),
     };
     let resp = match route(shared, parts, &method, body, &user) {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    (decorate(resp, rate.as_ref()), Some(user.name))
+    (decorate(resp, rate.as_ref()), Some((user.name, how)))
 }
 
 /// Headers a real instance puts on every API answer (§1.4, §5).
@@ -300,7 +317,8 @@ fn link_header(
     let url = |off: usize| {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in &params.0 {
-            if k != "sysparm_offset" && k != "sysparm_limit" {
+            // A key repeated into a response header would end up in whatever logs headers.
+            if k != "sysparm_offset" && k != "sysparm_limit" && k != API_KEY_PARAM {
                 s.append_pair(k, v);
             }
         }
