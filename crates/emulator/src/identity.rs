@@ -54,6 +54,52 @@ impl OAuthClient {
     }
 }
 
+/// A spec that is not `CLIENT_ID:SECRET[:APP_USER]` or `KEY:USER`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {spec:?}: expected {expected}")]
+pub struct SpecParseError {
+    what: &'static str,
+    spec: String,
+    expected: &'static str,
+}
+
+/// `CLIENT_ID:SECRET[:APP_USER]` (the secret cannot contain `:`), for `--oauth-client`.
+impl std::str::FromStr for OAuthClient {
+    type Err = SpecParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || SpecParseError {
+            what: "OAuth client",
+            spec: s.to_string(),
+            expected: "CLIENT_ID:SECRET[:APP_USER]",
+        };
+        let mut parts = s.splitn(3, ':');
+        let id = parts.next().filter(|p| !p.is_empty()).ok_or_else(err)?;
+        let secret = parts.next().filter(|p| !p.is_empty()).ok_or_else(err)?;
+        let client = OAuthClient::new(id, secret);
+        Ok(match parts.next().filter(|p| !p.is_empty()) {
+            Some(user) => client.with_application_user(user),
+            None => client,
+        })
+    }
+}
+
+/// `KEY:USER`, for `--api-key`.
+impl std::str::FromStr for ApiKey {
+    type Err = SpecParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.rsplit_once(':') {
+            Some((key, user)) if !key.is_empty() && !user.is_empty() => Ok(ApiKey::new(key, user)),
+            _ => Err(SpecParseError {
+                what: "API key",
+                spec: s.to_string(),
+                expected: "KEY:USER",
+            }),
+        }
+    }
+}
+
 /// A REST API Key record (§1.4): the key, the user it acts as, an optional expiry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
@@ -313,6 +359,21 @@ mod tests {
         assert_eq!(refused.message, "User is not authenticated");
         assert!(s.identify(Some(&basic("wsao", "pw")), None).is_ok());
         assert!(s.identify(Some(&basic("kept", "pw")), None).is_ok());
+    }
+
+    #[test]
+    fn cli_specs() {
+        let c: OAuthClient = "id:sec:bot".parse().unwrap();
+        assert_eq!(c.application_user.as_deref(), Some("bot"));
+        let c: OAuthClient = "id:sec".parse().unwrap();
+        assert_eq!(
+            (c.client_secret.as_str(), c.application_user),
+            ("sec", None)
+        );
+        assert!("id".parse::<OAuthClient>().is_err());
+        let k: ApiKey = "a:b:agent".parse().unwrap();
+        assert_eq!((k.key.as_str(), k.user.as_str()), ("a:b", "agent"));
+        assert!("nouser:".parse::<ApiKey>().is_err());
     }
 
     #[test]

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 pub use auth::{RateLimit, User, UserParseError};
 pub use faults::{Fault, FaultAction, ReceivedRequest};
-pub use identity::{property, ApiKey, OAuthClient, BASIC_AUTH_ROLE};
+pub use identity::{property, ApiKey, OAuthClient, SpecParseError, BASIC_AUTH_ROLE};
 pub use server::{serve, serve_with_shutdown};
 pub use store::JournalEntry;
 
