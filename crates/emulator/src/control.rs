@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::business_rules::BusinessRule;
 use crate::control_auth;
 use crate::faults::Fault;
 use crate::server::Shared;
@@ -31,7 +32,44 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/journal", get(all_journal))
         .route("/journal/{table}/{sys_id}", get(record_journal))
         .route("/users", get(users).post(control_auth::upsert_user))
+        .route(
+            "/business_rules",
+            get(business_rules)
+                .post(add_business_rule)
+                .delete(clear_business_rules),
+        )
+        .route("/business_rules/deliveries", get(deliveries))
         .merge(control_auth::router())
+        .merge(crate::act_as::router())
+}
+
+async fn business_rules(State(s): S) -> impl IntoResponse {
+    Json(json!({ "business_rules": s.control().business_rules }))
+}
+
+async fn add_business_rule(State(s): S, body: Bytes) -> axum::response::Response {
+    let rule: BusinessRule = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(e),
+    };
+    let mut c = s.control();
+    c.business_rules.push(rule);
+    (
+        StatusCode::CREATED,
+        Json(json!({ "business_rules": c.business_rules })),
+    )
+        .into_response()
+}
+
+async fn clear_business_rules(State(s): S) -> StatusCode {
+    s.control().business_rules.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn deliveries(State(s): S) -> impl IntoResponse {
+    let c = s.control();
+    let list: Vec<_> = c.deliveries.entries.iter().collect();
+    Json(json!({ "deliveries": list, "failed": c.deliveries.failed }))
 }
 
 async fn requests(State(s): S) -> impl IntoResponse {

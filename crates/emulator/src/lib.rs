@@ -13,7 +13,9 @@
 //! # Ok(()) }
 //! ```
 
+mod act_as;
 mod auth;
+mod business_rules;
 mod choices;
 mod control;
 mod control_auth;
@@ -36,7 +38,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use act_as::ActAsError;
 pub use auth::{RateLimit, User, UserParseError};
+pub use business_rules::{BusinessRule, Delivery};
 pub use faults::{Fault, FaultAction, ReceivedRequest};
 pub use identity::{property, ApiKey, OAuthClient, SpecParseError, BASIC_AUTH_ROLE};
 pub use server::{serve, serve_with_shutdown};
@@ -73,6 +77,9 @@ pub struct EmulatorConfig {
     /// A REST API Access Policy lets API keys in to the Table API (§1.4). Default off, so
     /// keys are refused until a test creates the policy.
     pub api_key_policy: bool,
+    /// Outbound business rules posting `{sys_id, table}` after insert and update
+    /// (AUTH_AND_INBOUND.md §2.2).
+    pub business_rules: Vec<BusinessRule>,
 }
 
 impl Default for EmulatorConfig {
@@ -89,6 +96,7 @@ impl Default for EmulatorConfig {
             properties: BTreeMap::new(),
             api_keys: Vec::new(),
             api_key_policy: false,
+            business_rules: Vec::new(),
         }
     }
 }
@@ -271,8 +279,60 @@ impl Emulator {
         self.shared.auth().upsert_user(user);
     }
 
+    /// Registers an outbound business rule; it fires for writes from now on, whoever
+    /// makes them (Table API callers and [`Emulator::update_as`] alike).
+    pub fn add_business_rule(&self, rule: BusinessRule) {
+        self.shared.control().business_rules.push(rule);
+    }
+
+    pub fn clear_business_rules(&self) {
+        self.shared.control().business_rules.clear();
+    }
+
+    /// Posts the business rules made so far, in the order they finished (capped like
+    /// the request log). A post still in flight is not here yet.
+    pub fn business_rule_deliveries(&self) -> Vec<Delivery> {
+        self.shared
+            .control()
+            .deliveries
+            .entries
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// How many business-rule posts failed (no answer or not 2xx) and were dropped.
+    pub fn failed_business_rule_deliveries(&self) -> u64 {
+        self.shared.control().deliveries.failed
+    }
+
+    /// Creates a record as `user` would through the UI (an agent opening an incident):
+    /// business rules, data policy and sys fields apply, ACLs do not. Returns the stored
+    /// record.
+    pub fn create_as(
+        &self,
+        user: &str,
+        table: &str,
+        fields: serde_json::Value,
+    ) -> Result<Record, ActAsError> {
+        act_as::write(&self.shared, user, table, None, &fields)
+    }
+
+    /// Updates a record as `user` would through the UI: `sys_updated_by` becomes `user`,
+    /// `sys_updated_on` the current second, `sys_mod_count` rises by one, journal fields
+    /// (`work_notes`, `comments`) add entries by `user`, business rules fire.
+    pub fn update_as(
+        &self,
+        user: &str,
+        table: &str,
+        sys_id: &str,
+        fields: serde_json::Value,
+    ) -> Result<Record, ActAsError> {
+        act_as::write(&self.shared, user, table, Some(sys_id), &fields)
+    }
+
     /// Back to the state just after start: records, journal, faults, latency, request log,
-    /// rate-limit windows, number sequences, and users, OAuth clients, tokens, API keys
+    /// rate-limit windows, number sequences, business rules and their deliveries, and users, OAuth clients, tokens, API keys
     /// and properties as configured.
     pub fn reset(&self) {
         self.shared.reset();

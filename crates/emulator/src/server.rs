@@ -17,6 +17,7 @@ use tokio::sync::{watch, Notify};
 use tower::ServiceExt;
 
 use crate::auth::RateWindow;
+use crate::business_rules::{BusinessRule, DeliveryLog};
 use crate::errors::{SnError, MAX_BODY};
 use crate::faults::{FaultAction, FaultSet, ReceivedRequest, RequestLog};
 use crate::identity::AuthState;
@@ -28,6 +29,8 @@ pub(crate) struct Control {
     pub log: RequestLog,
     pub latency: Duration,
     pub rate: HashMap<String, RateWindow>,
+    pub business_rules: Vec<BusinessRule>,
+    pub deliveries: DeliveryLog,
 }
 
 pub(crate) struct Shared {
@@ -68,6 +71,8 @@ impl Shared {
         c.log = RequestLog::default();
         c.latency = self.config.latency;
         c.rate.clear();
+        c.business_rules = self.config.business_rules.clone();
+        c.deliveries = DeliveryLog::default();
     }
 
     /// Resolves when the server is told to stop (or its handle is gone).
@@ -111,6 +116,8 @@ fn new_shared(config: EmulatorConfig, stop: watch::Receiver<bool>) -> Arc<Shared
             log: RequestLog::default(),
             latency: config.latency,
             rate: HashMap::new(),
+            business_rules: config.business_rules.clone(),
+            deliveries: DeliveryLog::default(),
         }),
         auth: Mutex::new(auth),
         config,

@@ -249,6 +249,7 @@ fn build_query(def: &TableDef, params: &Params, shared: &Shared) -> Query {
         }
     };
     q.retain_known(|f| def.has_field(f));
+    q.resolve_scripts(chrono::Utc::now().naive_utc());
     q
 }
 
@@ -419,13 +420,7 @@ fn create(
     }
     let input = parse_body(body)?;
     let ctx = write_ctx(shared, user, params);
-    let sys_id = {
-        let mut data = shared.data();
-        let (rec, journal) = writes::prepare(&mut data, def, None, &input, &ctx)?;
-        let id = rec["sys_id"].clone();
-        writes::commit(&mut data, def, rec, journal, true, &ctx);
-        id
-    };
+    let sys_id = writes::store(shared, def, None, &input, &ctx)?;
     let mut resp = record_response(shared, parts, def, &sys_id, StatusCode::CREATED, opts);
     let host = header_str(parts, "host").unwrap_or("localhost");
     let location = format!("http://{host}{}/{}/{sys_id}", route.prefix, def.name);
@@ -449,23 +444,15 @@ fn update(
     if !user.can_read(def.kind) {
         return Err(SnError::no_record());
     }
-    let old = shared
-        .data()
-        .get(def, sys_id)
-        .cloned()
-        .ok_or_else(SnError::no_record)?;
+    if shared.data().get(def, sys_id).is_none() {
+        return Err(SnError::no_record());
+    }
     if !user.can_write(def.kind) {
         return Err(SnError::acl("Update"));
     }
     let input = parse_body(body)?;
     let ctx = write_ctx(shared, user, params);
-    {
-        let mut data = shared.data();
-        // Re-read under the lock so concurrent PATCHes do not lose each other's fields.
-        let current = data.get(def, sys_id).cloned().unwrap_or(old);
-        let (rec, journal) = writes::prepare(&mut data, def, Some(&current), &input, &ctx)?;
-        writes::commit(&mut data, def, rec, journal, false, &ctx);
-    }
+    writes::store(shared, def, Some(sys_id), &input, &ctx)?;
     Ok(record_response(
         shared,
         parts,
