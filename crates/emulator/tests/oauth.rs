@@ -606,3 +606,31 @@ async fn control_api_registers_clients_and_users_and_shows_no_secrets() {
     assert_eq!(resp.status(), 401);
     assert!(env.emu.tokens_issued().is_empty());
 }
+
+#[tokio::test]
+async fn html_page_documents_authentication_with_curl_lines_and_shows_no_secrets() {
+    let env = start_with(EmulatorConfig {
+        business_rules: vec![snowbound_emulator::BusinessRule::new(
+            "incident",
+            "http://127.0.0.1:9/hook/secret-path-token",
+        )],
+        ..config()
+    })
+    .await;
+    env.emu.set_basic_auth_restriction(true);
+    let html = env
+        .http
+        .get(env.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Basic authentication restriction enforced: yes"));
+    assert!(html.contains("snowbound-client (application user appuser)"));
+    assert!(html.contains(&format!("{}/oauth_token.do", env.emu.base_url())));
+    assert!(html.contains("incident → http://127.0.0.1:9"));
+    assert!(!html.contains(CLIENT_SECRET) && !html.contains(AGENT_PASSWORD));
+    assert!(!html.contains("secret-path-token"));
+}
