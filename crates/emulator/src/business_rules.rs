@@ -93,6 +93,18 @@ fn client() -> &'static reqwest::Client {
     })
 }
 
+/// The error and its causes ("connection refused" sits a few sources down).
+fn describe(e: reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Starts the posts of every rule that applies to a committed write. Returns at once.
 pub(crate) fn fire(
     shared: &Arc<Shared>,
@@ -126,7 +138,7 @@ pub(crate) fn fire(
             };
             let (status, error) = match outcome {
                 Ok(resp) => (Some(resp.status().as_u16()), None),
-                Err(e) => (None, Some(e.without_url().to_string())),
+                Err(e) => (None, Some(describe(e.without_url()))),
             };
             if error.is_some() || status.is_some_and(|s| !(200..300).contains(&s)) {
                 tracing::debug!(rule, ?status, ?error, "business rule post dropped");
