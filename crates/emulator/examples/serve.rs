@@ -21,6 +21,22 @@ async fn main() -> std::io::Result<()> {
                 .push(value().parse::<User>().unwrap_or_else(|e| panic!("{e}"))),
             "--extra-table" => config.extra_tables.push(value()),
             "--no-data-policy" => config.data_policy = false,
+            "--oauth-client" => config
+                .oauth_clients
+                .push(value().parse().unwrap_or_else(|e| panic!("{e}"))),
+            "--api-key" => config
+                .api_keys
+                .push(value().parse().unwrap_or_else(|e| panic!("{e}"))),
+            "--api-key-policy" => config.api_key_policy = true,
+            "--property" => {
+                let v = value();
+                let (name, val) = v.split_once('=').expect("NAME=VALUE");
+                config.properties.insert(name.into(), val.into());
+            }
+            "--access-token-lifespan-s" => {
+                config.access_token_lifespan =
+                    std::time::Duration::from_secs(value().parse().expect("seconds"))
+            }
             "--latency-ms" => {
                 config.latency = std::time::Duration::from_millis(value().parse().expect("ms"))
             }

@@ -1,5 +1,7 @@
 //! Users, Basic authentication, role checks and per-user rate limits
-//! (docs/servicenow/TABLE_API.md §1.6 401 row, §4 access, §5 rate limiting, §6).
+//! (docs/servicenow/TABLE_API.md §1.6 401 row, §4 access, §5 rate limiting, §6), and the
+//! user flags the Basic authentication restriction looks at
+//! (docs/servicenow/AUTH_AND_INBOUND.md §1.1).
 
 use std::str::FromStr;
 
@@ -9,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::errors::SnError;
 use crate::schema::Kind;
 
-/// An emulator user. Parse one from `NAME:PASSWORD:ROLE[,ROLE…][:LIMITS]`, where the
-/// optional LIMITS is a comma list of `N/s` and `N/h` (e.g. `bot:pw:itil:5/s,1000/h`).
+/// An emulator user. Parse one from `NAME:PASSWORD:ROLE[,ROLE…][:OPTIONS]`, where the
+/// optional OPTIONS is a comma list of `N/s` and `N/h` (rate limits) and `wsao` (web
+/// service access only), e.g. `bot:pw:itil:5/s,1000/h,wsao`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub name: String,
@@ -18,6 +21,10 @@ pub struct User {
     pub roles: Vec<String>,
     #[serde(default)]
     pub rate_limit: RateLimit,
+    /// "Web service access only" on the `sys_user` record: such an account passes the
+    /// Basic authentication restriction (AUTH_AND_INBOUND.md §1.1).
+    #[serde(default)]
+    pub web_service_access_only: bool,
 }
 
 /// A user's rate-limit rule; `None` means no limit of that kind.
@@ -28,7 +35,7 @@ pub struct RateLimit {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid user {0:?}: expected NAME:PASSWORD:ROLE[,ROLE...][:N/s,N/h]")]
+#[error("invalid user {0:?}: expected NAME:PASSWORD:ROLE[,ROLE...][:N/s,N/h,wsao]")]
 pub struct UserParseError(pub String);
 
 impl User {
@@ -38,7 +45,14 @@ impl User {
             password: password.to_string(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             rate_limit: RateLimit::default(),
+            web_service_access_only: false,
         }
+    }
+
+    /// Flags the account "web service access only" (passes the Basic restriction, §1.1).
+    pub fn web_service_only(mut self) -> Self {
+        self.web_service_access_only = true;
+        self
     }
 
     pub fn with_rate_limit(mut self, per_second: Option<u32>, per_hour: Option<u32>) -> Self {
@@ -87,9 +101,21 @@ impl User {
     }
 }
 
-fn parse_limits(s: &str) -> Option<RateLimit> {
-    let mut rl = RateLimit::default();
+/// The OPTIONS part of a user spec: rate limits and flags.
+#[derive(Default)]
+struct UserOptions {
+    rate_limit: RateLimit,
+    web_service_access_only: bool,
+}
+
+fn parse_options(s: &str) -> Option<UserOptions> {
+    let mut opts = UserOptions::default();
+    let rl = &mut opts.rate_limit;
     for part in s.split(',') {
+        if part.trim() == "wsao" {
+            opts.web_service_access_only = true;
+            continue;
+        }
         let (n, unit) = part.trim().split_once('/')?;
         let n: u32 = n.trim().parse().ok()?;
         match unit.trim() {
@@ -98,7 +124,7 @@ fn parse_limits(s: &str) -> Option<RateLimit> {
             _ => return None,
         }
     }
-    Some(rl)
+    Some(opts)
 }
 
 impl FromStr for User {
@@ -107,12 +133,12 @@ impl FromStr for User {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || UserParseError(s.to_string());
         let (name, rest) = s.split_once(':').ok_or_else(err)?;
-        let (rest, rate_limit) = match rest.rsplit_once(':') {
-            Some((head, tail)) if head.contains(':') => match parse_limits(tail) {
-                Some(rl) => (head, rl),
-                None => (rest, RateLimit::default()),
+        let (rest, options) = match rest.rsplit_once(':') {
+            Some((head, tail)) if head.contains(':') => match parse_options(tail) {
+                Some(o) => (head, o),
+                None => (rest, UserOptions::default()),
             },
-            _ => (rest, RateLimit::default()),
+            _ => (rest, UserOptions::default()),
         };
         // The password may itself contain ':'; roles are after the last one.
         let (password, roles) = rest.rsplit_once(':').ok_or_else(err)?;
@@ -128,7 +154,8 @@ impl FromStr for User {
                 .filter(|r| !r.is_empty())
                 .map(str::to_string)
                 .collect(),
-            rate_limit,
+            rate_limit: options.rate_limit,
+            web_service_access_only: options.web_service_access_only,
         })
     }
 }
@@ -259,6 +286,19 @@ mod tests {
         assert!(u.roles.is_empty());
         assert!("justname".parse::<User>().is_err());
         assert!(":pw:admin".parse::<User>().is_err());
+        let u: User = "bot:p:w:itil:wsao".parse().unwrap();
+        assert_eq!(u.password, "p:w");
+        assert!(u.web_service_access_only);
+        assert!(u.rate_limit.per_second.is_none());
+        let u: User = "bot:pw:itil:2/s,wsao".parse().unwrap();
+        assert!(u.web_service_access_only);
+        assert_eq!(u.rate_limit.per_second, Some(2));
+        assert!(
+            !"bot:pw:itil"
+                .parse::<User>()
+                .unwrap()
+                .web_service_access_only
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::business_rules::BusinessRule;
+use crate::control_auth;
 use crate::faults::Fault;
 use crate::server::Shared;
 
@@ -29,7 +31,45 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/records/{table}/{sys_id}", get(one_record))
         .route("/journal", get(all_journal))
         .route("/journal/{table}/{sys_id}", get(record_journal))
-        .route("/users", get(users))
+        .route("/users", get(users).post(control_auth::upsert_user))
+        .route(
+            "/business_rules",
+            get(business_rules)
+                .post(add_business_rule)
+                .delete(clear_business_rules),
+        )
+        .route("/business_rules/deliveries", get(deliveries))
+        .merge(control_auth::router())
+        .merge(crate::act_as::router())
+}
+
+async fn business_rules(State(s): S) -> impl IntoResponse {
+    Json(json!({ "business_rules": s.control().business_rules }))
+}
+
+async fn add_business_rule(State(s): S, body: Bytes) -> axum::response::Response {
+    let rule: BusinessRule = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(e),
+    };
+    let mut c = s.control();
+    c.business_rules.push(rule);
+    (
+        StatusCode::CREATED,
+        Json(json!({ "business_rules": c.business_rules })),
+    )
+        .into_response()
+}
+
+async fn clear_business_rules(State(s): S) -> StatusCode {
+    s.control().business_rules.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn deliveries(State(s): S) -> impl IntoResponse {
+    let c = s.control();
+    let list: Vec<_> = c.deliveries.entries.iter().collect();
+    Json(json!({ "deliveries": list, "failed": c.deliveries.failed }))
 }
 
 async fn requests(State(s): S) -> impl IntoResponse {
@@ -48,7 +88,7 @@ async fn faults(State(s): S) -> impl IntoResponse {
 }
 
 /// Bodies are read as JSON whatever the Content-Type, so `curl -d '{…}'` works.
-fn bad_request(e: serde_json::Error) -> axum::response::Response {
+pub(crate) fn bad_request(e: serde_json::Error) -> axum::response::Response {
     (
         StatusCode::BAD_REQUEST,
         Json(json!({ "error": e.to_string() })),
@@ -145,15 +185,16 @@ async fn record_journal(
 }
 
 async fn users(State(s): S) -> impl IntoResponse {
+    let users = s.users();
     let data = s.data();
-    let list: Vec<Value> = s
-        .users
+    let list: Vec<Value> = users
         .iter()
         .map(|u| {
             json!({
                 "name": u.name,
                 "roles": u.roles,
                 "rate_limit": u.rate_limit,
+                "web_service_access_only": u.web_service_access_only,
                 "sys_id": data.user_sys_id(&u.name),
             })
         })
@@ -161,6 +202,6 @@ async fn users(State(s): S) -> impl IntoResponse {
     Json(json!({ "users": list }))
 }
 
-fn not_found(msg: &str) -> axum::response::Response {
+pub(crate) fn not_found(msg: &str) -> axum::response::Response {
     (StatusCode::NOT_FOUND, Json(json!({ "error": msg }))).into_response()
 }

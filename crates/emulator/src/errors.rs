@@ -55,6 +55,28 @@ impl SnError {
         .header("www-authenticate", "BASIC realm=\"Service-now\"")
     }
 
+    /// Basic refused by the enforced Basic authentication restriction: the message seen on
+    /// an enforcing instance (docs/servicenow/AUTH_AND_INBOUND.md §1.1), which also tells
+    /// a test this refusal apart from a wrong password.
+    pub fn basic_auth_restricted() -> Self {
+        Self::new(
+            401,
+            "User is not authenticated",
+            Some("Required to provide Auth information"),
+        )
+        .header("www-authenticate", "BASIC realm=\"Service-now\"")
+    }
+
+    /// An API key sent while no REST API Access Policy for the Table API allows token
+    /// based auth, so the Global REST API policy applies (AUTH_AND_INBOUND.md §1.4).
+    pub fn api_key_not_allowed() -> Self {
+        Self::new(
+            401,
+            "User Not Authenticated",
+            Some("Token Based Auth isn't allowed in the Global REST API Policy"),
+        )
+    }
+
     pub fn invalid_table(table: &str) -> Self {
         Self::new(400, &format!("Invalid table {table}"), None)
     }

@@ -172,9 +172,13 @@ pub struct ReceivedRequest {
     pub status: Option<u16>,
     /// The fault applied, if any (`status`, `latency`, `hang`, `drop_after_write`).
     pub fault: Option<String>,
-    /// Authenticated user name, when authentication succeeded.
+    /// Authenticated user name, when authentication succeeded (for a token request: the
+    /// user the issued token acts as).
     pub user: Option<String>,
     pub received_at: chrono::DateTime<chrono::Utc>,
+    /// How the Table API caller authenticated: `basic`, `bearer` or `api_key`.
+    #[serde(default)]
+    pub auth: Option<String>,
 }
 
 /// Bounded so a long benchmark cannot exhaust memory; the oldest entries go first.
@@ -302,6 +306,7 @@ mod tests {
                 fault: None,
                 user: None,
                 received_at: chrono::Utc::now(),
+                auth: None,
             });
         }
         assert_eq!(log.entries.len(), LOG_CAP);

@@ -1,6 +1,7 @@
 //! A ServiceNow Table API emulator, strict enough that a client which works against it
-//! works against a real instance. Facts: `docs/servicenow/TABLE_API.md` (in this repository); choices
-//! made where the facts are unsure: `README.md`.
+//! works against a real instance. Facts: `docs/servicenow/TABLE_API.md` and
+//! `docs/servicenow/AUTH_AND_INBOUND.md` (in this repository); choices made where the
+//! facts are unsure: `README.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -12,13 +13,18 @@
 //! # Ok(()) }
 //! ```
 
+mod act_as;
 mod auth;
+mod business_rules;
 mod choices;
 mod control;
+mod control_auth;
 mod errors;
 mod faults;
 mod html;
+mod identity;
 mod incident;
+mod oauth;
 pub mod query;
 mod render;
 mod schema;
@@ -32,8 +38,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use act_as::ActAsError;
 pub use auth::{RateLimit, User, UserParseError};
+pub use business_rules::{BusinessRule, Delivery};
 pub use faults::{Fault, FaultAction, ReceivedRequest};
+pub use identity::{property, ApiKey, OAuthClient, SpecParseError, BASIC_AUTH_ROLE};
 pub use server::{serve, serve_with_shutdown};
 pub use store::JournalEntry;
 
@@ -54,6 +63,23 @@ pub struct EmulatorConfig {
     pub extra_tables: Vec<String>,
     /// Base latency added to every Table API request (benchmarks of a "real" instance).
     pub latency: Duration,
+    /// OAuth clients that may call `/oauth_token.do` (AUTH_AND_INBOUND.md §1.2, §1.3).
+    pub oauth_clients: Vec<OAuthClient>,
+    /// Lifespan of issued access tokens. Default 1,800 s (§1.2).
+    pub access_token_lifespan: Duration,
+    /// Lifespan of issued refresh tokens. Default 100 days (§1.3).
+    pub refresh_token_lifespan: Duration,
+    /// System properties over the defaults (see [`property`]): client credentials grant
+    /// off, token parameters in the POST body only, Basic restriction not enforced.
+    pub properties: BTreeMap<String, String>,
+    /// REST API Key records (§1.4).
+    pub api_keys: Vec<ApiKey>,
+    /// A REST API Access Policy lets API keys in to the Table API (§1.4). Default off, so
+    /// keys are refused until a test creates the policy.
+    pub api_key_policy: bool,
+    /// Outbound business rules posting `{sys_id, table}` after insert and update
+    /// (AUTH_AND_INBOUND.md §2.2).
+    pub business_rules: Vec<BusinessRule>,
 }
 
 impl Default for EmulatorConfig {
@@ -64,6 +90,13 @@ impl Default for EmulatorConfig {
             inactive_close_code_is_empty: true,
             extra_tables: Vec::new(),
             latency: Duration::ZERO,
+            oauth_clients: Vec::new(),
+            access_token_lifespan: Duration::from_secs(1800),
+            refresh_token_lifespan: Duration::from_secs(100 * 24 * 3600),
+            properties: BTreeMap::new(),
+            api_keys: Vec::new(),
+            api_key_policy: false,
+            business_rules: Vec::new(),
         }
     }
 }
@@ -181,8 +214,126 @@ impl Emulator {
         self.shared.control().latency = latency;
     }
 
+    /// Registers (or replaces, by client_id) an OAuth client.
+    pub fn add_oauth_client(&self, client: OAuthClient) {
+        self.shared.auth().add_client(client);
+    }
+
+    /// Sets a system property, e.g. [`property::CLIENT_CREDENTIALS_ENABLED`] to `"true"`.
+    pub fn set_property(&self, name: &str, value: &str) {
+        self.shared
+            .auth()
+            .properties
+            .insert(name.to_string(), value.to_string());
+    }
+
+    pub fn property(&self, name: &str) -> Option<String> {
+        self.shared.auth().properties.get(name).cloned()
+    }
+
+    /// Enforces (or stops enforcing) the Basic authentication restriction (§1.1).
+    pub fn set_basic_auth_restriction(&self, enforce: bool) {
+        self.set_property(
+            property::BASIC_AUTH_RESTRICTION_ENFORCE,
+            if enforce { "true" } else { "false" },
+        );
+    }
+
+    /// Lifespans of tokens issued from now on.
+    pub fn set_token_lifespans(&self, access: Duration, refresh: Duration) {
+        let mut auth = self.shared.auth();
+        auth.access_lifespan = access;
+        auth.refresh_lifespan = refresh;
+    }
+
+    /// The instance forgets every access and refresh token ("unknown token" from now on).
+    pub fn revoke_tokens(&self) {
+        self.shared.auth().revoke_tokens();
+    }
+
+    /// Every access token issued so far is expired now (refresh tokens too with
+    /// `refresh_too`): the next Bearer call answers 401.
+    pub fn expire_tokens(&self, refresh_too: bool) {
+        self.shared.auth().expire_tokens(refresh_too);
+    }
+
+    /// Tokens issued so far per grant type (`password`, `refresh_token`,
+    /// `client_credentials`).
+    pub fn tokens_issued(&self) -> BTreeMap<String, u64> {
+        self.shared.auth().issued.clone()
+    }
+
+    pub fn add_api_key(&self, key: ApiKey) {
+        self.shared.auth().add_api_key(key);
+    }
+
+    /// Creates (or removes) the REST API Access Policy that lets API keys in (§1.4).
+    pub fn set_api_key_policy(&self, exists: bool) {
+        self.shared.auth().api_key_policy = exists;
+    }
+
+    /// Adds a user, or replaces the one with that name (roles, password, flags); its
+    /// `sys_user` row follows.
+    pub fn upsert_user(&self, user: User) {
+        self.shared.data().upsert_user(&user);
+        self.shared.auth().upsert_user(user);
+    }
+
+    /// Registers an outbound business rule; it fires for writes from now on, whoever
+    /// makes them (Table API callers and [`Emulator::update_as`] alike).
+    pub fn add_business_rule(&self, rule: BusinessRule) {
+        self.shared.control().business_rules.push(rule);
+    }
+
+    pub fn clear_business_rules(&self) {
+        self.shared.control().business_rules.clear();
+    }
+
+    /// Posts the business rules made so far, in the order they finished (capped like
+    /// the request log). A post still in flight is not here yet.
+    pub fn business_rule_deliveries(&self) -> Vec<Delivery> {
+        self.shared
+            .control()
+            .deliveries
+            .entries
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// How many business-rule posts failed (no answer or not 2xx) and were dropped.
+    pub fn failed_business_rule_deliveries(&self) -> u64 {
+        self.shared.control().deliveries.failed
+    }
+
+    /// Creates a record as `user` would through the UI (an agent opening an incident):
+    /// business rules, data policy and sys fields apply, ACLs do not. Returns the stored
+    /// record.
+    pub fn create_as(
+        &self,
+        user: &str,
+        table: &str,
+        fields: serde_json::Value,
+    ) -> Result<Record, ActAsError> {
+        act_as::write(&self.shared, user, table, None, &fields)
+    }
+
+    /// Updates a record as `user` would through the UI: `sys_updated_by` becomes `user`,
+    /// `sys_updated_on` the current second, `sys_mod_count` rises by one, journal fields
+    /// (`work_notes`, `comments`) add entries by `user`, business rules fire.
+    pub fn update_as(
+        &self,
+        user: &str,
+        table: &str,
+        sys_id: &str,
+        fields: serde_json::Value,
+    ) -> Result<Record, ActAsError> {
+        act_as::write(&self.shared, user, table, Some(sys_id), &fields)
+    }
+
     /// Back to the state just after start: records, journal, faults, latency, request log,
-    /// rate-limit windows and number sequences.
+    /// rate-limit windows, number sequences, business rules and their deliveries, and users, OAuth clients, tokens, API keys
+    /// and properties as configured.
     pub fn reset(&self) {
         self.shared.reset();
     }

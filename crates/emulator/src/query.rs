@@ -2,6 +2,9 @@
 //!
 //! [`parse`] is pure and total: any input gives a [`Query`]; terms it cannot understand
 //! are dropped, because a real instance silently ignores invalid parts of a query.
+//! Values written as `javascript:gs.dateGenerate('2026-12-01','10:00:00')` (and the other
+//! date helpers of [`script_value`]) stay text until [`Query::resolve_scripts`] turns
+//! them into date-times at a given moment (docs/servicenow/AUTH_AND_INBOUND.md §2.3).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -177,7 +180,74 @@ fn parse_condition(term: &str) -> Option<Condition> {
     })
 }
 
+/// The date-time (`YYYY-MM-DD HH:MM:SS`, UTC) a `javascript:gs.…` query value evaluates
+/// to at `now`, or `None` for anything else. Knows `dateGenerate(date, time|'start'|'end')`,
+/// `beginningOfToday()`, `endOfToday()`, `beginningOfYesterday()`, `endOfYesterday()`,
+/// `nowDateTime()`, `daysAgo(n)`, `daysAgoStart(n)`, `daysAgoEnd(n)`, `hoursAgo(n)`,
+/// `minutesAgo(n)`.
+pub fn script_value(value: &str, now: chrono::NaiveDateTime) -> Option<String> {
+    use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
+    let script = value.trim().strip_prefix("javascript:")?.trim();
+    let script = script.trim_end_matches(';').trim();
+    let call = script.strip_prefix("gs.")?;
+    let open = call.find('(')?;
+    let name = call[..open].trim();
+    let inner = call[open + 1..].strip_suffix(')')?;
+    let args: Vec<&str> = inner
+        .split(',')
+        .map(|a| a.trim().trim_matches(|c| c == '\'' || c == '"'))
+        .filter(|a| !a.is_empty())
+        .collect();
+    let start = |d: NaiveDate| d.and_time(NaiveTime::MIN);
+    let end = |d: NaiveDate| d.and_hms_opt(23, 59, 59);
+    let n = || -> Option<i64> { args.first()?.parse().ok() };
+    let ago = |d: Option<Duration>| now.checked_sub_signed(d?);
+    let at: NaiveDateTime = match (name, args.as_slice()) {
+        ("dateGenerate", [date, time]) => {
+            let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+            match *time {
+                "start" => start(date),
+                "end" => end(date)?,
+                t => date.and_time(NaiveTime::parse_from_str(t, "%H:%M:%S").ok()?),
+            }
+        }
+        ("beginningOfToday", []) => start(now.date()),
+        ("endOfToday", []) => end(now.date())?,
+        ("beginningOfYesterday", []) => start(now.date().pred_opt()?),
+        ("endOfYesterday", []) => end(now.date().pred_opt()?)?,
+        ("nowDateTime", []) => now,
+        ("daysAgo", [_]) => ago(Duration::try_days(n()?))?,
+        ("daysAgoStart", [_]) => start(ago(Duration::try_days(n()?))?.date()),
+        ("daysAgoEnd", [_]) => end(ago(Duration::try_days(n()?))?.date())?,
+        ("hoursAgo", [_]) => ago(Duration::try_hours(n()?))?,
+        ("minutesAgo", [_]) => ago(Duration::try_minutes(n()?))?,
+        _ => return None,
+    };
+    Some(at.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
 impl Query {
+    /// Evaluates `javascript:gs.…` date values at `now` (UTC, as raw values are); values
+    /// that are not such a script are left as they are.
+    pub fn resolve_scripts(&mut self, now: chrono::NaiveDateTime) {
+        let resolve = |v: &str| script_value(v, now).unwrap_or_else(|| v.to_string());
+        for block in &mut self.blocks {
+            for clause in &mut block.clauses {
+                for c in clause.iter_mut() {
+                    c.value = if c.op == Op::Between {
+                        c.value
+                            .split('@')
+                            .map(resolve)
+                            .collect::<Vec<_>>()
+                            .join("@")
+                    } else {
+                        resolve(&c.value)
+                    };
+                }
+            }
+        }
+    }
+
     /// Drops conditions and orderings on fields the table does not have, as a real
     /// instance does (`glide.invalid_query.returns_no_rows=false`, the default).
     pub fn retain_known(&mut self, known: impl Fn(&str) -> bool) {
@@ -323,6 +393,85 @@ mod tests {
     }
 
     #[test]
+    fn date_comparisons_with_literals_and_date_generate() {
+        // §2.3: watermark queries compare raw UTC date-times.
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 12, 3)
+            .unwrap()
+            .and_hms_opt(12, 30, 0)
+            .unwrap();
+        let r = rec(&[("sys_updated_on", "2026-12-01 10:00:00"), ("x", "")]);
+        let m = |q: &str| {
+            let mut q = parse(q);
+            q.resolve_scripts(now);
+            q.matches(&r)
+        };
+        assert!(m("sys_updated_on>=2026-12-01 10:00:00"));
+        assert!(!m("sys_updated_on>2026-12-01 10:00:00"));
+        assert!(m("sys_updated_on<2026-12-01 10:00:01"));
+        assert!(m("sys_updated_on<=2026-12-01 10:00:00"));
+        assert!(m(
+            "sys_updated_on>=javascript:gs.dateGenerate('2026-12-01','10:00:00')"
+        ));
+        assert!(!m(
+            "sys_updated_on>javascript:gs.dateGenerate('2026-12-01','10:00:00')"
+        ));
+        assert!(m("sys_updated_onBETWEENjavascript:gs.dateGenerate('2026-12-01','start')@javascript:gs.dateGenerate('2026-12-01','end')"));
+        assert!(m("sys_updated_on<javascript:gs.daysAgoStart(1)"));
+        assert!(!m("sys_updated_on>javascript:gs.hoursAgo(1)"));
+        assert!(m(
+            "xISEMPTY^sys_updated_on>2026-12-02^NQsys_updated_on<2026-12-02"
+        ));
+        // An empty date is neither before nor after anything.
+        let empty = rec(&[("sys_updated_on", "")]);
+        assert!(!parse("sys_updated_on<2026-12-01").matches(&empty));
+        assert!(!parse("sys_updated_on>2026-12-01").matches(&empty));
+    }
+
+    #[test]
+    fn script_values() {
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 12, 3)
+            .unwrap()
+            .and_hms_opt(12, 30, 5)
+            .unwrap();
+        let v = |s: &str| script_value(s, now);
+        assert_eq!(
+            v("javascript:gs.dateGenerate('2026-12-01','10:00:00')").as_deref(),
+            Some("2026-12-01 10:00:00")
+        );
+        assert_eq!(
+            v("javascript:gs.dateGenerate(\"2026-12-01\", 'end');").as_deref(),
+            Some("2026-12-01 23:59:59")
+        );
+        assert_eq!(
+            v("javascript:gs.beginningOfToday()").as_deref(),
+            Some("2026-12-03 00:00:00")
+        );
+        assert_eq!(
+            v("javascript:gs.endOfYesterday()").as_deref(),
+            Some("2026-12-02 23:59:59")
+        );
+        assert_eq!(
+            v("javascript:gs.minutesAgo(30)").as_deref(),
+            Some("2026-12-03 12:00:05")
+        );
+        assert_eq!(
+            v("javascript:gs.daysAgoEnd(2)").as_deref(),
+            Some("2026-12-01 23:59:59")
+        );
+        for bad in [
+            "2026-12-01",
+            "javascript:gs.dateGenerate('2026-13-01','10:00:00')",
+            "javascript:gs.daysAgo(99999999999999)",
+            "javascript:gs.nosuch()",
+            "javascript:gs.daysAgo(",
+            "javascript:",
+            "javascript:gs.(",
+        ] {
+            assert_eq!(v(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn order_terms() {
         let q = parse("active=true^ORDERBYDESCnumber^ORDERBYstate");
         assert_eq!(
@@ -414,6 +563,10 @@ mod tests {
             "SAMEAS",
             "x",
             "1",
+            "javascript:gs.daysAgo(",
+            "javascript:gs.dateGenerate('2026-01-01','",
+            "')",
+            "start",
         ];
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let r = rec(&[("state", "1"), ("x", "")]);
@@ -423,6 +576,7 @@ mod tests {
                 .map(|_| pieces[rng.gen_range(0..pieces.len())])
                 .collect();
             let mut q = parse(&s);
+            q.resolve_scripts(chrono::NaiveDateTime::MIN);
             let _ = q.matches(&r);
             let _ = q.compare(&r, &r);
             q.retain_known(|f| f == "state");

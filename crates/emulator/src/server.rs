@@ -17,23 +17,29 @@ use tokio::sync::{watch, Notify};
 use tower::ServiceExt;
 
 use crate::auth::RateWindow;
+use crate::business_rules::{BusinessRule, DeliveryLog};
 use crate::errors::{SnError, MAX_BODY};
 use crate::faults::{FaultAction, FaultSet, ReceivedRequest, RequestLog};
+use crate::identity::AuthState;
 use crate::store::Data;
-use crate::{control, html, lock, table_api, EmulatorConfig};
+use crate::{control, html, lock, oauth, table_api, EmulatorConfig};
 
 pub(crate) struct Control {
     pub faults: FaultSet,
     pub log: RequestLog,
     pub latency: Duration,
     pub rate: HashMap<String, RateWindow>,
+    pub business_rules: Vec<BusinessRule>,
+    pub deliveries: DeliveryLog,
 }
 
 pub(crate) struct Shared {
     pub config: EmulatorConfig,
-    pub users: Vec<crate::User>,
     data: Mutex<Data>,
     control: Mutex<Control>,
+    /// Users, OAuth clients and tokens, API keys, properties. Lock order: never taken
+    /// while `data` is held.
+    auth: Mutex<AuthState>,
     stop: watch::Receiver<bool>,
 }
 
@@ -46,14 +52,27 @@ impl Shared {
         lock(&self.control)
     }
 
+    pub fn auth(&self) -> MutexGuard<'_, AuthState> {
+        lock(&self.auth)
+    }
+
+    /// A snapshot of the users (they can change through the control API).
+    pub fn users(&self) -> Vec<crate::User> {
+        self.auth().users.clone()
+    }
+
     pub fn reset(&self) {
-        let fresh = Data::new(&self.users, &self.config.extra_tables);
+        let auth = AuthState::from_config(&self.config);
+        let fresh = Data::new(&auth.users, &self.config.extra_tables);
+        *self.auth() = auth;
         *self.data() = fresh;
         let mut c = self.control();
         c.faults.clear();
         c.log = RequestLog::default();
         c.latency = self.config.latency;
         c.rate.clear();
+        c.business_rules = self.config.business_rules.clone();
+        c.deliveries = DeliveryLog::default();
     }
 
     /// Resolves when the server is told to stop (or its handle is gone).
@@ -89,16 +108,18 @@ impl Drop for ServerHandle {
 }
 
 fn new_shared(config: EmulatorConfig, stop: watch::Receiver<bool>) -> Arc<Shared> {
-    let users = config.effective_users();
+    let auth = AuthState::from_config(&config);
     Arc::new(Shared {
-        data: Mutex::new(Data::new(&users, &config.extra_tables)),
+        data: Mutex::new(Data::new(&auth.users, &config.extra_tables)),
         control: Mutex::new(Control {
             faults: FaultSet::default(),
             log: RequestLog::default(),
             latency: config.latency,
             rate: HashMap::new(),
+            business_rules: config.business_rules.clone(),
+            deliveries: DeliveryLog::default(),
         }),
-        users,
+        auth: Mutex::new(auth),
         config,
         stop,
     })
@@ -193,14 +214,16 @@ fn body_for_log(bytes: &[u8]) -> Value {
 }
 
 /// Every request outside `/emulator` and `/` goes through here: base latency, faults,
-/// the Table API, then the request log.
+/// the Table API or the token endpoint, then the request log. Secrets (token form
+/// fields, API keys in the query) are redacted before anything is logged.
 async fn pipeline(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let received_at = chrono::Utc::now();
     let kill = req.extensions().get::<ConnKill>().cloned();
     let (parts, body) = req.into_parts();
     let method = table_api::effective_method(&parts);
     let path = parts.uri.path().to_string();
-    let query = parts.uri.query().unwrap_or("").to_string();
+    let query = oauth::redact_query(parts.uri.query().unwrap_or(""));
+    let is_token = path == oauth::TOKEN_PATH;
     let mut entry = ReceivedRequest {
         method: method.to_string(),
         path: path.clone(),
@@ -210,6 +233,7 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         fault: None,
         user: None,
         received_at,
+        auth: None,
     };
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -225,7 +249,11 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             return resp;
         }
     };
-    entry.body = body_for_log(&bytes);
+    entry.body = if is_token {
+        oauth::body_for_log(&parts, &bytes)
+    } else {
+        body_for_log(&bytes)
+    };
 
     let (latency, decision) = {
         let mut c = shared.control();
@@ -271,14 +299,10 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Some(FaultAction::DropAfterWrite) => {
             entry.fault = Some("drop_after_write".into());
             drop_after = true;
-            let (resp, user) = table_api::handle(&shared, &parts, method.clone(), &bytes).await;
-            entry.user = user;
-            resp
+            answer(&shared, &parts, &method, &bytes, &mut entry).await
         }
         Some(FaultAction::Latency { .. }) | None => {
-            let (resp, user) = table_api::handle(&shared, &parts, method.clone(), &bytes).await;
-            entry.user = user;
-            resp
+            answer(&shared, &parts, &method, &bytes, &mut entry).await
         }
     };
     entry.status = Some(resp.status().as_u16());
@@ -289,6 +313,27 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
         // The connection task drops this future together with the connection.
         std::future::pending::<()>().await;
+    }
+    resp
+}
+
+/// The real answer: the token endpoint or the Table API; notes who called in the log entry.
+async fn answer(
+    shared: &Arc<Shared>,
+    parts: &http::request::Parts,
+    method: &http::Method,
+    bytes: &[u8],
+    entry: &mut ReceivedRequest,
+) -> Response {
+    if entry.path == oauth::TOKEN_PATH {
+        let (resp, user) = oauth::handle(shared, parts, bytes);
+        entry.user = user;
+        return resp;
+    }
+    let (resp, caller) = table_api::handle(shared, parts, method.clone(), bytes).await;
+    if let Some((user, how)) = caller {
+        entry.user = Some(user);
+        entry.auth = Some(how.as_str().to_string());
     }
     resp
 }

@@ -103,16 +103,43 @@ impl Data {
             data.insert(Kind::Choice, system(row, &now));
         }
         for u in users {
-            let mut r = Record::new();
-            r.insert("user_name".into(), u.name.clone());
-            r.insert("name".into(), u.name.clone());
-            r.insert("active".into(), "true".into());
-            r.insert("web_service_access_only".into(), "false".into());
-            let r = system(r, &now);
-            data.user_ids.insert(u.name.clone(), r["sys_id"].clone());
-            data.insert(Kind::User, r);
+            data.upsert_user(u);
         }
         data
+    }
+
+    /// Adds the user's `sys_user` row, or updates its flags if it exists.
+    pub fn upsert_user(&mut self, u: &User) {
+        let wsao = u.web_service_access_only.to_string();
+        if let Some(id) = self.user_ids.get(&u.name).cloned() {
+            if let Some(mut r) = self.get_any(Kind::User, &id).cloned() {
+                if r.get("web_service_access_only") != Some(&wsao) {
+                    r.insert("web_service_access_only".into(), wsao);
+                    let count: u64 = r
+                        .get("sys_mod_count")
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0);
+                    r.insert("sys_mod_count".into(), (count + 1).to_string());
+                    r.insert("sys_updated_on".into(), now_string());
+                    self.replace(Kind::User, r);
+                }
+            }
+            return;
+        }
+        let now = now_string();
+        let mut r = Record::new();
+        r.insert("user_name".into(), u.name.clone());
+        r.insert("name".into(), u.name.clone());
+        r.insert("active".into(), "true".into());
+        r.insert("web_service_access_only".into(), wsao);
+        r.insert("sys_id".into(), new_sys_id());
+        r.insert("sys_created_on".into(), now.clone());
+        r.insert("sys_created_by".into(), "system".into());
+        r.insert("sys_updated_on".into(), now);
+        r.insert("sys_updated_by".into(), "system".into());
+        r.insert("sys_mod_count".into(), "0".into());
+        self.user_ids.insert(u.name.clone(), r["sys_id"].clone());
+        self.insert(Kind::User, r);
     }
 
     pub fn def(&self, table: &str) -> Option<&TableDef> {

@@ -8,8 +8,9 @@ use http::{header, HeaderValue, Method, StatusCode};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
-use crate::auth::{authenticate, check_rate, RateHeaders, User};
+use crate::auth::{check_rate, RateHeaders, User};
 use crate::errors::{json_response, SnError};
+use crate::identity;
 use crate::query::{self, Condition, Op, Query};
 use crate::render::{Display, RenderOpts, Renderer};
 use crate::schema::{TableDef, Ty};
@@ -81,19 +82,35 @@ fn header_str<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Handles one Table API request; also returns the authenticated user for the log.
+/// The `x-sn-apikey` header, else the query parameter of that name (AUTH_AND_INBOUND.md §1.4).
+fn api_key(parts: &Parts) -> Option<String> {
+    if let Some(k) = header_str(parts, API_KEY_PARAM) {
+        return Some(k.trim().to_string());
+    }
+    url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == API_KEY_PARAM)
+        .map(|(_, v)| v.into_owned())
+}
+
+const API_KEY_PARAM: &str = "x-sn-apikey";
+
+/// Handles one Table API request; also returns who called, for the log.
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
     parts: &Parts,
     method: Method,
     body: &[u8],
-) -> (Response, Option<String>) {
+) -> (Response, Option<(String, identity::Method)>) {
     // Outside /api a browser would get a login prompt from a 401; answer plainly instead.
     if !parts.uri.path().starts_with("/api/") {
         return ((StatusCode::NOT_FOUND, "Not Found").into_response(), None);
     }
-    let user = match authenticate(&shared.users, header_str(parts, "authorization")) {
-        Ok(u) => u.clone(),
+    let identified = shared.auth().identify(
+        header_str(parts, "authorization"),
+        api_key(parts).as_deref(),
+    );
+    let (user, how) = match identified {
+        Ok(found) => found,
         Err(e) => return (decorate(e.into_response(), None), None),
     };
     let rate = {
@@ -104,13 +121,13 @@ pub(crate) async fn handle(
     };
     let rate = match rate {
         Ok(h) => h,
-        Err(e) => return (decorate(e.into_response(), None), Some(user.name)),
+        Err(e) => return (decorate(e.into_response(), None), Some((user.name, how))),
     };
     let resp = match route(shared, parts, &method, body, &user) {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    (decorate(resp, rate.as_ref()), Some(user.name))
+    (decorate(resp, rate.as_ref()), Some((user.name, how)))
 }
 
 /// Headers a real instance puts on every API answer (§1.4, §5).
@@ -232,6 +249,7 @@ fn build_query(def: &TableDef, params: &Params, shared: &Shared) -> Query {
         }
     };
     q.retain_known(|f| def.has_field(f));
+    q.resolve_scripts(chrono::Utc::now().naive_utc());
     q
 }
 
@@ -300,7 +318,8 @@ fn link_header(
     let url = |off: usize| {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in &params.0 {
-            if k != "sysparm_offset" && k != "sysparm_limit" {
+            // A key repeated into a response header would end up in whatever logs headers.
+            if k != "sysparm_offset" && k != "sysparm_limit" && k != API_KEY_PARAM {
                 s.append_pair(k, v);
             }
         }
@@ -401,13 +420,7 @@ fn create(
     }
     let input = parse_body(body)?;
     let ctx = write_ctx(shared, user, params);
-    let sys_id = {
-        let mut data = shared.data();
-        let (rec, journal) = writes::prepare(&mut data, def, None, &input, &ctx)?;
-        let id = rec["sys_id"].clone();
-        writes::commit(&mut data, def, rec, journal, true, &ctx);
-        id
-    };
+    let sys_id = writes::store(shared, def, None, &input, &ctx)?;
     let mut resp = record_response(shared, parts, def, &sys_id, StatusCode::CREATED, opts);
     let host = header_str(parts, "host").unwrap_or("localhost");
     let location = format!("http://{host}{}/{}/{sys_id}", route.prefix, def.name);
@@ -431,23 +444,15 @@ fn update(
     if !user.can_read(def.kind) {
         return Err(SnError::no_record());
     }
-    let old = shared
-        .data()
-        .get(def, sys_id)
-        .cloned()
-        .ok_or_else(SnError::no_record)?;
+    if shared.data().get(def, sys_id).is_none() {
+        return Err(SnError::no_record());
+    }
     if !user.can_write(def.kind) {
         return Err(SnError::acl("Update"));
     }
     let input = parse_body(body)?;
     let ctx = write_ctx(shared, user, params);
-    {
-        let mut data = shared.data();
-        // Re-read under the lock so concurrent PATCHes do not lose each other's fields.
-        let current = data.get(def, sys_id).cloned().unwrap_or(old);
-        let (rec, journal) = writes::prepare(&mut data, def, Some(&current), &input, &ctx)?;
-        writes::commit(&mut data, def, rec, journal, false, &ctx);
-    }
+    writes::store(shared, def, Some(sys_id), &input, &ctx)?;
     Ok(record_response(
         shared,
         parts,

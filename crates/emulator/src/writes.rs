@@ -1,11 +1,15 @@
 //! Turning a POST/PUT/PATCH body into a stored record (docs/servicenow/TABLE_API.md §2.5): coercion to
 //! strings, ignored and read-only fields, truncation, journal inputs, sys fields.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
+use crate::business_rules;
 use crate::errors::SnError;
 use crate::incident;
 use crate::schema::{Kind, TableDef, Ty};
+use crate::server::Shared;
 use crate::store::{new_sys_id, now_string, Data, JournalEntry, Record};
 
 pub(crate) struct WriteCtx<'a> {
@@ -198,4 +202,42 @@ pub(crate) fn commit(
             sys_created_by: ctx.user_name.to_string(),
         });
     }
+}
+
+/// Prepares and stores one write under the data lock, then starts the business rules
+/// (after the lock is released, so their posts never wait on or hold up the data).
+/// `sys_id` is the record to update; `None` inserts. Returns the record's sys_id.
+pub(crate) fn store(
+    shared: &Arc<Shared>,
+    def: &TableDef,
+    sys_id: Option<&str>,
+    input: &Map<String, Value>,
+    ctx: &WriteCtx,
+) -> Result<String, SnError> {
+    let (id, class, changed) = {
+        let mut data = shared.data();
+        // Read under the lock so concurrent PATCHes do not lose each other's fields.
+        let current = match sys_id {
+            Some(id) => Some(data.get(def, id).cloned().ok_or_else(SnError::no_record)?),
+            None => None,
+        };
+        let (rec, journal) = prepare(&mut data, def, current.as_ref(), input, ctx)?;
+        // An update that changes nothing is not an update: no after-update rule runs.
+        let changed = current.as_ref() != Some(&rec) || !journal.is_empty();
+        let id = rec["sys_id"].clone();
+        let class = rec
+            .get("sys_class_name")
+            .filter(|c| !c.is_empty())
+            .cloned()
+            .unwrap_or_else(|| def.name.clone());
+        if changed {
+            commit(&mut data, def, rec, journal, current.is_none(), ctx);
+        }
+        (id, class, changed)
+    };
+    if changed {
+        let operation = if sys_id.is_none() { "insert" } else { "update" };
+        business_rules::fire(shared, def, &class, &id, operation);
+    }
+    Ok(id)
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use snowbound::{App, ServeConfig};
-use snowbound_emulator::{EmulatorConfig, User};
+use snowbound_emulator::{ApiKey, EmulatorConfig, OAuthClient, User};
 
 /// Snowbound keeps ServiceNow incidents in step with the incidents your alerts open.
 #[derive(Parser)]
@@ -30,10 +30,27 @@ enum Command {
     Emulator {
         #[arg(long, default_value = "127.0.0.1:8089")]
         listen: SocketAddr,
-        /// NAME:PASSWORD:ROLE[,ROLE…] (repeatable); roles admin, itil, personalize_choices,
-        /// incident_reader. Default admin:admin:admin.
+        /// NAME:PASSWORD:ROLE[,ROLE…][:N/s,N/h,wsao] (repeatable); roles admin, itil,
+        /// personalize_choices, incident_reader, snc_basic_auth_api_access; `wsao` flags the
+        /// account web-service-access-only. Default admin:admin:admin.
         #[arg(long = "user")]
         users: Vec<User>,
+        /// OAuth client CLIENT_ID:SECRET[:APP_USER] for /oauth_token.do (repeatable).
+        #[arg(long = "oauth-client")]
+        oauth_clients: Vec<OAuthClient>,
+        /// System property NAME=VALUE (repeatable), e.g.
+        /// glide.authenticate.basic_auth.restriction.enforce=true.
+        #[arg(long = "property", value_parser = parse_property)]
+        properties: Vec<(String, String)>,
+        /// Access token lifespan in seconds.
+        #[arg(long, default_value_t = 1800)]
+        access_token_lifespan_s: u64,
+        /// REST API key KEY:USER (repeatable); refused until --api-key-policy.
+        #[arg(long = "api-key")]
+        api_keys: Vec<ApiKey>,
+        /// A REST API Access Policy lets API keys in to the Table API.
+        #[arg(long)]
+        api_key_policy: bool,
         /// Accept moves to Resolved without close code and notes.
         #[arg(long)]
         no_data_policy: bool,
@@ -46,6 +63,15 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate(ServeConfig),
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
 }
 
 #[tokio::main]
@@ -76,12 +102,22 @@ async fn main() -> anyhow::Result<()> {
             no_data_policy,
             extra_tables,
             latency_ms,
+            oauth_clients,
+            properties,
+            access_token_lifespan_s,
+            api_keys,
+            api_key_policy,
         } => {
             let config = EmulatorConfig {
                 users,
                 data_policy: !no_data_policy,
                 extra_tables,
                 latency: Duration::from_millis(latency_ms),
+                oauth_clients,
+                properties: properties.into_iter().collect(),
+                access_token_lifespan: Duration::from_secs(access_token_lifespan_s),
+                api_keys,
+                api_key_policy,
                 ..EmulatorConfig::default()
             };
             let listener = tokio::net::TcpListener::bind(listen)
