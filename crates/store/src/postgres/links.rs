@@ -160,12 +160,12 @@ pub async fn renew(
         .map(|l| l.link.integration_id.to_string())
         .collect();
     let owners: Vec<&str> = leases.iter().map(|l| l.owner.as_str()).collect();
-    let renewed: Vec<(String, String)> = sqlx::query_as(
+    let renewed: Vec<(String, String, String)> = sqlx::query_as(
         "UPDATE links SET lease_until = $1 \
          FROM unnest($2::text[], $3::text[], $4::text[]) AS held (incident_id, integration_id, owner) \
          WHERE links.incident_id = held.incident_id AND links.integration_id = held.integration_id \
            AND links.lease_owner = held.owner AND links.lease_until > $5 \
-         RETURNING links.incident_id, links.integration_id",
+         RETURNING links.incident_id, links.integration_id, links.lease_owner",
     )
     .bind(ms(until))
     .bind(&incidents)
@@ -174,11 +174,16 @@ pub async fn renew(
     .bind(ms(now))
     .fetch_all(pool)
     .await?;
-    let renewed: std::collections::HashSet<(String, String)> = renewed.into_iter().collect();
+    // Keyed by owner too: two leases of one link (an old one and its successor) differ.
+    let renewed: std::collections::HashSet<(String, String, String)> =
+        renewed.into_iter().collect();
     Ok(incidents
         .into_iter()
         .zip(integrations)
-        .map(|key| renewed.contains(&key))
+        .zip(owners)
+        .map(|((incident, integration), owner)| {
+            renewed.contains(&(incident, integration, owner.to_owned()))
+        })
         .collect())
 }
 
