@@ -4,6 +4,12 @@
 
 mod api_log;
 mod backoff;
+mod completions;
+mod config;
+mod integrations;
+mod job;
+mod leases;
+mod outcome;
 mod rate_limit;
 mod reconcile;
 mod runner;
@@ -11,6 +17,10 @@ mod waker;
 
 pub use api_log::api_call_records;
 pub use backoff::Backoff;
+pub use config::{
+    check_lease, defaults, heartbeat_interval, shortest_lease, EngineConfig, LeaseTooShort,
+    CLOCK_SKEW_MARGIN,
+};
 pub use reconcile::{desired_fields, subject_of};
-pub use runner::{Engine, EngineConfig};
+pub use runner::{Engine, Tick, Worker};
 pub use waker::EngineWaker;

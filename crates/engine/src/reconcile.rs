@@ -1,18 +1,18 @@
 //! One reconcile of one leased link: compute what ServiceNow should hold, send the
 //! difference, and turn the answer into a [`LeaseOutcome`].
 
-use std::time::Duration;
-
 use chrono::Utc;
 use secrecy::SecretString;
 use snowbound_core::{
     incident_url, plan_sync, servicenow_fields, FieldMap, Incident, IncidentSnapshot, Integration,
     SyncPlan,
 };
-use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Failure, Record};
-use snowbound_store::{LeaseOutcome, Link};
+use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Record};
+use snowbound_store::{Lease, LeaseOutcome, Link};
 
 use crate::backoff::Backoff;
+use crate::leases::{HeldLeases, LeaseLost};
+use crate::outcome::{failed, Call, SideEffect};
 use crate::rate_limit::{CallPermit, RateLimiter};
 
 /// What the link shows ServiceNow: the frozen snapshot of an `only_on_forwarding`
@@ -36,19 +36,29 @@ pub fn desired_fields(
     )
 }
 
-/// What the runner must do besides completing the lease.
-pub(crate) enum SideEffect {
-    None,
-    /// 429: nobody calls this integration before the pause ends.
-    Pause(Option<Duration>),
-    /// 401: the integration waits for new credentials.
-    Failing(String),
-}
-
 pub(crate) struct Reconciled {
-    pub outcome: LeaseOutcome,
+    /// `None`: the lease was lost before a call, so there is nothing to record.
+    pub outcome: Option<LeaseOutcome>,
     pub effect: SideEffect,
     pub calls: Vec<ApiCall>,
+}
+
+impl Reconciled {
+    fn done(outcome: LeaseOutcome, calls: Vec<ApiCall>) -> Self {
+        Reconciled {
+            outcome: Some(outcome),
+            effect: SideEffect::None,
+            calls,
+        }
+    }
+
+    fn abandoned(calls: Vec<ApiCall>) -> Self {
+        Reconciled {
+            outcome: None,
+            effect: SideEffect::None,
+            calls,
+        }
+    }
 }
 
 pub(crate) struct Reconciler<'a> {
@@ -56,25 +66,29 @@ pub(crate) struct Reconciler<'a> {
     pub backoff: Backoff,
     pub public_url: &'a str,
     pub limiter: Option<&'a RateLimiter>,
+    pub leases: &'a HeldLeases,
 }
 
 impl Reconciler<'_> {
-    /// Every HTTP call to the instance goes through here first; hold the permit until
-    /// the answer is in.
-    async fn may_call(&self) -> Option<CallPermit> {
-        match self.limiter {
+    /// Every HTTP call to the instance goes through here first: the rate limit's place
+    /// (hold it until the answer is in), then the lease fence, last, so no wait comes
+    /// between the check and the call.
+    async fn may_call(&self, lease: &Lease) -> Result<Option<CallPermit>, LeaseLost> {
+        let permit = match self.limiter {
             Some(limiter) => Some(limiter.acquire().await),
             None => None,
-        }
+        };
+        self.leases.fence(lease).await?;
+        Ok(permit)
     }
 
     pub async fn run(
         &self,
-        link: &Link,
-        incident: &Incident,
+        lease: &Lease,
         integration: &Integration,
         password: SecretString,
     ) -> Reconciled {
+        let (link, incident) = (&lease.link, &lease.incident);
         let settings = &integration.servicenow;
         let conn = match url::Url::parse(&settings.instance_url) {
             Ok(instance_url) => Connection {
@@ -84,13 +98,8 @@ impl Reconciler<'_> {
                 table: settings.table.clone(),
             },
             Err(e) => {
-                return Reconciled {
-                    outcome: LeaseOutcome::Park {
-                        error: format!("the instance URL is not valid: {e}"),
-                    },
-                    effect: SideEffect::None,
-                    calls: Vec::new(),
-                }
+                let error = format!("the instance URL is not valid: {e}");
+                return Reconciled::done(LeaseOutcome::Park { error }, Vec::new());
             }
         };
         let (subject, follows_updates) = subject_of(Some(link), incident);
@@ -102,7 +111,9 @@ impl Reconciler<'_> {
         let mut record = link.sys_id.clone().zip(link.number.clone());
         let mut pushed = link.pushed.clone();
         if record.is_none() && link.create_unsure {
-            let permit = self.may_call().await;
+            let Ok(permit) = self.may_call(lease).await else {
+                return Reconciled::abandoned(calls);
+            };
             let Exchange {
                 outcome,
                 calls: made,
@@ -119,7 +130,9 @@ impl Reconciler<'_> {
                     pushed = FieldMap::new();
                 }
                 Ok(None) => {}
-                Err(failure) => return self.failed(link, failure, true, calls, &settings.table),
+                Err(failure) => {
+                    return self.failed(link, failure, Call::Lookup, None, calls, &settings.table)
+                }
             }
         }
 
@@ -130,93 +143,69 @@ impl Reconciler<'_> {
             follows_updates,
             settings,
         );
-        let (exchange, sent, creating) = match (&plan, &record) {
+        let (call, fields) = match (&plan, &record) {
             (SyncPlan::UpToDate, Some((sys_id, number))) if link.sys_id.is_none() => {
                 // Adopted a record that already holds everything.
-                return Reconciled {
-                    outcome: synced(sys_id.clone(), number.clone(), FieldMap::new(), None),
-                    effect: SideEffect::None,
-                    calls,
-                };
+                let outcome = synced(sys_id.clone(), number.clone(), FieldMap::new(), None);
+                return Reconciled::done(outcome, calls);
             }
-            (SyncPlan::UpToDate, _) => {
-                return Reconciled {
-                    outcome: LeaseOutcome::UpToDate,
-                    effect: SideEffect::None,
-                    calls,
-                };
-            }
-            (SyncPlan::Create(fields), _) => {
-                let permit = self.may_call().await;
-                let exchange = self.client.create(&conn, fields).await;
-                drop(permit);
-                (exchange, fields, true)
-            }
-            (SyncPlan::Update(fields), Some((sys_id, _))) => {
-                let permit = self.may_call().await;
-                let exchange = self.client.update(&conn, sys_id, fields).await;
-                drop(permit);
-                (exchange, fields, false)
-            }
+            (SyncPlan::UpToDate, _) => return Reconciled::done(LeaseOutcome::UpToDate, calls),
+            (SyncPlan::Create(fields), _) => (Call::Create, fields),
+            (SyncPlan::Update(fields), Some(_)) => (Call::Update, fields),
             (SyncPlan::Update(_), None) => unreachable!("plan_sync updates only existing records"),
         };
+        let Ok(permit) = self.may_call(lease).await else {
+            return Reconciled::abandoned(calls);
+        };
+        let exchange = match (&record, call) {
+            (Some((sys_id, _)), Call::Update) => self.client.update(&conn, sys_id, fields).await,
+            _ => self.client.create(&conn, fields).await,
+        };
+        drop(permit);
         calls.extend(exchange.calls);
         match exchange.outcome {
-            Ok(Record { sys_id, number, values }) => {
+            Ok(Record {
+                sys_id,
+                number,
+                values,
+            }) => {
                 let (sys_id, number) = match &record {
                     // Some tables return no number on PATCH; keep what we know.
-                    Some((known_id, known_number)) if number.is_empty() => (known_id.clone(), known_number.clone()),
+                    Some((known_id, known_number)) if number.is_empty() => {
+                        (known_id.clone(), known_number.clone())
+                    }
                     _ => (sys_id, number),
                 };
                 let state = values.get(snowbound_core::STATE_FIELD).cloned();
-                Reconciled { outcome: synced(sys_id, number, sent.clone(), state), effect: SideEffect::None, calls }
+                Reconciled::done(synced(sys_id, number, fields.clone(), state), calls)
             }
-            Err(Failure::Rejected { status: 404, .. }) if !creating => Reconciled {
-                outcome: LeaseOutcome::Park {
-                    error: format!(
-                        "ServiceNow record {} no longer exists in table `{}` or an ACL hides it (HTTP 404). \
-                         Snowbound does not re-create it on its own.",
-                        record.map(|(_, n)| n).unwrap_or_default(),
-                        settings.table
-                    ),
-                },
-                effect: SideEffect::None,
-                calls,
-            },
-            Err(failure) => self.failed(link, failure, creating, calls, &settings.table),
+            Err(failure) => {
+                let number = record.as_ref().map(|(_, n)| n.as_str());
+                self.failed(link, failure, call, number, calls, &settings.table)
+            }
         }
     }
 
     fn failed(
         &self,
         link: &Link,
-        failure: Failure,
-        creating: bool,
+        failure: snowbound_servicenow::Failure,
+        call: Call,
+        number: Option<&str>,
         calls: Vec<ApiCall>,
         table: &str,
     ) -> Reconciled {
-        let error = failure.user_message(table);
-        let (outcome, effect) = match failure {
-            Failure::RateLimited { retry_after, .. } => {
-                (LeaseOutcome::Release, SideEffect::Pause(retry_after))
-            }
-            Failure::Unauthorized { .. } => (LeaseOutcome::Release, SideEffect::Failing(error)),
-            Failure::Rejected { .. } => (LeaseOutcome::Park { error }, SideEffect::None),
-            Failure::Transient { ambiguous, .. } => {
-                let attempt = u32::try_from(link.attempts).unwrap_or(u32::MAX);
-                let at = Utc::now() + self.backoff.delay(attempt);
-                (
-                    LeaseOutcome::Retry {
-                        at,
-                        error,
-                        create_unsure: creating && ambiguous,
-                    },
-                    SideEffect::None,
-                )
-            }
-        };
+        let (outcome, effect) = failed(
+            failure,
+            call,
+            link.attempts,
+            table,
+            number,
+            &self.backoff,
+            Utc::now(),
+        );
         Reconciled {
-            outcome,
+            outcome: Some(outcome),
             effect,
             calls,
         }

@@ -2,10 +2,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rand::RngCore;
-use snowbound_engine::{Backoff, Engine, EngineConfig, EngineWaker};
+use snowbound_engine::{Engine, EngineWaker};
 use snowbound_server::{hash_token, AppState};
 use snowbound_servicenow::{Client, ClientConfig};
 use snowbound_store::{Migrations, PostgresStore, SecretBox, SqliteStore, Store, StoreError};
@@ -13,14 +12,19 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::ServeConfig;
+use crate::config::{ConfigError, ServeConfig};
+use crate::key_file::{self, KeyFileError};
 
 const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
     SecretKey(#[from] snowbound_store::SecretKeyError),
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
     /// Said before anything is written, so a node with the wrong key cannot seal
@@ -57,7 +61,16 @@ pub struct App {
 
 impl App {
     pub async fn start(config: ServeConfig) -> Result<App, AppError> {
+        config.validate()?;
         let (store, postgres) = open_backend(&config).await?;
+        if postgres.is_none() {
+            // Only one process may use a SQLite database, so every lease in it belongs
+            // to a process that is gone: free its links now, not when the leases expire.
+            let released = store.release_all_leases().await?;
+            if released > 0 {
+                tracing::info!(released, "released the leases of the previous process");
+            }
+        }
         let (admin_token_hash, generated_admin_token) =
             admin_token(&*store, config.admin_token.as_deref()).await?;
         if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
@@ -92,27 +105,7 @@ impl App {
             Arc::clone(&store),
             client.clone(),
             waker.clone(),
-            EngineConfig {
-                node_id: config
-                    .node_id
-                    .clone()
-                    .unwrap_or_else(|| EngineConfig::default().node_id),
-                public_url: public_url.clone(),
-                backoff: Backoff {
-                    base: Duration::from_millis(config.retry_base_ms),
-                    max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
-                },
-                lease_for: config.lease_for(),
-                rate_limit_cooldown: Duration::from_millis(config.rate_limit_cooldown_ms),
-                per_integration_concurrency: config.servicenow_concurrency.max(1),
-                // Reconciles waiting for an integration's gate hold a slot too, so leave
-                // room for a full gate's worth beyond the default.
-                max_in_flight: (config.servicenow_concurrency * 8).max(64),
-                settle: Duration::from_millis(config.sync_settle_ms),
-                per_integration_rate_limit: (config.servicenow_rate_limit > 0)
-                    .then_some(config.servicenow_rate_limit),
-                ..EngineConfig::default()
-            },
+            config.engine_config(public_url.clone()),
         );
 
         let (stop, stopped) = watch::channel(false);
@@ -180,25 +173,62 @@ async fn open_backend(
     config: &ServeConfig,
 ) -> Result<(Arc<dyn Store>, Option<PostgresStore>), AppError> {
     let database_url = config.database_url();
-    let secrets = || SecretBox::from_env_or_file(config.secret_key.as_deref(), &config.data_dir);
-    if database_url.starts_with("sqlite:") {
-        let store = SqliteStore::open(&database_url, secrets()?)
-            .await
-            .map_err(wrong_key)?;
-        return Ok((Arc::new(store), None));
+    let sqlite = database_url.starts_with("sqlite:");
+    let postgres =
+        database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+    if !sqlite && !postgres {
+        return Err(AppError::DatabaseUrl(database_url));
     }
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+    if sqlite {
+        key_file::ensure_writable_dir(&config.data_dir)?;
+    }
+    // A key file made now is kept only once the database has accepted its key, so a
+    // refused start leaves nothing behind.
+    let (secrets, new_key_file) = match config
+        .secret_key
+        .as_deref()
+        .filter(|k| !k.trim().is_empty())
+    {
+        Some(key) => (
+            SecretBox::from_env_or_file(Some(key), &config.data_dir)?,
+            None,
+        ),
+        None => key_file::load_or_prepare(&config.data_dir)?,
+    };
+    let opened = if sqlite {
+        SqliteStore::open(&database_url, secrets)
+            .await
+            .map(|store| (Arc::new(store) as Arc<dyn Store>, None))
+    } else {
         let migrations = if config.no_migrate {
             Migrations::RequireApplied
         } else {
             Migrations::Apply
         };
-        let store = PostgresStore::open(&database_url, secrets()?, migrations)
+        PostgresStore::open(&database_url, secrets, migrations)
             .await
-            .map_err(wrong_key)?;
-        return Ok((Arc::new(store.clone()), Some(store)));
+            .map(|store| (Arc::new(store.clone()) as Arc<dyn Store>, Some(store)))
+    };
+    match opened {
+        Ok(opened) => {
+            if let Some(new) = new_key_file {
+                new.keep()?;
+            }
+            Ok(opened)
+        }
+        Err(e) => {
+            let refused = wrong_key(e);
+            match (new_key_file, refused) {
+                (Some(new), AppError::WrongSecretKey(detail)) => {
+                    Err(AppError::KeyFile(new.refused(detail)))
+                }
+                (new, refused) => {
+                    drop(new);
+                    Err(refused)
+                }
+            }
+        }
     }
-    Err(AppError::DatabaseUrl(database_url))
 }
 
 fn wrong_key(e: StoreError) -> AppError {

@@ -1,18 +1,25 @@
-//! Configuration from the environment (DESIGN.md), mirrored by command-line flags.
+//! Configuration from the environment (DESIGN.md), mirrored by command-line flags. Every
+//! default is a constant: the flags, [`ServeConfig::new`] and the engine's settings
+//! ([`snowbound_engine::defaults`]) read the same ones.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
+use snowbound_engine::{defaults, Backoff, EngineConfig};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./snowbound-data";
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// Address the HTTP API listens on.
-    #[arg(long, env = "SNOWBOUND_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "SNOWBOUND_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Where the SQLite database and the secret key file live.
-    #[arg(long, env = "SNOWBOUND_DATA_DIR", default_value = "./snowbound-data")]
+    #[arg(long, env = "SNOWBOUND_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// `sqlite://<path>` (one node; default `sqlite://<data dir>/snowbound.db`) or
     /// `postgres://…` (several nodes sharing one database).
@@ -20,7 +27,9 @@ pub struct ServeConfig {
     pub database_url: Option<String>,
     /// Do not apply PostgreSQL migrations on start (run `snowbound migrate` first); the
     /// node refuses to start on a schema older than itself. SQLite always migrates.
-    #[arg(long, env = "SNOWBOUND_NO_MIGRATE", default_value_t = false)]
+    /// Takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "SNOWBOUND_NO_MIGRATE", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
     pub no_migrate: bool,
     /// Names this node's link leases (default: random per start), so the database shows
     /// which node holds what.
@@ -41,39 +50,67 @@ pub struct ServeConfig {
     /// Base URL of this Snowbound as users reach it, for links written into ServiceNow.
     #[arg(long, env = "SNOWBOUND_PUBLIC_URL")]
     pub public_url: Option<String>,
-    #[arg(long, env = "SNOWBOUND_RETRY_BASE_MS", default_value_t = 1000)]
+    #[arg(long, env = "SNOWBOUND_RETRY_BASE_MS", default_value_t = defaults::RETRY_BASE_MS)]
     pub retry_base_ms: u64,
-    #[arg(long, env = "SNOWBOUND_RETRY_MAX_MS", default_value_t = 600_000)]
+    #[arg(long, env = "SNOWBOUND_RETRY_MAX_MS", default_value_t = defaults::RETRY_MAX_MS)]
     pub retry_max_ms: u64,
-    /// Timeout of one call to ServiceNow.
+    /// Timeout of one call to ServiceNow, connect to last byte. The lease must cover one
+    /// call: SNOWBOUND_LEASE_MS × 3/4 ≥ this + 1000.
     #[arg(
         long,
         env = "SNOWBOUND_SERVICENOW_TIMEOUT_MS",
-        default_value_t = 30_000
+        default_value_t = defaults::SERVICENOW_TIMEOUT_MS
     )]
     pub servicenow_timeout_ms: u64,
     /// First pause after a 429 without Retry-After; doubles while 429s continue.
     #[arg(
         long,
         env = "SNOWBOUND_RATE_LIMIT_COOLDOWN_MS",
-        default_value_t = 5_000
+        default_value_t = defaults::RATE_LIMIT_COOLDOWN_MS
     )]
     pub rate_limit_cooldown_ms: u64,
     /// Calls in flight to one integration at most (instances limit concurrent API
     /// transactions per user); with a slow instance, throughput is this ÷ its latency.
-    #[arg(long, env = "SNOWBOUND_SERVICENOW_CONCURRENCY", default_value_t = 8)]
+    /// A node leases no more of an integration's links than it can call for.
+    #[arg(
+        long,
+        env = "SNOWBOUND_SERVICENOW_CONCURRENCY",
+        default_value_t = defaults::SERVICENOW_CONCURRENCY
+    )]
     pub servicenow_concurrency: usize,
     /// Calls per second to one integration at most (0 = no limit), counted over any
     /// one-second window, so an instance rate limit of this size is never hit. Per node.
-    #[arg(long, env = "SNOWBOUND_SERVICENOW_RATE_LIMIT", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "SNOWBOUND_SERVICENOW_RATE_LIMIT",
+        default_value_t = defaults::SERVICENOW_RATE_LIMIT
+    )]
     pub servicenow_rate_limit: u32,
     /// A ServiceNow record updated less than this long ago waits this long before its
     /// next update, so a flapping alert costs a few calls, not one per change (0 = off).
-    #[arg(long, env = "SNOWBOUND_SYNC_SETTLE_MS", default_value_t = 500)]
+    #[arg(long, env = "SNOWBOUND_SYNC_SETTLE_MS", default_value_t = defaults::SYNC_SETTLE_MS)]
     pub sync_settle_ms: u64,
-    /// How long a link stays leased by a worker; must exceed two ServiceNow timeouts.
-    #[arg(long, env = "SNOWBOUND_LEASE_MS")]
-    pub lease_ms: Option<u64>,
+    /// How long a link stays leased without renewal: a node that dies keeps its links
+    /// this long. Live nodes renew every quarter lease and before each call, so it must
+    /// hold one call: this × 3/4 ≥ SNOWBOUND_SERVICENOW_TIMEOUT_MS + 1000.
+    #[arg(long, env = "SNOWBOUND_LEASE_MS", default_value_t = defaults::LEASE_MS)]
+    pub lease_ms: u64,
+}
+
+/// A setting the node cannot run with, named by its environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("SNOWBOUND_LEASE_MS={lease_ms} with SNOWBOUND_SERVICENOW_TIMEOUT_MS={timeout_ms}: {reason}. Raise SNOWBOUND_LEASE_MS to at least {shortest_ms} or lower SNOWBOUND_SERVICENOW_TIMEOUT_MS")]
+    LeaseTooShort {
+        lease_ms: u64,
+        timeout_ms: u64,
+        shortest_ms: u128,
+        reason: snowbound_engine::LeaseTooShort,
+    },
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    #[error("SNOWBOUND_RETRY_MAX_MS={max} is below SNOWBOUND_RETRY_BASE_MS={base}")]
+    RetryMaxBelowBase { base: u64, max: u64 },
 }
 
 impl ServeConfig {
@@ -94,9 +131,63 @@ impl ServeConfig {
     }
 
     pub fn lease_for(&self) -> Duration {
-        self.lease_ms
-            .map(Duration::from_millis)
-            .unwrap_or_else(|| self.servicenow_timeout() * 2 + Duration::from_secs(30))
+        Duration::from_millis(self.lease_ms)
+    }
+
+    /// Checked once at start-up, before anything is opened.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            (
+                "SNOWBOUND_SERVICENOW_TIMEOUT_MS",
+                self.servicenow_timeout_ms,
+            ),
+            ("SNOWBOUND_LEASE_MS", self.lease_ms),
+            (
+                "SNOWBOUND_SERVICENOW_CONCURRENCY",
+                self.servicenow_concurrency as u64,
+            ),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Zero(name));
+        }
+        if self.retry_max_ms < self.retry_base_ms {
+            return Err(ConfigError::RetryMaxBelowBase {
+                base: self.retry_base_ms,
+                max: self.retry_max_ms,
+            });
+        }
+        snowbound_engine::check_lease(self.lease_for(), self.servicenow_timeout()).map_err(
+            |reason| ConfigError::LeaseTooShort {
+                lease_ms: self.lease_ms,
+                timeout_ms: self.servicenow_timeout_ms,
+                shortest_ms: reason.shortest.as_millis(),
+                reason,
+            },
+        )
+    }
+
+    /// The engine's settings for a node serving at `public_url`.
+    pub fn engine_config(&self, public_url: String) -> EngineConfig {
+        EngineConfig {
+            node_id: self
+                .node_id
+                .clone()
+                .unwrap_or_else(EngineConfig::random_node_id),
+            public_url,
+            backoff: Backoff {
+                base: Duration::from_millis(self.retry_base_ms),
+                max: Duration::from_millis(self.retry_max_ms),
+            },
+            lease_for: self.lease_for(),
+            call_timeout: self.servicenow_timeout(),
+            max_in_flight: EngineConfig::max_in_flight_for(self.servicenow_concurrency),
+            per_integration_concurrency: self.servicenow_concurrency,
+            per_integration_rate_limit: (self.servicenow_rate_limit > 0)
+                .then_some(self.servicenow_rate_limit),
+            rate_limit_cooldown: Duration::from_millis(self.rate_limit_cooldown_ms),
+            settle: Duration::from_millis(self.sync_settle_ms),
+            ..EngineConfig::default()
+        }
     }
 
     /// Defaults for a server on `listen` keeping its data in `data_dir` (tests, demo).
@@ -112,14 +203,98 @@ impl ServeConfig {
             admin_password: None,
             secret_key: None,
             public_url: None,
-            retry_base_ms: 1000,
-            retry_max_ms: 600_000,
-            servicenow_timeout_ms: 30_000,
-            rate_limit_cooldown_ms: 5_000,
-            servicenow_concurrency: 8,
-            servicenow_rate_limit: 0,
-            sync_settle_ms: 500,
-            lease_ms: None,
+            retry_base_ms: defaults::RETRY_BASE_MS,
+            retry_max_ms: defaults::RETRY_MAX_MS,
+            servicenow_timeout_ms: defaults::SERVICENOW_TIMEOUT_MS,
+            rate_limit_cooldown_ms: defaults::RATE_LIMIT_COOLDOWN_MS,
+            servicenow_concurrency: defaults::SERVICENOW_CONCURRENCY,
+            servicenow_rate_limit: defaults::SERVICENOW_RATE_LIMIT,
+            sync_settle_ms: defaults::SYNC_SETTLE_MS,
+            lease_ms: defaults::LEASE_MS,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    fn parse(args: &[&str]) -> ServeConfig {
+        Cli::try_parse_from(std::iter::once("snowbound").chain(args.iter().copied()))
+            .unwrap()
+            .serve
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_serve_config_defaults() {
+        let flags = parse(&[]);
+        let new = ServeConfig::new(DEFAULT_LISTEN.parse().unwrap(), DEFAULT_DATA_DIR.into());
+        assert_eq!(format!("{flags:?}"), format!("{new:?}"));
+        new.validate().unwrap();
+        let engine = new.engine_config("http://x".into());
+        let default = EngineConfig::default();
+        assert_eq!(
+            (
+                engine.lease_for,
+                engine.call_timeout,
+                engine.settle,
+                engine.max_in_flight
+            ),
+            (
+                default.lease_for,
+                default.call_timeout,
+                default.settle,
+                default.max_in_flight
+            )
+        );
+
+        // Boolean variables take the usual spellings. In this test, after the parse
+        // above: the only one in this binary reading the environment.
+        for (value, expected) in [
+            ("1", true),
+            ("true", true),
+            ("yes", true),
+            ("on", true),
+            ("0", false),
+            ("false", false),
+            ("no", false),
+            ("off", false),
+        ] {
+            std::env::set_var("SNOWBOUND_NO_MIGRATE", value);
+            let parsed = Cli::try_parse_from(["snowbound"]).map(|c| c.serve.no_migrate);
+            std::env::remove_var("SNOWBOUND_NO_MIGRATE");
+            assert_eq!(parsed.unwrap(), expected, "SNOWBOUND_NO_MIGRATE={value}");
+        }
+        std::env::set_var("SNOWBOUND_NO_MIGRATE", "maybe");
+        let refused = Cli::try_parse_from(["snowbound"]).is_err();
+        std::env::remove_var("SNOWBOUND_NO_MIGRATE");
+        assert!(refused);
+        assert!(parse(&["--no-migrate"]).no_migrate);
+    }
+
+    #[test]
+    fn a_lease_too_short_for_one_call_is_refused_naming_both_variables() {
+        let mut config = ServeConfig::new(DEFAULT_LISTEN.parse().unwrap(), DEFAULT_DATA_DIR.into());
+        config.servicenow_timeout_ms = 3_000;
+        config.lease_ms = 5_333;
+        let text = config.validate().unwrap_err().to_string();
+        assert!(text.contains("SNOWBOUND_LEASE_MS=5333"), "{text}");
+        assert!(
+            text.contains("SNOWBOUND_SERVICENOW_TIMEOUT_MS=3000"),
+            "{text}"
+        );
+        assert!(text.contains("at least 5334"), "{text}");
+        config.lease_ms = 5_334;
+        config.validate().unwrap();
+        config.servicenow_concurrency = 0;
+        let text = config.validate().unwrap_err().to_string();
+        assert!(text.contains("SNOWBOUND_SERVICENOW_CONCURRENCY"), "{text}");
     }
 }

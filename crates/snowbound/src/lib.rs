@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod demo;
+mod key_file;
 
 pub use app::{App, AppError};
 pub use config::ServeConfig;

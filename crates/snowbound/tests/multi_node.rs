@@ -1,8 +1,10 @@
-//! Three `snowbound serve` processes share one PostgreSQL database. A few hundred
+//! Several `snowbound serve` processes share one PostgreSQL database. A few hundred
 //! incident changes arrive spread over all three APIs; one node is SIGKILLed while it
 //! holds leases mid-burst. Every incident must still end up as exactly one ServiceNow
 //! record holding its final state, written in order, and the dead node's leases must
-//! have been finished by the survivors.
+//! have been finished by the survivors. With a slow instance and the tightest lease the
+//! lease rule allows, no incident gets two records (leases are fenced before each call);
+//! with the default lease, a dead node's links are taken over in seconds.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -45,7 +47,8 @@ impl Drop for Nodes {
 }
 
 impl Nodes {
-    fn start(count: usize, database_url: &str) -> Nodes {
+    /// `env` adds to (or overrides) the settings every node gets.
+    fn start(count: usize, database_url: &str, env: &[(&str, &str)]) -> Nodes {
         let logs = tempfile::tempdir().unwrap();
         let mut children = Vec::new();
         let mut urls = Vec::new();
@@ -65,11 +68,10 @@ impl Nodes {
                 .env("SNOWBOUND_SECRET_KEY", SECRET_KEY)
                 .env("SNOWBOUND_ADMIN_TOKEN", ADMIN_TOKEN)
                 .env("SNOWBOUND_NODE_ID", format!("node-{i}"))
-                .env("SNOWBOUND_LEASE_MS", "2000")
-                .env("SNOWBOUND_SERVICENOW_TIMEOUT_MS", "800")
                 .env("SNOWBOUND_RETRY_BASE_MS", "20")
                 .env("SNOWBOUND_RETRY_MAX_MS", "200")
                 .env("RUST_LOG", "warn")
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -150,7 +152,12 @@ async fn three_nodes_share_the_work_and_survive_one_being_killed() {
     emulator.set_latency(Duration::from_millis(40));
     let http = reqwest::Client::new();
     // All three start at once: the migrator's advisory lock lets one migrate.
-    let mut nodes = Nodes::start(3, schema.url());
+    // The shortest lease the lease rule allows for this timeout.
+    let env = [
+        ("SNOWBOUND_LEASE_MS", "2400"),
+        ("SNOWBOUND_SERVICENOW_TIMEOUT_MS", "800"),
+    ];
+    let mut nodes = Nodes::start(3, schema.url(), &env);
     nodes.wait_healthy(&http).await;
     let db = PgPoolOptions::new()
         .max_connections(2)
@@ -397,4 +404,192 @@ fn assert_in_order(i: usize, writes: &[&ReceivedRequest]) {
         );
     }
     assert_eq!(states.last(), Some(&"6"), "incident {i}: {states:?}");
+}
+
+async fn setup_integration(http: &reqwest::Client, url: &str, instance: &str) -> Value {
+    let team = post(http, url, "/api/v1/teams", json!({"name": "core"})).await;
+    post(
+        http,
+        url,
+        "/api/v1/integrations",
+        json!({"display_name": "SN", "root_team_id": team["id"], "type": "servicenow", "forwarding": "always",
+               "servicenow": {"instance_url": instance, "username": "admin", "password": "admin",
+                              "close_code": "Solution provided"}}),
+    )
+    .await;
+    team["id"].clone()
+}
+
+/// Opens `count` incidents at once, spread over `urls`; their ids.
+async fn open_at_once(
+    http: &reqwest::Client,
+    urls: &[String],
+    team: &Value,
+    count: usize,
+) -> Vec<String> {
+    let opens = (0..count).map(|i| {
+        let url = &urls[i % urls.len()];
+        let body =
+            json!({"team_id": team, "title": format!("At once {i}"), "severity": "critical"});
+        async move {
+            post(http, url, "/api/v1/incidents", body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    });
+    futures::future::join_all(opens).await
+}
+
+/// Waits until every incident's link is synced (asked over `url`'s API), then checks
+/// ServiceNow holds exactly one record per incident and no other.
+async fn assert_one_record_each(
+    http: &reqwest::Client,
+    url: &str,
+    emulator: &Emulator,
+    incidents: &[String],
+    within: Duration,
+    nodes: &Nodes,
+) {
+    let deadline = Instant::now() + within;
+    for id in incidents {
+        loop {
+            let detail = send(
+                http,
+                reqwest::Method::GET,
+                url,
+                &format!("/api/v1/incidents/{id}"),
+                Value::Null,
+            )
+            .await;
+            if detail["links"][0]["state"] == "synced" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "incident {id} not synced within {within:?}: {}; node 0 log:\n{}",
+                detail["links"][0],
+                nodes.log(0)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let doubled: Vec<(usize, &String)> = incidents
+        .iter()
+        .map(|id| (emulator.records_by_correlation_id("incident", id).len(), id))
+        .filter(|(records, _)| *records != 1)
+        .collect();
+    assert!(
+        doubled.is_empty(),
+        "{} of {} incidents do not have exactly one record: {doubled:?}",
+        doubled.len(),
+        incidents.len()
+    );
+    assert_eq!(emulator.records("incident").len(), incidents.len());
+}
+
+/// An instance answering in 2.5 s, calls cut at 3 s, and the shortest lease the lease
+/// rule allows for that timeout.
+const SLOW_INSTANCE: Duration = Duration::from_millis(2_500);
+const TIGHT: [(&str, &str); 2] = [
+    ("SNOWBOUND_SERVICENOW_TIMEOUT_MS", "3000"),
+    ("SNOWBOUND_LEASE_MS", "5334"),
+];
+const AT_ONCE: usize = 64;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_and_a_slow_instance_create_each_record_once() {
+    let schema = TestSchema::create().await;
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let http = reqwest::Client::new();
+    let mut nodes = Nodes::start(2, schema.url(), &TIGHT);
+    nodes.wait_healthy(&http).await;
+    let team = setup_integration(&http, &nodes.urls[0], &emulator.base_url()).await;
+    emulator.set_latency(SLOW_INSTANCE);
+
+    let incidents = open_at_once(&http, &nodes.urls, &team, AT_ONCE).await;
+    // 64 creates at 2 × 8 calls of 2.5 s take about 10 s.
+    assert_one_record_each(
+        &http,
+        &nodes.urls[0],
+        &emulator,
+        &incidents,
+        Duration::from_secs(120),
+        &nodes,
+    )
+    .await;
+    drop(nodes);
+    drop(schema);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_with_more_links_than_call_slots_creates_each_record_once() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let http = reqwest::Client::new();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("one.db").display());
+    let mut nodes = Nodes::start(1, &database, &TIGHT);
+    nodes.wait_healthy(&http).await;
+    let team = setup_integration(&http, &nodes.urls[0], &emulator.base_url()).await;
+    emulator.set_latency(SLOW_INSTANCE);
+
+    // 64 links, 8 call slots: most wait far longer than a lease for their turn.
+    let incidents = open_at_once(&http, &nodes.urls, &team, AT_ONCE).await;
+    assert_one_record_each(
+        &http,
+        &nodes.urls[0],
+        &emulator,
+        &incidents,
+        Duration::from_secs(120),
+        &nodes,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_default_lease_a_dead_nodes_links_are_taken_over_in_seconds() {
+    let schema = TestSchema::create().await;
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let http = reqwest::Client::new();
+    // No lease or timeout settings: the defaults.
+    let mut nodes = Nodes::start(2, schema.url(), &[]);
+    nodes.wait_healthy(&http).await;
+    let db = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(schema.url())
+        .await
+        .unwrap();
+    let survivor = nodes.urls[0].clone();
+    let team = setup_integration(&http, &survivor, &emulator.base_url()).await;
+    // Slow enough that the victim holds leases for a while.
+    emulator.set_latency(Duration::from_millis(1_000));
+
+    // Every request goes to the survivor, so none is lost with the victim; both
+    // engines lease the links.
+    let incidents = open_at_once(&http, std::slice::from_ref(&survivor), &team, 32).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let orphaned = loop {
+        let held = leases_of(&db, 1).await;
+        if !held.is_empty() {
+            nodes.children[1].kill().unwrap();
+            nodes.children[1].wait().unwrap();
+            break held;
+        }
+        assert!(Instant::now() < deadline, "the victim never held a lease");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(!orphaned.is_empty());
+    // The old default lease was 90 s; the default now is 15 s.
+    assert_one_record_each(
+        &http,
+        &survivor,
+        &emulator,
+        &incidents,
+        Duration::from_secs(40),
+        &nodes,
+    )
+    .await;
+    db.close().await;
+    drop(nodes);
+    drop(schema);
 }

@@ -239,3 +239,54 @@ async fn sigterm_lets_the_in_flight_call_finish_and_exits_cleanly() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sigkill_a_restart_on_sqlite_does_not_wait_for_the_dead_process_leases() {
+    // A lease far longer than the test may take: converging means the restart freed
+    // the dead process's leases rather than waiting for them to expire.
+    const LONG_LEASE: [(&str, &str); 1] = [("SNOWBOUND_LEASE_MS", "600000")];
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(dir.path(), &LONG_LEASE, None).await;
+    let api = Api {
+        base: node.base.clone(),
+        http: reqwest::Client::new(),
+    };
+    let team = api.setup(&emulator.base_url()).await;
+    emulator.set_latency(Duration::from_millis(1_000));
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let body = json!({"team_id": team, "title": format!("Burst {n}"), "severity": "critical"});
+        let incident = api.post("/api/v1/incidents", body).await.unwrap();
+        ids.push(incident["id"].as_str().unwrap().to_owned());
+    }
+    // 20 creates, 8 at a time, 1 s each: the engine is mid-burst, holding leases.
+    eventually("a create is in flight", || async {
+        emulator.requests().iter().any(|r| r.method == "POST")
+    })
+    .await;
+    node.signal("-KILL");
+    drop(node);
+    let created = emulator.records("incident").len();
+    assert!(created < ids.len(), "the kill must leave work undone");
+
+    emulator.set_latency(Duration::ZERO);
+    let node = Node::start_with(dir.path(), &LONG_LEASE, None).await;
+    let api = Api {
+        base: node.base.clone(),
+        http: reqwest::Client::new(),
+    };
+    for id in &ids {
+        // Within `eventually`'s 20 s, against a 600 s lease.
+        eventually(
+            &format!("incident {id} synced after the restart"),
+            || async {
+                api.get(&format!("/api/v1/incidents/{id}")).await["links"][0]["state"] == "synced"
+            },
+        )
+        .await;
+        assert_eq!(emulator.records_by_correlation_id("incident", id).len(), 1);
+    }
+    // A create the dead process may have sent is looked up, not repeated.
+    assert_eq!(emulator.records("incident").len(), ids.len());
+}

@@ -120,14 +120,29 @@ pub trait Store: Send + Sync + 'static {
     /// A user asks to try a parked or backing-off link now.
     async fn retry_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<()>;
     /// Leases up to `limit` links that need a reconcile, are due, not leased (or whose
-    /// lease expired) and whose integration is neither paused nor failing.
+    /// lease expired) and whose integration is neither paused nor failing; only links of
+    /// `only_integration` when given.
     async fn lease_due_links(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
+        only_integration: Option<Uuid>,
     ) -> Result<Vec<Lease>>;
+    /// Extends to `until` each lease still held (owner matches and `lease_until > now`);
+    /// per lease, whether it was. A lease not extended is lost: its holder must not call
+    /// ServiceNow for it again.
+    async fn renew_leases(
+        &self,
+        leases: &[Lease],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<bool>>;
+    /// Ends every lease; a link whose owner is set but that has no record yet is marked
+    /// `create_unsure` (its create may have been applied). For a SQLite node's start-up,
+    /// where every lease left belongs to a dead process. Returns how many were held.
+    async fn release_all_leases(&self) -> Result<u64>;
     /// Records the end of a reconcile; ignored (returns false) when the lease was lost.
     async fn complete_lease(&self, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool>;
     /// When the next link becomes due (for sleeping until then), if any is waiting.

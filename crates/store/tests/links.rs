@@ -20,6 +20,9 @@ on_both_backends!(
     a_paused_integration_leases_nothing_until_the_pause_ends,
     a_database_refuses_a_different_secret_key,
     integration_settings_match_the_full_listing,
+    a_held_lease_is_renewed_and_a_lost_or_expired_one_is_not,
+    leasing_for_one_integration_leaves_the_others_links,
+    releasing_every_lease_frees_the_links_and_marks_possible_creates,
 );
 
 struct Fixture {
@@ -70,13 +73,13 @@ async fn a_leased_link_is_not_leased_again_until_completed(db: TestDb) {
     let f = fixture(db).await;
     let first = f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
     assert!(f
         .store
-        .lease_due_links("b", Utc::now(), soon(), 10)
+        .lease_due_links("b", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .is_empty());
@@ -97,7 +100,7 @@ async fn a_leased_link_is_not_leased_again_until_completed(db: TestDb) {
     assert_eq!(link.pushed["state"], "1");
     assert!(f
         .store
-        .lease_due_links("b", Utc::now(), soon(), 10)
+        .lease_due_links("b", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .is_empty());
@@ -107,12 +110,12 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_complete(db: Te
     let f = fixture(db).await;
     let stale = f
         .store
-        .lease_due_links("a", Utc::now(), Utc::now() - Duration::seconds(1), 10)
+        .lease_due_links("a", Utc::now(), Utc::now() - Duration::seconds(1), 10, None)
         .await
         .unwrap();
     let fresh = f
         .store
-        .lease_due_links("b", Utc::now(), soon(), 10)
+        .lease_due_links("b", Utc::now(), soon(), 10, None)
         .await
         .unwrap();
     assert_eq!(fresh.len(), 1);
@@ -135,7 +138,7 @@ async fn a_change_during_a_reconcile_leaves_the_link_pending(db: TestDb) {
     let f = fixture(db).await;
     let lease = f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .remove(0);
@@ -158,7 +161,7 @@ async fn a_change_during_a_reconcile_leaves_the_link_pending(db: TestDb) {
     assert_eq!(link.state, LinkState::Pending);
     assert_eq!(
         f.store
-            .lease_due_links("a", Utc::now(), soon(), 10)
+            .lease_due_links("a", Utc::now(), soon(), 10, None)
             .await
             .unwrap()
             .len(),
@@ -188,7 +191,7 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
     let f = fixture(db).await;
     let lease = f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .remove(0);
@@ -203,7 +206,7 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
         .unwrap();
     assert!(f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .is_empty());
@@ -227,7 +230,7 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
         .unwrap();
     assert!(f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .is_empty());
@@ -246,7 +249,7 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
         .unwrap();
     assert_eq!(
         f.store
-            .lease_due_links("a", Utc::now(), soon(), 10)
+            .lease_due_links("a", Utc::now(), soon(), 10, None)
             .await
             .unwrap()
             .len(),
@@ -271,7 +274,7 @@ async fn a_paused_integration_leases_nothing_until_the_pause_ends(db: TestDb) {
         .unwrap();
     assert!(f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .is_empty());
@@ -279,7 +282,7 @@ async fn a_paused_integration_leases_nothing_until_the_pause_ends(db: TestDb) {
     assert_eq!(due.timestamp_millis(), until.timestamp_millis());
     assert_eq!(
         f.store
-            .lease_due_links("a", until, soon() + Duration::seconds(60), 10)
+            .lease_due_links("a", until, soon() + Duration::seconds(60), 10, None)
             .await
             .unwrap()
             .len(),
@@ -309,4 +312,164 @@ async fn integration_settings_match_the_full_listing(db: TestDb) {
         full.iter().map(|i| i.id).collect::<Vec<_>>(),
         vec![f.integration.id]
     );
+}
+
+async fn a_held_lease_is_renewed_and_a_lost_or_expired_one_is_not(db: TestDb) {
+    let f = fixture(db).await;
+    let now = Utc::now();
+    let lease = f
+        .store
+        .lease_due_links("a", now, now + Duration::seconds(30), 10, None)
+        .await
+        .unwrap()
+        .remove(0);
+    let renewed = f
+        .store
+        .renew_leases(
+            std::slice::from_ref(&lease),
+            now,
+            now + Duration::seconds(120),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renewed, vec![true]);
+    // Past the first expiry, before the renewed one: still held.
+    assert!(f
+        .store
+        .lease_due_links("b", now + Duration::seconds(60), soon(), 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+    // Expired without being taken over: not renewed either.
+    assert_eq!(
+        f.store
+            .renew_leases(
+                std::slice::from_ref(&lease),
+                now + Duration::seconds(121),
+                now + Duration::seconds(200)
+            )
+            .await
+            .unwrap(),
+        vec![false]
+    );
+    // Taken over: the old owner's renewal fails, the new owner's succeeds.
+    let taken = f
+        .store
+        .lease_due_links(
+            "b",
+            now + Duration::seconds(121),
+            now + Duration::seconds(200),
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let both = [lease, taken[0].clone()];
+    assert_eq!(
+        f.store
+            .renew_leases(
+                &both,
+                now + Duration::seconds(122),
+                now + Duration::seconds(300)
+            )
+            .await
+            .unwrap(),
+        vec![false, true]
+    );
+    assert!(f
+        .store
+        .renew_leases(&[], now, now)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn leasing_for_one_integration_leaves_the_others_links(db: TestDb) {
+    let f = fixture(db).await;
+    let mut other = f.integration.clone();
+    other.id = new_id();
+    other.display_name = "SN 2".into();
+    f.store
+        .create_integration(&other, &SecretString::from("pw"))
+        .await
+        .unwrap();
+    let mut incident = f.incident.clone();
+    incident.id = new_id();
+    let link = NewLink {
+        incident_id: incident.id,
+        integration_id: other.id,
+        snapshot: None,
+    };
+    f.store
+        .create_incident(&incident, &[], &[link])
+        .await
+        .unwrap();
+
+    let only_other = f
+        .store
+        .lease_due_links("a", Utc::now(), soon(), 10, Some(other.id))
+        .await
+        .unwrap();
+    assert_eq!(only_other.len(), 1);
+    assert_eq!(only_other[0].link.integration_id, other.id);
+    let rest = f
+        .store
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].link.integration_id, f.integration.id);
+}
+
+async fn releasing_every_lease_frees_the_links_and_marks_possible_creates(db: TestDb) {
+    let f = fixture(db).await;
+    let lease = f
+        .store
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(!lease.link.create_unsure);
+    assert_eq!(f.store.release_all_leases().await.unwrap(), 1);
+    // Free at once, not when the lease would have expired; its create may have happened.
+    let again = f
+        .store
+        .lease_due_links("b", Utc::now(), soon(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(again[0].link.create_unsure);
+    assert!(!f
+        .store
+        .complete_lease(&lease, &LeaseOutcome::UpToDate)
+        .await
+        .unwrap());
+
+    // A link that has its record is not marked: an update may be repeated safely.
+    let synced = LeaseOutcome::Synced {
+        sys_id: "s".into(),
+        number: "INC1".into(),
+        sent: FieldMap::new(),
+        servicenow_state: None,
+    };
+    assert!(f.store.complete_lease(&again[0], &synced).await.unwrap());
+    f.store
+        .retry_link(f.incident.id, f.integration.id)
+        .await
+        .unwrap();
+    let with_record = f
+        .store
+        .lease_due_links("c", Utc::now(), soon(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(with_record.len(), 1);
+    assert_eq!(f.store.release_all_leases().await.unwrap(), 1);
+    assert_eq!(f.store.release_all_leases().await.unwrap(), 0);
+    let link = f
+        .store
+        .get_link(f.incident.id, f.integration.id)
+        .await
+        .unwrap();
+    assert!(!link.create_unsure);
 }

@@ -33,7 +33,7 @@ pub fn test_config(dir: &TempDir) -> ServeConfig {
     config.retry_base_ms = 20;
     config.retry_max_ms = 200;
     config.servicenow_timeout_ms = 2_000;
-    config.lease_ms = Some(5_000);
+    config.lease_ms = 5_000;
     config.rate_limit_cooldown_ms = 150;
     config
 }

@@ -46,7 +46,7 @@ impl Node {
             .env("SNOWBOUND_RETRY_BASE_MS", "20")
             .env("SNOWBOUND_RETRY_MAX_MS", "200")
             .env("SNOWBOUND_SERVICENOW_TIMEOUT_MS", "2000")
-            .env("SNOWBOUND_LEASE_MS", "2000")
+            .env("SNOWBOUND_LEASE_MS", "4000")
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(output(log))

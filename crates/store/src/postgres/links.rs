@@ -76,6 +76,7 @@ pub async fn lease_due(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: u32,
+    only_integration: Option<uuid::Uuid>,
 ) -> Result<Vec<Lease>> {
     // One statement. `SKIP LOCKED` lets nodes leasing at the same moment each take other
     // links instead of queueing behind one another; the row lock re-checks the WHERE
@@ -90,6 +91,7 @@ pub async fn lease_due(
            JOIN integrations i ON i.id = l.integration_id \
            WHERE l.state IN ('pending', 'retrying') AND l.next_attempt_at <= $3 AND l.lease_until <= $3 \
              AND i.failing IS NULL AND i.paused_until <= $3 \
+             AND ($5::text IS NULL OR l.integration_id = $5) \
            ORDER BY l.next_attempt_at LIMIT $4 \
            FOR UPDATE OF l SKIP LOCKED) \
          UPDATE links SET lease_owner = $1, lease_until = $2, \
@@ -102,6 +104,7 @@ pub async fn lease_due(
     .bind(ms(lease_until))
     .bind(ms(now))
     .bind(i64::from(limit))
+    .bind(only_integration.map(|id| id.to_string()))
     .fetch_all(pool)
     .await?;
     if leased.is_empty() {
@@ -135,6 +138,65 @@ pub async fn lease_due(
     // RETURNING has no order; hand the most overdue work out first, as SQLite does.
     leases.sort_by_key(|l| l.link.next_attempt_at);
     Ok(leases)
+}
+
+/// Extends each lease that is still held (same owner, not yet expired at `now`) to
+/// `until`, in one statement; per lease, whether it was extended.
+pub async fn renew(
+    pool: &PgPool,
+    leases: &[Lease],
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<bool>> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let incidents: Vec<String> = leases
+        .iter()
+        .map(|l| l.link.incident_id.to_string())
+        .collect();
+    let integrations: Vec<String> = leases
+        .iter()
+        .map(|l| l.link.integration_id.to_string())
+        .collect();
+    let owners: Vec<&str> = leases.iter().map(|l| l.owner.as_str()).collect();
+    let renewed: Vec<(String, String, String)> = sqlx::query_as(
+        "UPDATE links SET lease_until = $1 \
+         FROM unnest($2::text[], $3::text[], $4::text[]) AS held (incident_id, integration_id, owner) \
+         WHERE links.incident_id = held.incident_id AND links.integration_id = held.integration_id \
+           AND links.lease_owner = held.owner AND links.lease_until > $5 \
+         RETURNING links.incident_id, links.integration_id, links.lease_owner",
+    )
+    .bind(ms(until))
+    .bind(&incidents)
+    .bind(&integrations)
+    .bind(&owners)
+    .bind(ms(now))
+    .fetch_all(pool)
+    .await?;
+    // Keyed by owner too: two leases of one link (an old one and its successor) differ.
+    let renewed: std::collections::HashSet<(String, String, String)> =
+        renewed.into_iter().collect();
+    Ok(incidents
+        .into_iter()
+        .zip(integrations)
+        .zip(owners)
+        .map(|((incident, integration), owner)| {
+            renewed.contains(&(incident, integration, owner.to_owned()))
+        })
+        .collect())
+}
+
+/// Ends every lease, marking links without a record as possibly created (see the
+/// SQLite backend; with several nodes this is for tools, not for a node's start-up).
+pub async fn release_all(pool: &PgPool) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE links SET create_unsure = CASE WHEN sys_id IS NULL THEN TRUE ELSE create_unsure END, \
+         lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 pub async fn complete(pool: &PgPool, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool> {

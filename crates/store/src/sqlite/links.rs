@@ -51,6 +51,7 @@ pub async fn lease_due(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: u32,
+    only_integration: Option<uuid::Uuid>,
 ) -> Result<Vec<Lease>> {
     // One statement, so two workers can never lease the same link. A link still
     // carrying an owner was leased by a worker that died (or overran) mid-reconcile:
@@ -63,6 +64,7 @@ pub async fn lease_due(
            SELECT l.rowid FROM links l JOIN integrations i ON i.id = l.integration_id \
            WHERE l.state IN ('pending', 'retrying') AND l.next_attempt_at <= ?3 AND l.lease_until <= ?3 \
              AND i.failing IS NULL AND i.paused_until <= ?3 \
+             AND (?5 IS NULL OR l.integration_id = ?5) \
            ORDER BY l.next_attempt_at LIMIT ?4) \
          RETURNING *",
     )
@@ -70,6 +72,7 @@ pub async fn lease_due(
     .bind(ms(lease_until))
     .bind(ms(now))
     .bind(i64::from(limit))
+    .bind(only_integration.map(|id| id.to_string()))
     .fetch_all(writer)
     .await?;
     if leased.is_empty() {
@@ -105,6 +108,51 @@ pub async fn lease_due(
             })
         })
         .collect())
+}
+
+/// Extends each lease that is still held (same owner, not yet expired at `now`) to
+/// `until`, in one transaction; per lease, whether it was extended.
+pub async fn renew(
+    writer: &SqlitePool,
+    leases: &[Lease],
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<bool>> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut held = Vec::with_capacity(leases.len());
+    for lease in leases {
+        let renewed = sqlx::query(
+            "UPDATE links SET lease_until = ?1 \
+             WHERE incident_id = ?2 AND integration_id = ?3 AND lease_owner = ?4 AND lease_until > ?5",
+        )
+        .bind(ms(until))
+        .bind(lease.link.incident_id.to_string())
+        .bind(lease.link.integration_id.to_string())
+        .bind(&lease.owner)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        held.push(renewed > 0);
+    }
+    tx.commit().await?;
+    Ok(held)
+}
+
+/// Ends every lease: only one process may use a SQLite database, so at start-up every
+/// lease left belongs to a process that is gone. A link without a record whose worker
+/// died may have had its create applied, so the next attempt looks before creating.
+pub async fn release_all(writer: &SqlitePool) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE links SET create_unsure = CASE WHEN sys_id IS NULL THEN 1 ELSE create_unsure END, \
+         lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL",
+    )
+    .execute(writer)
+    .await?
+    .rows_affected())
 }
 
 pub async fn complete(pool: &SqlitePool, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool> {

@@ -581,8 +581,31 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
+        only_integration: Option<Uuid>,
     ) -> Result<Vec<Lease>> {
-        links::lease_due(&self.writer, &self.pool, owner, now, lease_until, limit).await
+        links::lease_due(
+            &self.writer,
+            &self.pool,
+            owner,
+            now,
+            lease_until,
+            limit,
+            only_integration,
+        )
+        .await
+    }
+
+    async fn renew_leases(
+        &self,
+        leases: &[Lease],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<bool>> {
+        links::renew(&self.writer, leases, now, until).await
+    }
+
+    async fn release_all_leases(&self) -> Result<u64> {
+        links::release_all(&self.writer).await
     }
 
     async fn complete_lease(&self, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool> {

@@ -1,0 +1,235 @@
+//! What this node knows of each integration between lease batches, in one place: its
+//! call slots (the gate), its rate limiter, its 429 cool-down and whether it is blocked.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+use crate::rate_limit::RateLimiter;
+
+/// An hourly rate-limit window can answer with a long `Retry-After`; honour it, but not
+/// beyond an hour, so a bogus header cannot stop syncing for days.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+struct Integration {
+    /// One permit per call slot. A lease holds one from leasing (or the end of its
+    /// settle wait) until its calls are done, so free permits = links we may lease.
+    gate: Arc<Semaphore>,
+    limiter: Option<Arc<RateLimiter>>,
+    /// Consecutive 429s without `Retry-After`.
+    cooldowns: u32,
+    block: Option<Block>,
+}
+
+/// Pauses and failures this node caused, so reconciles of a lease batch (whose
+/// integration was read before) stop at once instead of calling on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    PausedUntil(Instant),
+    /// Failing with the settings of this time; newer settings lift it.
+    Failing {
+        settings_at: DateTime<Utc>,
+    },
+}
+
+pub(crate) struct Integrations {
+    concurrency: usize,
+    rate_limit: Option<u32>,
+    cooldown: Backoff,
+    known: Mutex<HashMap<Uuid, Integration>>,
+}
+
+impl Integrations {
+    pub fn new(concurrency: usize, rate_limit: Option<u32>, cooldown: Backoff) -> Self {
+        Integrations {
+            concurrency: concurrency.max(1),
+            rate_limit,
+            cooldown,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with<T>(&self, id: Uuid, f: impl FnOnce(&mut Integration) -> T) -> T {
+        let mut known = self.known.lock().expect("integrations lock");
+        let state = known.entry(id).or_insert_with(|| Integration {
+            gate: Arc::new(Semaphore::new(self.concurrency)),
+            limiter: self.rate_limit.map(|n| Arc::new(RateLimiter::new(n))),
+            cooldowns: 0,
+            block: None,
+        });
+        f(state)
+    }
+
+    /// Call slots free for `id`: how many of its links this node may lease now.
+    pub fn free_slots(&self, id: Uuid) -> usize {
+        self.with(id, |i| i.gate.available_permits())
+    }
+
+    /// True while no slot of any integration is taken: a lease across all integrations
+    /// can then take up to [`Self::concurrency`] links without overfilling any one.
+    pub fn all_idle(&self) -> bool {
+        let known = self.known.lock().expect("integrations lock");
+        known
+            .values()
+            .all(|i| i.gate.available_permits() == self.concurrency)
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// A slot, if one is free now.
+    pub fn try_slot(&self, id: Uuid) -> Option<OwnedSemaphorePermit> {
+        self.with(id, |i| Arc::clone(&i.gate).try_acquire_owned().ok())
+    }
+
+    /// Waits for a slot (a link back from its settle wait joins the queue).
+    pub async fn slot(&self, id: Uuid) -> OwnedSemaphorePermit {
+        let gate = self.with(id, |i| Arc::clone(&i.gate));
+        gate.acquire_owned().await.expect("gates are never closed")
+    }
+
+    pub fn limiter(&self, id: Uuid) -> Option<Arc<RateLimiter>> {
+        self.with(id, |i| i.limiter.clone())
+    }
+
+    /// Whether this node paused or failed the integration since `settings_at` (the
+    /// settings the caller read); an ended pause or newer settings lift the block.
+    pub fn is_blocked(&self, id: Uuid, settings_at: DateTime<Utc>) -> bool {
+        self.with(id, |i| {
+            let still = match i.block {
+                None => false,
+                Some(Block::PausedUntil(until)) => until > Instant::now(),
+                Some(Block::Failing {
+                    settings_at: failed,
+                }) => settings_at <= failed,
+            };
+            if !still {
+                i.block = None;
+            }
+            still
+        })
+    }
+
+    /// A 429: nobody calls before the pause ends. Returns the pause: `Retry-After`
+    /// (capped), else a cool-down that doubles while 429s without it continue.
+    pub fn rate_limited(&self, id: Uuid, retry_after: Option<Duration>) -> Duration {
+        self.with(id, |i| {
+            let wait = match retry_after {
+                Some(wait) => wait.min(MAX_RETRY_AFTER),
+                None => {
+                    let wait = self.cooldown.ceiling(i.cooldowns);
+                    i.cooldowns = i.cooldowns.saturating_add(1);
+                    wait
+                }
+            };
+            i.block = Some(Block::PausedUntil(Instant::now() + wait));
+            wait
+        })
+    }
+
+    /// A 401 with the settings of `settings_at`.
+    pub fn failing(&self, id: Uuid, settings_at: DateTime<Utc>) {
+        self.with(id, |i| i.block = Some(Block::Failing { settings_at }));
+    }
+
+    /// An answer that was not a 429: the cool-down starts over.
+    pub fn answered(&self, id: Uuid) {
+        self.with(id, |i| i.cooldowns = 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn integrations(concurrency: usize) -> Integrations {
+        Integrations::new(
+            concurrency,
+            None,
+            Backoff {
+                base: Duration::from_secs(5),
+                max: Duration::from_secs(300),
+            },
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gate_hands_out_its_slots_and_the_next_waits_for_one_to_free() {
+        let gates = Arc::new(integrations(2));
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(gates.all_idle());
+        let first = gates.try_slot(a).unwrap();
+        let _second = gates.try_slot(a).unwrap();
+        assert!(gates.try_slot(a).is_none());
+        assert_eq!(gates.free_slots(a), 0);
+        // Another integration's slots are its own.
+        assert_eq!(gates.free_slots(b), 2);
+        assert!(!gates.all_idle());
+
+        let waiting = tokio::spawn({
+            let gates = Arc::clone(&gates);
+            async move {
+                let start = Instant::now();
+                let _slot = gates.slot(a).await;
+                Instant::now() - start
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!waiting.is_finished());
+        drop(first);
+        assert_eq!(waiting.await.unwrap(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_blocks_until_it_ends_and_is_capped_at_an_hour() {
+        let gates = integrations(8);
+        let id = Uuid::new_v4();
+        let settings = Utc::now();
+        assert!(!gates.is_blocked(id, settings));
+        let wait = gates.rate_limited(id, Some(Duration::from_secs(30)));
+        assert_eq!(wait, Duration::from_secs(30));
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert!(gates.is_blocked(id, settings));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!gates.is_blocked(id, settings));
+
+        let wait = gates.rate_limited(id, Some(Duration::from_secs(86_400)));
+        assert_eq!(wait, MAX_RETRY_AFTER);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_retry_after_the_cool_down_doubles_until_an_answer_resets_it() {
+        let gates = integrations(8);
+        let id = Uuid::new_v4();
+        let waits: Vec<u64> = (0..3)
+            .map(|_| gates.rate_limited(id, None).as_secs())
+            .collect();
+        assert_eq!(waits, [5, 10, 20]);
+        tokio::time::advance(Duration::from_secs(19)).await;
+        assert!(gates.is_blocked(id, Utc::now()));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!gates.is_blocked(id, Utc::now()));
+        gates.answered(id);
+        assert_eq!(gates.rate_limited(id, None), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_blocks_until_newer_settings_and_time_does_not_lift_it() {
+        let gates = integrations(8);
+        let id = Uuid::new_v4();
+        let old = Utc::now();
+        gates.failing(id, old);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(gates.is_blocked(id, old));
+        assert!(!gates.is_blocked(id, old + chrono::Duration::milliseconds(1)));
+        // Lifted for good, not only for the caller with the new settings.
+        assert!(!gates.is_blocked(id, old));
+    }
+}
