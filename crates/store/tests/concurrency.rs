@@ -69,7 +69,7 @@ async fn workers_leasing_at_once_never_share_a_link(db: TestDb) {
             loop {
                 let until = Utc::now() + chrono::Duration::seconds(60);
                 let leases = store
-                    .lease_due_links(&format!("w{w}"), Utc::now(), until, 4)
+                    .lease_due_links(&format!("w{w}"), Utc::now(), until, 4, None)
                     .await
                     .unwrap();
                 if leases.is_empty() {

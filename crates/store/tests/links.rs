@@ -70,13 +70,13 @@ async fn a_leased_link_is_not_leased_again_until_completed(db: TestDb) {
     let f = fixture(db).await;
     let first = f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
     assert!(f
         .store
-        .lease_due_links("b", Utc::now(), soon(), 10)
+        .lease_due_links("b", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .is_empty());
@@ -97,7 +97,7 @@ async fn a_leased_link_is_not_leased_again_until_completed(db: TestDb) {
     assert_eq!(link.pushed["state"], "1");
     assert!(f
         .store
-        .lease_due_links("b", Utc::now(), soon(), 10)
+        .lease_due_links("b", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .is_empty());
@@ -107,12 +107,12 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_complete(db: Te
     let f = fixture(db).await;
     let stale = f
         .store
-        .lease_due_links("a", Utc::now(), Utc::now() - Duration::seconds(1), 10)
+        .lease_due_links("a", Utc::now(), Utc::now() - Duration::seconds(1), 10, None)
         .await
         .unwrap();
     let fresh = f
         .store
-        .lease_due_links("b", Utc::now(), soon(), 10)
+        .lease_due_links("b", Utc::now(), soon(), 10, None)
         .await
         .unwrap();
     assert_eq!(fresh.len(), 1);
@@ -135,7 +135,7 @@ async fn a_change_during_a_reconcile_leaves_the_link_pending(db: TestDb) {
     let f = fixture(db).await;
     let lease = f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .remove(0);
@@ -158,7 +158,7 @@ async fn a_change_during_a_reconcile_leaves_the_link_pending(db: TestDb) {
     assert_eq!(link.state, LinkState::Pending);
     assert_eq!(
         f.store
-            .lease_due_links("a", Utc::now(), soon(), 10)
+            .lease_due_links("a", Utc::now(), soon(), 10, None)
             .await
             .unwrap()
             .len(),
@@ -188,7 +188,7 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
     let f = fixture(db).await;
     let lease = f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .remove(0);
@@ -203,7 +203,7 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
         .unwrap();
     assert!(f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .is_empty());
@@ -227,7 +227,7 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
         .unwrap();
     assert!(f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .is_empty());
@@ -246,7 +246,7 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
         .unwrap();
     assert_eq!(
         f.store
-            .lease_due_links("a", Utc::now(), soon(), 10)
+            .lease_due_links("a", Utc::now(), soon(), 10, None)
             .await
             .unwrap()
             .len(),
@@ -271,7 +271,7 @@ async fn a_paused_integration_leases_nothing_until_the_pause_ends(db: TestDb) {
         .unwrap();
     assert!(f
         .store
-        .lease_due_links("a", Utc::now(), soon(), 10)
+        .lease_due_links("a", Utc::now(), soon(), 10, None)
         .await
         .unwrap()
         .is_empty());
@@ -279,7 +279,7 @@ async fn a_paused_integration_leases_nothing_until_the_pause_ends(db: TestDb) {
     assert_eq!(due.timestamp_millis(), until.timestamp_millis());
     assert_eq!(
         f.store
-            .lease_due_links("a", until, soon() + Duration::seconds(60), 10)
+            .lease_due_links("a", until, soon() + Duration::seconds(60), 10, None)
             .await
             .unwrap()
             .len(),
