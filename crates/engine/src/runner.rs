@@ -188,7 +188,7 @@ impl Engine {
                 let lease_until = now + config.lease_for;
                 match inner
                     .store
-                    .lease_due_links(&owner, now, lease_until, free as u32)
+                    .lease_due_links(&owner, now, lease_until, free as u32, None)
                     .await
                 {
                     Ok(leases) => {

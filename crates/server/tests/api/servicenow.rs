@@ -351,7 +351,7 @@ async fn preview_shows_the_create_then_only_the_diff() {
     let now = Utc::now();
     let leases = server
         .store
-        .lease_due_links("test", now, now + Duration::minutes(1), 10)
+        .lease_due_links("test", now, now + Duration::minutes(1), 10, None)
         .await
         .unwrap();
     assert_eq!(leases.len(), 1);
