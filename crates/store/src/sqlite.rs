@@ -58,11 +58,6 @@ impl SqlStore<SqliteBackend> {
         let lock = lock_database(&path)?;
         // A connection to a local file cannot go stale, and the default ping before each
         // acquire is a second round trip to the connection's thread for every query.
-        let readers = SqlitePoolOptions::new()
-            .max_connections(8)
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
@@ -71,7 +66,13 @@ impl SqlStore<SqliteBackend> {
             // "in a transaction" for sqlx, refusing every later BEGIN. Such a connection
             // is replaced by a fresh one, so writes work again once the disk has room.
             .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
-            .connect_with(options)
+            .connect_with(options.clone())
+            .await?;
+        // Read-only, so a write that strays from the writer fails at once, in every test.
+        let readers = SqlitePoolOptions::new()
+            .max_connections(8)
+            .test_before_acquire(false)
+            .connect_with(options.read_only(true))
             .await?;
         let store = SqlStore {
             db: SqliteBackend {
@@ -183,5 +184,25 @@ impl WriteTx for SqliteTx {
 
     async fn commit(self) -> Result<()> {
         Ok(self.0.commit().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_read_connections_refuse_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url, SecretBox::random()).await.unwrap();
+        let strayed = store
+            .db
+            .read_all(Sql::new(
+                "INSERT INTO meta (key, value) VALUES ('a', 'b') RETURNING *",
+            ))
+            .await;
+        assert!(strayed.is_err(), "a write on a read connection must fail");
+        assert_eq!(crate::sql::meta::get_meta(&store, "a").await.unwrap(), None);
     }
 }
