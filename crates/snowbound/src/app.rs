@@ -185,6 +185,12 @@ async fn open_backend(
         let store = SqliteStore::open(&database_url, secrets()?)
             .await
             .map_err(wrong_key)?;
+        // The store's lock file makes this the only process on the database, so every
+        // lease still held belongs to a process that is gone: no need to wait them out.
+        let released = store.release_all_leases().await?;
+        if released > 0 {
+            tracing::info!(released, "ended the leases of the previous process");
+        }
         return Ok((Arc::new(store), None));
     }
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
