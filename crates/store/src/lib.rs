@@ -2,19 +2,24 @@
 //! PostgreSQL (several nodes) pass one suite. Operations are coarse on purpose:
 //! each is one transaction, so an incident change and the link revisions it bumps can
 //! never be half-written.
+//!
+//! The implementation is written once ([`SqlStore`], one SQL text per statement, organised
+//! by entity under `sql/`); the few things the two databases do differently sit behind
+//! one seam, [`Dialect`], implemented by `sqlite.rs` and `postgres/`.
 
 mod accounts;
 mod crypto;
 mod postgres;
-mod rows;
+mod sql;
 mod sqlite;
 pub mod testing;
 mod types;
 
 pub use accounts::{Session, User};
 pub use crypto::{SecretBox, SecretKeyError};
-pub use postgres::{Migrations, PostgresStore, CHANNEL as CHANGE_CHANNEL};
-pub use sqlite::SqliteStore;
+pub use postgres::{Migrations, PostgresBackend, PostgresStore, CHANNEL as CHANGE_CHANNEL};
+pub use sql::{Dialect, SqlStore};
+pub use sqlite::{SqliteBackend, SqliteStore};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -46,25 +51,43 @@ pub enum StoreError {
     /// The database schema does not fit this binary (e.g. migrations not applied).
     #[error("{0}")]
     Schema(String),
+    /// A SQLite database is used by one process only; another one holds its lock file.
+    #[error("another Snowbound process is using {}", .0.display())]
+    InUse(std::path::PathBuf),
+    /// The database could not be prepared on disk (its directory or lock file).
+    #[error("{path}: {source}", path = .path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    // --- meta -------------------------------------------------------------------
+    // --- meta -------------------------------------------------------------------------
     /// A small key/value of instance facts (admin token hash, …).
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
     async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+    /// A cheap real write (one row of meta, committed like every other write): whether
+    /// the database takes writes now, for health checks.
+    async fn check_writable(&self) -> Result<()>;
 
-    // --- teams and tokens ----------------------------------------------------------
+    // --- teams ------------------------------------------------------------------------
     async fn create_team(&self, team: &Team) -> Result<()>;
     async fn list_teams(&self) -> Result<Vec<Team>>;
     async fn get_team(&self, id: Uuid) -> Result<Team>;
+
+    // --- tokens -----------------------------------------------------------------------
     async fn create_token(&self, token: &ApiToken) -> Result<()>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>>;
+    /// Active (not revoked) tokens.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
+    /// [`StoreError::NotFound`] when no such token is active.
+    async fn revoke_token(&self, id: Uuid) -> Result<()>;
 
-    // --- integrations -------------------------------------------------------------
+    // --- integrations -----------------------------------------------------------------
     async fn create_integration(
         &self,
         integration: &Integration,
@@ -89,7 +112,7 @@ pub trait Store: Send + Sync + 'static {
     /// 401: links wait until the settings change.
     async fn mark_integration_failing(&self, id: Uuid, error: &str) -> Result<()>;
 
-    // --- incidents ------------------------------------------------------------------
+    // --- incidents --------------------------------------------------------------------
     /// Inserts the incident with its first timeline entries and the links it gets at once.
     async fn create_incident(
         &self,
@@ -111,17 +134,18 @@ pub trait Store: Send + Sync + 'static {
     async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>>;
     async fn timeline(&self, incident_id: Uuid) -> Result<Vec<TimelineEntry>>;
 
-    // --- links --------------------------------------------------------------------
+    // --- links and their leases -------------------------------------------------------
     /// A forward: creates the link or, when it exists, bumps it (and replaces its frozen
     /// snapshot when one is given), waking it if parked. Appends the timeline entry.
     async fn forward(&self, link: &NewLink, timeline: &TimelineEntry) -> Result<()>;
+    /// Ordered by creation, then integration id.
     async fn links_of_incident(&self, incident_id: Uuid) -> Result<Vec<Link>>;
     async fn get_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<Link>;
     /// A user asks to try a parked or backing-off link now.
     async fn retry_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<()>;
     /// Leases up to `limit` links that need a reconcile, are due, not leased (or whose
     /// lease expired) and whose integration is neither paused nor failing; only links of
-    /// `only_integration` when given.
+    /// `only_integration` when given. The most overdue come first.
     async fn lease_due_links(
         &self,
         owner: &str,
@@ -130,41 +154,30 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         only_integration: Option<Uuid>,
     ) -> Result<Vec<Lease>>;
-    /// Extends to `until` each lease still held (owner matches and `lease_until > now`);
-    /// per lease, whether it was. A lease not extended is lost: its holder must not call
-    /// ServiceNow for it again.
+    /// Extends each lease still held by its owner (lease_owner = lease.owner AND
+    /// lease_until > now) to `until`; per lease, whether it was still held. One transaction.
     async fn renew_leases(
         &self,
         leases: &[Lease],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<bool>>;
-    /// Ends every lease; a link whose owner is set but that has no record yet is marked
-    /// `create_unsure` (its create may have been applied). For a SQLite node's start-up,
-    /// where every lease left belongs to a dead process. Returns how many were held.
+    /// Start-up of the only process on a database (SQLite): ends every lease at once. A
+    /// link that carried an owner and has no record yet is marked create_unsure (a create
+    /// may have happened), exactly as lease_due_links does for an expired lease. Returns
+    /// how many leases were ended.
     async fn release_all_leases(&self) -> Result<u64>;
     /// Records the end of a reconcile; ignored (returns false) when the lease was lost.
     async fn complete_lease(&self, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool>;
+    /// Records several finished reconciles in one transaction: each one's API calls,
+    /// then its outcome as [`Store::complete_lease`] would; per completion, whether the
+    /// lease was still ours. One commit instead of two per reconcile is most of what a
+    /// busy engine costs the database.
+    async fn complete_leases(&self, done: &[Completion]) -> Result<Vec<bool>>;
     /// When the next link becomes due (for sleeping until then), if any is waiting.
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>>;
-    /// Records several finished reconciles: each one's API calls, then its outcome as
-    /// [`Store::complete_lease`] would; per completion, whether the lease was still ours.
-    /// A backend that can does it in one transaction (one commit instead of two per
-    /// reconcile is most of what a busy engine costs the database).
-    async fn complete_leases(&self, done: &[Completion]) -> Result<Vec<bool>> {
-        let mut ours = Vec::with_capacity(done.len());
-        for c in done {
-            if !c.calls.is_empty() {
-                let incident_id = Some(c.lease.link.incident_id);
-                self.record_api_calls(c.lease.link.integration_id, incident_id, &c.calls)
-                    .await?;
-            }
-            ours.push(self.complete_lease(&c.lease, &c.outcome).await?);
-        }
-        Ok(ours)
-    }
 
-    // --- API call log ---------------------------------------------------------------
+    // --- API call log -----------------------------------------------------------------
     /// Appends calls and keeps only the newest `API_CALLS_KEPT` per integration.
     async fn record_api_calls(
         &self,
@@ -174,21 +187,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     async fn list_api_calls(&self, filter: &ApiCallFilter) -> Result<Vec<ApiCallRecord>>;
 
-    // --- web UI users and sessions (issue #6) ----------------------------------------
+    // --- web UI users and sessions ----------------------------------------------------
     async fn count_users(&self) -> Result<i64>;
-    /// [`StoreError::Conflict`] on `email` when taken (case-insensitive).
+    /// [`StoreError::Conflict`] on `email` when taken (ASCII case-insensitive).
     async fn create_user(&self, user: &User) -> Result<()>;
     /// Creates `user` only while no user exists at all, atomically, so two people racing
     /// through the one-time setup page cannot both become the first admin.
     async fn create_first_user(&self, user: &User) -> Result<bool>;
     async fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    /// Ordered by email, ignoring ASCII case.
     async fn list_users(&self) -> Result<Vec<User>>;
+    async fn get_user(&self, id: Uuid) -> Result<User>;
+    /// Deletes the user and every session of theirs in one transaction, so a deleted
+    /// user's open browser stops working with the next request.
+    /// [`StoreError::NotFound`] when no such user exists.
+    async fn delete_user(&self, id: Uuid) -> Result<()>;
+    /// Replaces the password hash and ends every session of the user but `keep_session`
+    /// (the admin's own, when resetting their own password), in one transaction: whoever
+    /// knew the old password is logged out with it.
+    async fn set_user_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<()>;
     async fn create_session(&self, session: &Session) -> Result<()>;
     /// The unexpired session with this id and its user.
     async fn session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<(Session, User)>>;
     async fn delete_session(&self, id: &str) -> Result<()>;
 
-    // --- alert sources, dedup keys, routing rules, token revocation (issue #5) ------
+    // --- alert sources and their dedup keys -------------------------------------------
     /// The ingest secret is stored twice: hashed (to find the source) and sealed with
     /// the instance key (so its URL can be shown again).
     async fn create_source(&self, source: &Source, secret: &SecretString) -> Result<()>;
@@ -219,32 +247,14 @@ pub trait Store: Send + Sync + 'static {
         timeline: &[TimelineEntry],
         links: &[NewLink],
     ) -> Result<()>;
+
+    // --- routing rules ----------------------------------------------------------------
     async fn create_routing_rule(&self, rule: &RoutingRule) -> Result<()>;
     async fn get_routing_rule(&self, id: Uuid) -> Result<RoutingRule>;
     /// Ordered by team, then position: the order of evaluation. `None` = every team.
     async fn list_routing_rules(&self, team_ids: Option<&[Uuid]>) -> Result<Vec<RoutingRule>>;
     async fn update_routing_rule(&self, rule: &RoutingRule) -> Result<()>;
     async fn delete_routing_rule(&self, id: Uuid) -> Result<()>;
-    /// Active (not revoked) tokens.
-    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
-    /// [`StoreError::NotFound`] when no such token is active.
-    async fn revoke_token(&self, id: Uuid) -> Result<()>;
-
-    // --- web UI user administration (the Users page) ----------------------------------
-    async fn get_user(&self, id: Uuid) -> Result<User>;
-    /// Deletes the user and every session of theirs in one transaction, so a deleted
-    /// user's open browser stops working with the next request.
-    /// [`StoreError::NotFound`] when no such user exists.
-    async fn delete_user(&self, id: Uuid) -> Result<()>;
-    /// Replaces the password hash and ends every session of the user but `keep_session`
-    /// (the admin's own, when resetting their own password), in one transaction: whoever
-    /// knew the old password is logged out with it.
-    async fn set_user_password(
-        &self,
-        id: Uuid,
-        password_hash: &str,
-        keep_session: Option<&str>,
-    ) -> Result<()>;
 }
 
 /// The API call log keeps this many calls per integration.

@@ -331,39 +331,6 @@ async fn postgres_without_migrations_refuses_to_start_when_told_not_to_migrate()
         .unwrap();
 }
 
-#[tokio::test]
-async fn postgres_a_wrong_key_is_refused_before_anything_is_written() {
-    let schema = TestSchema::create().await;
-    let right = SecretBox::random();
-    PostgresStore::open(schema.url(), right.clone(), Migrations::Apply)
-        .await
-        .unwrap();
-    // Rolled back to before migration 0003, as an older release left it: the node with
-    // the wrong key must not migrate it forward.
-    let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
-    sqlx::query("DROP TABLE sessions, users")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 3")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let err = PostgresStore::open(schema.url(), SecretBox::random(), Migrations::Apply)
-        .await
-        .err()
-        .expect("a wrong key is refused");
-    assert!(matches!(err, StoreError::Secret(_)), "{err}");
-    let users: Option<String> = sqlx::query_scalar("SELECT to_regclass('users')::text")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(users, None, "nothing was migrated");
-    PostgresStore::open(schema.url(), right, Migrations::Apply)
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_change_on_one_node_wakes_the_others() {
     let schema = TestSchema::create().await;

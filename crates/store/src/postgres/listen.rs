@@ -6,11 +6,12 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
 
-use super::PostgresStore;
+use super::PostgresBackend;
+use crate::sql::SqlStore;
 
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
-impl PostgresStore {
+impl SqlStore<PostgresBackend> {
     /// Calls `on_change` whenever a transaction of any node (this one included) made
     /// links due. The task reconnects on its own and never ends; abort it to stop.
     /// Notifications can be lost while reconnecting, so `on_change` is also called after
@@ -19,7 +20,7 @@ impl PostgresStore {
     where
         F: Fn() + Send + Sync + 'static,
     {
-        let (pool, channel) = (self.pool.clone(), self.channel.clone());
+        let (pool, channel) = (self.db.pool.clone(), self.db.channel.clone());
         tokio::spawn(async move {
             loop {
                 let mut listener = match PgListener::connect_with(&pool).await {

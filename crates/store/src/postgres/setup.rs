@@ -4,18 +4,12 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
 
-use super::PostgresStore;
+use super::{channel_for, PostgresBackend};
 use crate::crypto::SecretBox;
+use crate::sql::{Dialect, SqlStore};
 use crate::{Result, StoreError};
-
-const KEY_CHECK: &str = "secret_key_check";
-const KEY_CHECK_TEXT: &str = "snowbound";
-/// PostgreSQL's "undefined_table": the schema has not been migrated yet.
-const UNDEFINED_TABLE: &str = "42P01";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -28,7 +22,7 @@ pub enum Migrations {
     RequireApplied,
 }
 
-impl PostgresStore {
+impl SqlStore<PostgresBackend> {
     /// Connects to `url` (`postgres://…`), checks that `secrets` opens what is already
     /// stored — before writing anything, migrations included — then applies or checks
     /// the migrations.
@@ -42,14 +36,14 @@ impl PostgresStore {
         let schema: String = sqlx::query_scalar("SELECT current_schema()")
             .fetch_one(&pool)
             .await?;
-        let store = PostgresStore {
-            pool,
+        let store = SqlStore {
+            db: PostgresBackend {
+                pool,
+                channel: channel_for(&schema).into(),
+            },
             secrets,
-            channel: super::links::channel_for(&schema),
         };
-        if let Some(sealed) = store.stored_key_check().await? {
-            store.secrets.open(&sealed).map_err(StoreError::Secret)?;
-        }
+        store.check_stored_key().await?;
         match migrations {
             Migrations::Apply => store.migrate().await?,
             Migrations::RequireApplied => store.require_migrated().await?,
@@ -61,18 +55,18 @@ impl PostgresStore {
     /// Applies pending migrations. Nodes starting together are safe: the migrator holds
     /// an advisory lock while it works.
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATOR.run(&self.db.pool).await?;
         Ok(())
     }
 
     async fn require_migrated(&self) -> Result<()> {
         let applied: Vec<i64> =
             match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.db.pool)
                 .await
             {
                 Ok(versions) => versions,
-                Err(e) if is_undefined_table(&e) => Vec::new(),
+                Err(e) if PostgresBackend::is_undefined_table(&e) => Vec::new(),
                 Err(e) => return Err(e.into()),
             };
         let applied: BTreeSet<i64> = applied.into_iter().collect();
@@ -90,43 +84,4 @@ impl PostgresStore {
             )))
         }
     }
-
-    async fn stored_key_check(&self) -> Result<Option<String>> {
-        match sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-            .bind(KEY_CHECK)
-            .fetch_optional(&self.pool)
-            .await
-        {
-            Ok(value) => Ok(value),
-            Err(e) if is_undefined_table(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The first node to start seals the check value; a node racing it with another
-    /// key loses the insert, reads the winner's value and refuses to start.
-    async fn seal_key_check(&self) -> Result<()> {
-        let sealed = self.secrets.seal(&SecretString::from(KEY_CHECK_TEXT));
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(KEY_CHECK)
-            .bind(&sealed)
-            .execute(&self.pool)
-            .await?;
-        match self.stored_key_check().await? {
-            Some(stored) => self
-                .secrets
-                .open(&stored)
-                .map(|_| ())
-                .map_err(StoreError::Secret),
-            None => Err(StoreError::Corrupt("the secret key check vanished".into())),
-        }
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-}
-
-fn is_undefined_table(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(UNDEFINED_TABLE))
 }

@@ -44,6 +44,24 @@ impl TestDb {
         }
     }
 
+    /// Runs `sql` on a connection of its own, beside the store: for setting up states the
+    /// store's API cannot reach (a clock that jumped, an older schema).
+    pub async fn raw(&self, sql: &str) {
+        use sqlx::Executor;
+        match self {
+            TestDb::Sqlite { url, .. } => {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                pool.execute(sql).await.unwrap();
+                pool.close().await;
+            }
+            TestDb::Postgres { schema } => {
+                let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
+                pool.execute(sql).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
     /// Opens (and migrates) the database; again and again if asked, as restarted nodes do.
     pub async fn open(&self, secrets: SecretBox) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {

@@ -1,0 +1,110 @@
+//! The API call log: one table every node appends to, so a user sees one log whichever
+//! node made the calls.
+
+use uuid::Uuid;
+
+use super::dialect::{Dialect, WriteTx};
+use super::statement::Sql;
+use super::{rows, SqlStore};
+use crate::types::{ApiCallFilter, ApiCallRecord};
+use crate::{Result, API_CALLS_KEPT};
+
+/// Rows per INSERT: ten arguments each stays far below either driver's bind limit.
+const ROWS_PER_INSERT: usize = 200;
+
+pub async fn record_api_calls<D: Dialect>(
+    store: &SqlStore<D>,
+    integration_id: Uuid,
+    incident_id: Option<Uuid>,
+    calls: &[ApiCallRecord],
+) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.db.begin().await?;
+    insert(&mut tx, integration_id, incident_id, calls).await?;
+    prune(&mut tx, integration_id).await?;
+    tx.commit().await
+}
+
+pub(super) async fn insert(
+    tx: &mut impl WriteTx,
+    integration_id: Uuid,
+    incident_id: Option<Uuid>,
+    calls: &[ApiCallRecord],
+) -> Result<()> {
+    for chunk in calls.chunks(ROWS_PER_INSERT) {
+        let mut sql = Sql::new(
+            "INSERT INTO api_calls (integration_id, incident_id, at, method, url, status, \
+             duration_ms, request_body, response_body, error) VALUES ",
+        );
+        for (n, call) in chunk.iter().enumerate() {
+            sql.push(if n == 0 { "(" } else { ", (" });
+            sql.push_bind(integration_id).push(", ");
+            sql.push_bind(incident_id).push(", ");
+            sql.push_bind(call.at).push(", ");
+            sql.push_bind(&call.method).push(", ");
+            sql.push_bind(&call.url).push(", ");
+            sql.push_bind(call.status.map(i64::from)).push(", ");
+            sql.push_bind(call.duration_ms as i64).push(", ");
+            sql.push_bind(&call.request_body).push(", ");
+            sql.push_bind(&call.response_body).push(", ");
+            sql.push_bind(&call.error).push(")");
+        }
+        tx.execute(sql).await?;
+    }
+    Ok(())
+}
+
+/// Keeps the newest `API_CALLS_KEPT` calls of one integration. Several PostgreSQL nodes
+/// log to one integration at once; two pruners deleting the same old rows would wait on
+/// each other (and could deadlock, scanning in different orders), so only the one
+/// holding the integration's key prunes — the next call prunes whatever the others
+/// left, and the log overshoots its size by a few rows at most.
+pub(super) async fn prune(tx: &mut impl WriteTx, integration_id: Uuid) -> Result<()> {
+    if tx
+        .try_lock_key(&format!("snowbound.api_calls:{integration_id}"))
+        .await?
+    {
+        tx.execute(
+            Sql::new(
+                "DELETE FROM api_calls WHERE integration_id = $1 AND id <= \
+                 (SELECT id FROM api_calls WHERE integration_id = $1 \
+                  ORDER BY id DESC LIMIT 1 OFFSET $2)",
+            )
+            .bind(integration_id)
+            .bind(API_CALLS_KEPT),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn list_api_calls<D: Dialect>(
+    store: &SqlStore<D>,
+    filter: &ApiCallFilter,
+) -> Result<Vec<ApiCallRecord>> {
+    let mut sql = Sql::new("SELECT * FROM api_calls WHERE 1 = 1");
+    if let Some(id) = filter.integration_id {
+        sql.push(" AND integration_id = ").push_bind(id);
+    }
+    if let Some(id) = filter.incident_id {
+        sql.push(" AND incident_id = ").push_bind(id);
+    }
+    match filter.status_class {
+        Some(0) => {
+            sql.push(" AND status IS NULL");
+        }
+        Some(class) => {
+            sql.push(" AND status >= ")
+                .push_bind(i64::from(class) * 100)
+                .push(" AND status < ")
+                .push_bind(i64::from(class) * 100 + 100);
+        }
+        None => {}
+    }
+    sql.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(filter.limit.unwrap_or(API_CALLS_KEPT as u32)));
+    let rows = store.db.read_all(sql).await?;
+    rows.iter().map(rows::api_call).collect()
+}

@@ -1,0 +1,416 @@
+//! Links: creation, revision bumps, leasing and the end of a reconcile.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use snowbound_core::TimelineEntry;
+use uuid::Uuid;
+
+use super::dialect::{Dialect, SqlRow, WriteTx};
+use super::statement::Sql;
+use super::{api_calls, found, incidents, rows, touched, SqlStore};
+use crate::types::{ApiCallRecord, Lease, Link, NewLink};
+use crate::{Completion, LeaseOutcome, Result};
+
+/// Creates the link, or — for a repeated forward — bumps it, replaces its snapshot and
+/// wakes it even when parked: a forward is a person (or rule) asking for a sync now.
+pub(super) async fn upsert(tx: &mut impl WriteTx, link: &NewLink) -> Result<()> {
+    tx.execute(
+        Sql::new(
+            "INSERT INTO links (incident_id, integration_id, snapshot, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (incident_id, integration_id) DO UPDATE SET rev = links.rev + 1, \
+             snapshot = excluded.snapshot, state = 'pending', attempts = 0, \
+             next_attempt_at = excluded.next_attempt_at",
+        )
+        .bind(link.incident_id)
+        .bind(link.integration_id)
+        .bind(link.snapshot.as_ref().map(rows::to_json))
+        .bind(Utc::now()),
+    )
+    .await?;
+    tx.links_due();
+    Ok(())
+}
+
+/// The incident changed: every link of it needs another look. A link backing off keeps
+/// its schedule (hammering a failing instance helps nobody) and a parked one stays
+/// parked until its cause is fixed; both will pick the change up.
+pub(super) async fn bump_incident(tx: &mut impl WriteTx, incident_id: Uuid) -> Result<()> {
+    tx.execute(
+        Sql::new(
+            "UPDATE links SET rev = rev + 1, \
+             next_attempt_at = CASE state WHEN 'synced' THEN $1 ELSE next_attempt_at END, \
+             state = CASE state WHEN 'synced' THEN 'pending' ELSE state END \
+             WHERE incident_id = $2",
+        )
+        .bind(Utc::now())
+        .bind(incident_id),
+    )
+    .await?;
+    tx.links_due();
+    Ok(())
+}
+
+pub async fn forward<D: Dialect>(
+    store: &SqlStore<D>,
+    link: &NewLink,
+    timeline: &TimelineEntry,
+) -> Result<()> {
+    let mut tx = store.db.begin().await?;
+    upsert(&mut tx, link).await?;
+    incidents::append_timeline(&mut tx, link.incident_id, std::slice::from_ref(timeline)).await?;
+    tx.commit().await
+}
+
+pub async fn links_of_incident<D: Dialect>(
+    store: &SqlStore<D>,
+    incident_id: Uuid,
+) -> Result<Vec<Link>> {
+    let rows = store
+        .db
+        .read_all(
+            Sql::new(
+                "SELECT * FROM links WHERE incident_id = $1 ORDER BY created_at, integration_id",
+            )
+            .bind(incident_id),
+        )
+        .await?;
+    rows.iter().map(rows::link).collect()
+}
+
+pub async fn get_link<D: Dialect>(
+    store: &SqlStore<D>,
+    incident_id: Uuid,
+    integration_id: Uuid,
+) -> Result<Link> {
+    let row = store
+        .db
+        .read_optional(
+            Sql::new("SELECT * FROM links WHERE incident_id = $1 AND integration_id = $2")
+                .bind(incident_id)
+                .bind(integration_id),
+        )
+        .await?;
+    rows::link(&found(row)?)
+}
+
+pub async fn retry_link<D: Dialect>(
+    store: &SqlStore<D>,
+    incident_id: Uuid,
+    integration_id: Uuid,
+) -> Result<()> {
+    let mut tx = store.db.begin().await?;
+    let updated = tx
+        .execute(
+            Sql::new(
+                "UPDATE links SET rev = rev + 1, state = 'pending', attempts = 0, \
+                 next_attempt_at = $1 WHERE incident_id = $2 AND integration_id = $3",
+            )
+            .bind(Utc::now())
+            .bind(incident_id)
+            .bind(integration_id),
+        )
+        .await?;
+    touched(updated)?;
+    tx.links_due();
+    tx.commit().await
+}
+
+pub async fn lease_due_links<D: Dialect>(
+    store: &SqlStore<D>,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+    only_integration: Option<Uuid>,
+) -> Result<Vec<Lease>> {
+    // One statement, so two workers can never lease the same link. On PostgreSQL the row
+    // lock re-checks the WHERE against the newest committed row (READ COMMITTED), so a
+    // link another node has just leased no longer qualifies. A link still carrying an
+    // owner was leased by a worker that died (or overran) mid-reconcile: if it had no
+    // record yet, its create may have reached ServiceNow, so the next attempt looks the
+    // record up before creating one.
+    let skip_locked = D::SKIP_LOCKED;
+    let leased = store
+        .db
+        .write_returning(
+            Sql::new(format!(
+                "WITH due AS ( \
+                   SELECT l.incident_id, l.integration_id FROM links l \
+                   JOIN integrations i ON i.id = l.integration_id \
+                   WHERE l.state IN ('pending', 'retrying') AND l.next_attempt_at <= $3 \
+                     AND l.lease_until <= $3 AND i.failing IS NULL AND i.paused_until <= $3 \
+                     AND ($5 IS NULL OR l.integration_id = $5) \
+                   ORDER BY l.next_attempt_at LIMIT $4 {skip_locked}) \
+                 UPDATE links SET lease_owner = $1, lease_until = $2, \
+                   create_unsure = CASE WHEN links.sys_id IS NULL AND links.lease_owner IS NOT NULL \
+                                   THEN TRUE ELSE links.create_unsure END \
+                 FROM due WHERE links.incident_id = due.incident_id \
+                   AND links.integration_id = due.integration_id \
+                 RETURNING *"
+            ))
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(i64::from(limit))
+            .bind(only_integration),
+        )
+        .await?;
+    if leased.is_empty() {
+        return Ok(Vec::new());
+    }
+    let links = leased.iter().map(rows::link).collect::<Result<Vec<_>>>()?;
+
+    let mut sql = Sql::new("SELECT * FROM incidents WHERE id");
+    sql.push_in(links.iter().map(|l| l.incident_id));
+    let incidents: HashMap<_, _> = store
+        .db
+        .read_all(sql)
+        .await?
+        .iter()
+        .map(|row| rows::incident(row).map(|i| (i.id, i)))
+        .collect::<Result<_>>()?;
+
+    let mut leases: Vec<Lease> = links
+        .into_iter()
+        .filter_map(|link| {
+            // Incidents are never deleted while links exist (ON DELETE CASCADE), so a
+            // miss means the row went away between the statements; skip it.
+            let incident = incidents.get(&link.incident_id).cloned()?;
+            Some(Lease {
+                owner: owner.to_owned(),
+                rev: link.rev,
+                link,
+                incident,
+            })
+        })
+        .collect();
+    // RETURNING has no order: hand the most overdue work out first.
+    leases.sort_by_key(|l| {
+        (
+            l.link.next_attempt_at,
+            l.link.incident_id,
+            l.link.integration_id,
+        )
+    });
+    Ok(leases)
+}
+
+/// Positions of `leases` in (incident, integration) order: the order every batch locks
+/// links in, so two PostgreSQL nodes writing overlapping batches cannot deadlock.
+fn lock_order<'a>(leases: impl Iterator<Item = &'a Lease>) -> Vec<usize> {
+    let mut order: Vec<(usize, (Uuid, Uuid))> = leases
+        .map(|l| (l.link.incident_id, l.link.integration_id))
+        .enumerate()
+        .collect();
+    order.sort_by_key(|(_, key)| *key);
+    order.into_iter().map(|(position, _)| position).collect()
+}
+
+pub async fn renew_leases<D: Dialect>(
+    store: &SqlStore<D>,
+    leases: &[Lease],
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<bool>> {
+    let mut held = vec![false; leases.len()];
+    if leases.is_empty() {
+        return Ok(held);
+    }
+    let mut tx = store.db.begin().await?;
+    for position in lock_order(leases.iter()) {
+        let lease = &leases[position];
+        held[position] = tx
+            .execute(
+                Sql::new(
+                    "UPDATE links SET lease_until = $1 WHERE incident_id = $2 \
+                     AND integration_id = $3 AND lease_owner = $4 AND lease_until > $5",
+                )
+                .bind(until)
+                .bind(lease.link.incident_id)
+                .bind(lease.link.integration_id)
+                .bind(&lease.owner)
+                .bind(now),
+            )
+            .await?
+            > 0;
+    }
+    tx.commit().await?;
+    Ok(held)
+}
+
+/// As an expired lease is taken over in [`lease_due_links`]: a link without a record may
+/// have been created by the worker that held it.
+pub async fn release_all_leases<D: Dialect>(store: &SqlStore<D>) -> Result<u64> {
+    let mut tx = store.db.begin().await?;
+    let released = tx
+        .execute(Sql::new(
+            "UPDATE links SET lease_owner = NULL, lease_until = 0, \
+             create_unsure = CASE WHEN sys_id IS NULL THEN TRUE ELSE create_unsure END \
+             WHERE lease_owner IS NOT NULL",
+        ))
+        .await?;
+    if released > 0 {
+        tx.links_due();
+    }
+    tx.commit().await?;
+    Ok(released)
+}
+
+pub async fn complete_lease<D: Dialect>(
+    store: &SqlStore<D>,
+    lease: &Lease,
+    outcome: &LeaseOutcome,
+) -> Result<bool> {
+    let ours = complete(store, &[(lease, outcome, &[])]).await?;
+    Ok(ours[0])
+}
+
+pub async fn complete_leases<D: Dialect>(
+    store: &SqlStore<D>,
+    done: &[Completion],
+) -> Result<Vec<bool>> {
+    let done: Vec<_> = done
+        .iter()
+        .map(|c| (&c.lease, &c.outcome, c.calls.as_slice()))
+        .collect();
+    complete(store, &done).await
+}
+
+/// Finished reconciles, in one transaction: the integrations that succeeded, then the
+/// API calls, then the links in lock order, then one prune of the log per integration.
+async fn complete<D: Dialect>(
+    store: &SqlStore<D>,
+    done: &[(&Lease, &LeaseOutcome, &[ApiCallRecord])],
+) -> Result<Vec<bool>> {
+    let mut ours = vec![false; done.len()];
+    if done.is_empty() {
+        return Ok(ours);
+    }
+    let now = Utc::now();
+    let mut tx = store.db.begin().await?;
+    // Integration rows first, as every writer touching an integration and its links does.
+    let succeeded: BTreeSet<Uuid> = done
+        .iter()
+        .filter(|(_, outcome, _)| matches!(outcome, LeaseOutcome::Synced { .. }))
+        .map(|(lease, _, _)| lease.link.integration_id)
+        .collect();
+    for integration_id in succeeded {
+        // Reconciles finishing out of order must not move the time backwards.
+        tx.execute(
+            Sql::new(
+                "UPDATE integrations SET last_success_at = $1 \
+                 WHERE id = $2 AND (last_success_at IS NULL OR last_success_at < $1)",
+            )
+            .bind(now)
+            .bind(integration_id),
+        )
+        .await?;
+    }
+    let mut logged = BTreeSet::new();
+    for (lease, _, calls) in done {
+        if !calls.is_empty() {
+            let integration_id = lease.link.integration_id;
+            api_calls::insert(&mut tx, integration_id, Some(lease.link.incident_id), calls).await?;
+            logged.insert(integration_id);
+        }
+    }
+    for position in lock_order(done.iter().map(|(lease, _, _)| *lease)) {
+        let (lease, outcome, _) = done[position];
+        ours[position] = complete_one(&mut tx, lease, outcome, now).await?;
+    }
+    for integration_id in logged {
+        api_calls::prune(&mut tx, integration_id).await?;
+    }
+    tx.commit().await?;
+    Ok(ours)
+}
+
+/// The end of one reconcile; false when the lease was lost meanwhile (then nothing is
+/// written). Every statement matches only while the lease is still ours, so a worker
+/// that lost its lease cannot overwrite the new owner's work.
+async fn complete_one(
+    tx: &mut impl WriteTx,
+    lease: &Lease,
+    outcome: &LeaseOutcome,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const OURS: &str = "incident_id = $1 AND integration_id = $2 AND lease_owner = $3";
+    let sql = |set: &str| {
+        Sql::new(format!(
+            "UPDATE links SET {set}lease_owner = NULL, lease_until = 0 WHERE {OURS}"
+        ))
+        .bind(lease.link.incident_id)
+        .bind(lease.link.integration_id)
+        .bind(&lease.owner)
+    };
+    let update = match outcome {
+        LeaseOutcome::Synced {
+            sys_id,
+            number,
+            sent,
+            servicenow_state,
+        } => {
+            let mut pushed = lease.link.pushed.clone();
+            pushed.extend(sent.iter().map(|(k, v)| (k.clone(), v.clone())));
+            sql(
+                "sys_id = $4, number = $5, servicenow_state = COALESCE($6, servicenow_state), \
+                 pushed = $7, synced_rev = $8, \
+                 state = CASE WHEN rev > $8 THEN 'pending' ELSE 'synced' END, attempts = 0, \
+                 last_error = NULL, create_unsure = FALSE, last_synced_at = $9, \
+                 next_attempt_at = $9, ",
+            )
+            .bind(sys_id)
+            .bind(number)
+            .bind(servicenow_state)
+            .bind(rows::to_json(&pushed))
+            .bind(lease.rev)
+            .bind(now)
+        }
+        LeaseOutcome::UpToDate => sql(
+            "synced_rev = $4, state = CASE WHEN rev > $4 THEN 'pending' ELSE 'synced' END, \
+             attempts = 0, last_error = NULL, next_attempt_at = $5, ",
+        )
+        .bind(lease.rev)
+        .bind(now),
+        LeaseOutcome::Retry {
+            at,
+            error,
+            create_unsure,
+        } => sql(
+            "state = 'retrying', attempts = attempts + 1, next_attempt_at = $4, \
+             last_error = $5, create_unsure = (create_unsure OR $6), ",
+        )
+        .bind(*at)
+        .bind(error)
+        .bind(*create_unsure),
+        // Settings may have changed while the call was out; then the new settings
+        // deserve a try rather than the old rejection.
+        LeaseOutcome::Park { error } => sql(
+            "state = CASE WHEN rev > $4 THEN 'pending' ELSE 'parked' END, \
+             attempts = attempts + 1, last_error = $5, next_attempt_at = $6, ",
+        )
+        .bind(lease.rev)
+        .bind(error)
+        .bind(now),
+        LeaseOutcome::Release => sql(""),
+    };
+    Ok(tx.execute(update).await? > 0)
+}
+
+pub async fn next_due_at<D: Dialect>(store: &SqlStore<D>) -> Result<Option<DateTime<Utc>>> {
+    let greatest = D::GREATEST;
+    let row = store
+        .db
+        .read_optional(Sql::new(format!(
+            "SELECT MIN({greatest}(l.next_attempt_at, l.lease_until, i.paused_until)) AS due \
+             FROM links l JOIN integrations i ON i.id = l.integration_id \
+             WHERE l.state IN ('pending', 'retrying') AND i.failing IS NULL"
+        )))
+        .await?;
+    Ok(match row {
+        Some(row) => row.opt_int("due")?.map(rows::time),
+        None => None,
+    })
+}

@@ -1,0 +1,198 @@
+//! Alert sources and the dedup keys their alerts open incidents under.
+
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use snowbound_core::source::Source;
+use snowbound_core::{Incident, TimelineEntry};
+use uuid::Uuid;
+
+use super::dialect::{Dialect, SqlRow, WriteTx};
+use super::statement::Sql;
+use super::{conflict_on, found, incidents, rows, touched, SqlStore};
+use crate::types::NewLink;
+use crate::{Result, StoreError};
+
+/// The lookup key of an ingest secret: senders present the secret, we compare hashes.
+fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+const OPEN_INCIDENT_FOR_KEY: &str =
+    "SELECT i.* FROM source_alerts a JOIN incidents i ON i.id = a.incident_id \
+     WHERE a.source_id = $1 AND a.dedup_key = $2 AND i.status <> 'resolved'";
+
+pub async fn create_source<D: Dialect>(
+    store: &SqlStore<D>,
+    source: &Source,
+    secret: &SecretString,
+) -> Result<()> {
+    store
+        .db
+        .write(
+            Sql::new(
+                "INSERT INTO sources (id, team_id, kind, name, severity_map, secret_hash, \
+                 secret_sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(source.id)
+            .bind(source.team_id)
+            .bind(source.kind.as_str())
+            .bind(&source.name)
+            .bind(rows::to_json(&source.severity_map))
+            .bind(secret_hash(secret.expose_secret()))
+            .bind(store.secrets.seal(secret))
+            .bind(source.created_at)
+            .bind(source.updated_at),
+        )
+        .await
+        .map_err(conflict_on("secret"))?;
+    Ok(())
+}
+
+pub async fn get_source<D: Dialect>(store: &SqlStore<D>, id: Uuid) -> Result<Source> {
+    let row = store
+        .db
+        .read_optional(Sql::new("SELECT * FROM sources WHERE id = $1").bind(id))
+        .await?;
+    rows::source(&found(row)?)
+}
+
+pub async fn list_sources<D: Dialect>(
+    store: &SqlStore<D>,
+    team_ids: Option<&[Uuid]>,
+) -> Result<Vec<Source>> {
+    let mut sql = Sql::new("SELECT * FROM sources WHERE 1 = 1");
+    if let Some(teams) = team_ids {
+        sql.push(" AND team_id").push_in(teams.iter().copied());
+    }
+    sql.push(" ORDER BY created_at, id");
+    let rows = store.db.read_all(sql).await?;
+    rows.iter().map(rows::source).collect()
+}
+
+pub async fn update_source<D: Dialect>(store: &SqlStore<D>, source: &Source) -> Result<()> {
+    let updated = store
+        .db
+        .write(
+            Sql::new(
+                "UPDATE sources SET name = $1, severity_map = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(&source.name)
+            .bind(rows::to_json(&source.severity_map))
+            .bind(source.updated_at)
+            .bind(source.id),
+        )
+        .await?;
+    touched(updated)
+}
+
+pub async fn delete_source<D: Dialect>(store: &SqlStore<D>, id: Uuid) -> Result<()> {
+    let deleted = store
+        .db
+        .write(Sql::new("DELETE FROM sources WHERE id = $1").bind(id))
+        .await?;
+    touched(deleted)
+}
+
+pub async fn source_secret<D: Dialect>(store: &SqlStore<D>, id: Uuid) -> Result<SecretString> {
+    let row = store
+        .db
+        .read_optional(Sql::new("SELECT secret_sealed FROM sources WHERE id = $1").bind(id))
+        .await?;
+    let sealed = found(row)?.text("secret_sealed")?;
+    store.secrets.open(&sealed).map_err(StoreError::Secret)
+}
+
+pub async fn rotate_source_secret<D: Dialect>(
+    store: &SqlStore<D>,
+    id: Uuid,
+    secret: &SecretString,
+) -> Result<()> {
+    let updated = store
+        .db
+        .write(
+            Sql::new(
+                "UPDATE sources SET secret_hash = $1, secret_sealed = $2, updated_at = $3 \
+                 WHERE id = $4",
+            )
+            .bind(secret_hash(secret.expose_secret()))
+            .bind(store.secrets.seal(secret))
+            .bind(Utc::now())
+            .bind(id),
+        )
+        .await
+        .map_err(conflict_on("secret"))?;
+    touched(updated)
+}
+
+pub async fn source_by_secret<D: Dialect>(
+    store: &SqlStore<D>,
+    secret: &str,
+) -> Result<Option<Source>> {
+    store
+        .db
+        .read_optional(
+            Sql::new("SELECT * FROM sources WHERE secret_hash = $1").bind(secret_hash(secret)),
+        )
+        .await?
+        .as_ref()
+        .map(rows::source)
+        .transpose()
+}
+
+pub async fn open_incident_for_key<D: Dialect>(
+    store: &SqlStore<D>,
+    source_id: Uuid,
+    dedup_key: &str,
+) -> Result<Option<Incident>> {
+    store
+        .db
+        .read_optional(
+            Sql::new(OPEN_INCIDENT_FOR_KEY)
+                .bind(source_id)
+                .bind(dedup_key),
+        )
+        .await?
+        .as_ref()
+        .map(rows::incident)
+        .transpose()
+}
+
+/// Two alerts racing with one key, on one node or two, must not both open an incident.
+/// The key lock serialises them (on SQLite the one writer already does), so the second
+/// one's check sees the first's committed incident and answers `Conflict` instead of
+/// opening a twin.
+pub async fn create_incident_for_key<D: Dialect>(
+    store: &SqlStore<D>,
+    source_id: Uuid,
+    dedup_key: &str,
+    incident: &Incident,
+    timeline: &[TimelineEntry],
+    links: &[NewLink],
+) -> Result<()> {
+    let mut tx = store.db.begin().await?;
+    tx.lock_key(&format!("snowbound.source_alerts:{source_id}:{dedup_key}"))
+        .await?;
+    let held = tx
+        .fetch_optional(
+            Sql::new(OPEN_INCIDENT_FOR_KEY)
+                .bind(source_id)
+                .bind(dedup_key),
+        )
+        .await?;
+    if held.is_some() {
+        return Err(StoreError::Conflict { field: "dedup_key" });
+    }
+    incidents::insert(&mut tx, incident, timeline, links).await?;
+    tx.execute(
+        Sql::new(
+            "INSERT INTO source_alerts (source_id, dedup_key, incident_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (source_id, dedup_key) DO UPDATE SET incident_id = excluded.incident_id",
+        )
+        .bind(source_id)
+        .bind(dedup_key)
+        .bind(incident.id),
+    )
+    .await?;
+    tx.commit().await
+}

@@ -1,0 +1,190 @@
+//! A statement as the shared code writes it: one SQL text with `$1…$n` placeholders and
+//! its arguments. Both sqlx drivers bind `$n` by number (SQLite too), so the same text
+//! runs on either backend; [`Sql::query`] hands it to the one in use.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use sqlx::database::Database;
+use sqlx::query::Query;
+use sqlx::{Encode, Type};
+use uuid::Uuid;
+
+/// Every column is text (ids, names, JSON), an integer (times in milliseconds, counts)
+/// or a flag, so three shapes of argument cover the schema.
+#[derive(Debug, Clone)]
+pub enum Arg<'a> {
+    Text(Option<Cow<'a, str>>),
+    Int(Option<i64>),
+    Flag(bool),
+}
+
+#[derive(Debug, Clone)]
+pub struct Sql<'a> {
+    text: Cow<'static, str>,
+    args: Vec<Arg<'a>>,
+}
+
+impl<'a> Sql<'a> {
+    pub fn new(text: impl Into<Cow<'static, str>>) -> Self {
+        Sql {
+            text: text.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Binds the next `$n`.
+    pub fn bind(mut self, arg: impl Into<Arg<'a>>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Appends text, for statements assembled from optional filters.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.to_mut().push_str(text);
+        self
+    }
+
+    /// Appends a placeholder for `arg`.
+    pub fn push_bind(&mut self, arg: impl Into<Arg<'a>>) -> &mut Self {
+        self.args.push(arg.into());
+        let placeholder = format!("${}", self.args.len());
+        self.push(&placeholder)
+    }
+
+    /// Appends `IN ($n, …)`; `IN (NULL)`, which matches nothing, for no values.
+    pub fn push_in<A: Into<Arg<'a>>>(&mut self, values: impl IntoIterator<Item = A>) -> &mut Self {
+        self.push(" IN (");
+        let mut empty = true;
+        for value in values {
+            if !empty {
+                self.push(", ");
+            }
+            self.push_bind(value);
+            empty = false;
+        }
+        if empty {
+            self.push("NULL");
+        }
+        self.push(")")
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The statement as a sqlx query of backend `DB`.
+    pub fn query<'q, DB>(&'q self) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+    where
+        DB: Database,
+        Option<&'q str>: Encode<'q, DB> + Type<DB>,
+        Option<i64>: Encode<'q, DB> + Type<DB>,
+        bool: Encode<'q, DB> + Type<DB>,
+    {
+        self.args
+            .iter()
+            .fold(sqlx::query(&self.text), |query, arg| match arg {
+                Arg::Text(text) => query.bind(text.as_deref()),
+                Arg::Int(int) => query.bind(*int),
+                Arg::Flag(flag) => query.bind(*flag),
+            })
+    }
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(text: &'a str) -> Self {
+        Arg::Text(Some(Cow::Borrowed(text)))
+    }
+}
+
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(text: &'a String) -> Self {
+        Arg::Text(Some(Cow::Borrowed(text)))
+    }
+}
+
+impl From<String> for Arg<'_> {
+    fn from(text: String) -> Self {
+        Arg::Text(Some(Cow::Owned(text)))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(text: Option<&'a str>) -> Self {
+        Arg::Text(text.map(Cow::Borrowed))
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(text: &'a Option<String>) -> Self {
+        Arg::Text(text.as_deref().map(Cow::Borrowed))
+    }
+}
+
+impl From<Option<String>> for Arg<'_> {
+    fn from(text: Option<String>) -> Self {
+        Arg::Text(text.map(Cow::Owned))
+    }
+}
+
+/// Ids are stored as their hyphenated text.
+impl From<Uuid> for Arg<'_> {
+    fn from(id: Uuid) -> Self {
+        Arg::Text(Some(Cow::Owned(id.to_string())))
+    }
+}
+
+impl From<Option<Uuid>> for Arg<'_> {
+    fn from(id: Option<Uuid>) -> Self {
+        Arg::Text(id.map(|id| Cow::Owned(id.to_string())))
+    }
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(int: i64) -> Self {
+        Arg::Int(Some(int))
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(int: Option<i64>) -> Self {
+        Arg::Int(int)
+    }
+}
+
+/// Times are stored as milliseconds since the Unix epoch: they compare and index exactly.
+impl From<DateTime<Utc>> for Arg<'_> {
+    fn from(time: DateTime<Utc>) -> Self {
+        Arg::Int(Some(time.timestamp_millis()))
+    }
+}
+
+impl From<bool> for Arg<'_> {
+    fn from(flag: bool) -> Self {
+        Arg::Flag(flag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order_of_binding() {
+        let mut sql = Sql::new("SELECT * FROM t WHERE a = $1").bind(1i64);
+        sql.push(" AND b = ").push_bind("x");
+        sql.push(" AND c").push_in([2i64, 3]);
+        assert_eq!(
+            sql.text(),
+            "SELECT * FROM t WHERE a = $1 AND b = $2 AND c IN ($3, $4)"
+        );
+        assert_eq!(sql.args.len(), 4);
+    }
+
+    #[test]
+    fn an_empty_in_list_matches_nothing() {
+        let mut sql = Sql::new("SELECT * FROM t WHERE id");
+        sql.push_in(Vec::<i64>::new());
+        assert_eq!(sql.text(), "SELECT * FROM t WHERE id IN (NULL)");
+    }
+}

@@ -1,0 +1,321 @@
+//! The [`Store`] trait over the shared implementation: each method is its entity's
+//! function of the same name.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use snowbound_core::routing::RoutingRule;
+use snowbound_core::source::Source;
+use snowbound_core::{Incident, Integration, Team, TimelineEntry};
+use uuid::Uuid;
+
+use super::dialect::Dialect;
+use super::{
+    api_calls, incidents, integrations, links, meta, rules, sources, teams, tokens, users, SqlStore,
+};
+use crate::types::*;
+use crate::{Completion, LeaseOutcome, Result, Session, Store, User};
+
+#[async_trait]
+impl<D: Dialect> Store for SqlStore<D> {
+    async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        meta::get_meta(self, key).await
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        meta::set_meta(self, key, value).await
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        meta::check_writable(self).await
+    }
+
+    async fn create_team(&self, team: &Team) -> Result<()> {
+        teams::create_team(self, team).await
+    }
+
+    async fn list_teams(&self) -> Result<Vec<Team>> {
+        teams::list_teams(self).await
+    }
+
+    async fn get_team(&self, id: Uuid) -> Result<Team> {
+        teams::get_team(self, id).await
+    }
+
+    async fn create_token(&self, token: &ApiToken) -> Result<()> {
+        tokens::create_token(self, token).await
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
+        tokens::token_by_hash(self, hash).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        tokens::list_tokens(self).await
+    }
+
+    async fn revoke_token(&self, id: Uuid) -> Result<()> {
+        tokens::revoke_token(self, id).await
+    }
+
+    async fn create_integration(
+        &self,
+        integration: &Integration,
+        password: &SecretString,
+    ) -> Result<()> {
+        integrations::create_integration(self, integration, password).await
+    }
+
+    async fn update_integration(
+        &self,
+        integration: &Integration,
+        password: Option<&SecretString>,
+    ) -> Result<()> {
+        integrations::update_integration(self, integration, password).await
+    }
+
+    async fn delete_integration(&self, id: Uuid) -> Result<()> {
+        integrations::delete_integration(self, id).await
+    }
+
+    async fn get_integration(&self, id: Uuid) -> Result<IntegrationRecord> {
+        integrations::get_integration(self, id).await
+    }
+
+    async fn list_integrations(&self) -> Result<Vec<IntegrationRecord>> {
+        integrations::list_integrations(self).await
+    }
+
+    async fn list_integration_settings(&self) -> Result<Vec<Integration>> {
+        integrations::list_integration_settings(self).await
+    }
+
+    async fn integration_password(&self, id: Uuid) -> Result<SecretString> {
+        integrations::integration_password(self, id).await
+    }
+
+    async fn pause_integration(&self, id: Uuid, until: DateTime<Utc>) -> Result<()> {
+        integrations::pause_integration(self, id, until).await
+    }
+
+    async fn mark_integration_failing(&self, id: Uuid, error: &str) -> Result<()> {
+        integrations::mark_integration_failing(self, id, error).await
+    }
+
+    async fn create_incident(
+        &self,
+        incident: &Incident,
+        timeline: &[TimelineEntry],
+        links: &[NewLink],
+    ) -> Result<()> {
+        incidents::create_incident(self, incident, timeline, links).await
+    }
+
+    async fn update_incident(
+        &self,
+        incident: &Incident,
+        expected_updated_at: DateTime<Utc>,
+        timeline: &[TimelineEntry],
+        new_links: &[NewLink],
+    ) -> Result<()> {
+        incidents::update_incident(self, incident, expected_updated_at, timeline, new_links).await
+    }
+
+    async fn get_incident(&self, id: Uuid) -> Result<Incident> {
+        incidents::get_incident(self, id).await
+    }
+
+    async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
+        incidents::list_incidents(self, filter).await
+    }
+
+    async fn timeline(&self, incident_id: Uuid) -> Result<Vec<TimelineEntry>> {
+        incidents::timeline(self, incident_id).await
+    }
+
+    async fn forward(&self, link: &NewLink, timeline: &TimelineEntry) -> Result<()> {
+        links::forward(self, link, timeline).await
+    }
+
+    async fn links_of_incident(&self, incident_id: Uuid) -> Result<Vec<Link>> {
+        links::links_of_incident(self, incident_id).await
+    }
+
+    async fn get_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<Link> {
+        links::get_link(self, incident_id, integration_id).await
+    }
+
+    async fn retry_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<()> {
+        links::retry_link(self, incident_id, integration_id).await
+    }
+
+    async fn lease_due_links(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        only_integration: Option<Uuid>,
+    ) -> Result<Vec<Lease>> {
+        links::lease_due_links(self, owner, now, lease_until, limit, only_integration).await
+    }
+
+    async fn renew_leases(
+        &self,
+        leases: &[Lease],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<bool>> {
+        links::renew_leases(self, leases, now, until).await
+    }
+
+    async fn release_all_leases(&self) -> Result<u64> {
+        links::release_all_leases(self).await
+    }
+
+    async fn complete_lease(&self, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool> {
+        links::complete_lease(self, lease, outcome).await
+    }
+
+    async fn complete_leases(&self, done: &[Completion]) -> Result<Vec<bool>> {
+        links::complete_leases(self, done).await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>> {
+        links::next_due_at(self).await
+    }
+
+    async fn record_api_calls(
+        &self,
+        integration_id: Uuid,
+        incident_id: Option<Uuid>,
+        calls: &[ApiCallRecord],
+    ) -> Result<()> {
+        api_calls::record_api_calls(self, integration_id, incident_id, calls).await
+    }
+
+    async fn list_api_calls(&self, filter: &ApiCallFilter) -> Result<Vec<ApiCallRecord>> {
+        api_calls::list_api_calls(self, filter).await
+    }
+
+    async fn count_users(&self) -> Result<i64> {
+        users::count_users(self).await
+    }
+
+    async fn create_user(&self, user: &User) -> Result<()> {
+        users::create_user(self, user).await
+    }
+
+    async fn create_first_user(&self, user: &User) -> Result<bool> {
+        users::create_first_user(self, user).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        users::user_by_email(self, email).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        users::list_users(self).await
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<User> {
+        users::get_user(self, id).await
+    }
+
+    async fn delete_user(&self, id: Uuid) -> Result<()> {
+        users::delete_user(self, id).await
+    }
+
+    async fn set_user_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<()> {
+        users::set_user_password(self, id, password_hash, keep_session).await
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<()> {
+        users::create_session(self, session).await
+    }
+
+    async fn session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<(Session, User)>> {
+        users::session(self, id, now).await
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<()> {
+        users::delete_session(self, id).await
+    }
+
+    async fn create_source(&self, source: &Source, secret: &SecretString) -> Result<()> {
+        sources::create_source(self, source, secret).await
+    }
+
+    async fn get_source(&self, id: Uuid) -> Result<Source> {
+        sources::get_source(self, id).await
+    }
+
+    async fn list_sources(&self, team_ids: Option<&[Uuid]>) -> Result<Vec<Source>> {
+        sources::list_sources(self, team_ids).await
+    }
+
+    async fn update_source(&self, source: &Source) -> Result<()> {
+        sources::update_source(self, source).await
+    }
+
+    async fn delete_source(&self, id: Uuid) -> Result<()> {
+        sources::delete_source(self, id).await
+    }
+
+    async fn source_secret(&self, id: Uuid) -> Result<SecretString> {
+        sources::source_secret(self, id).await
+    }
+
+    async fn rotate_source_secret(&self, id: Uuid, secret: &SecretString) -> Result<()> {
+        sources::rotate_source_secret(self, id, secret).await
+    }
+
+    async fn source_by_secret(&self, secret: &str) -> Result<Option<Source>> {
+        sources::source_by_secret(self, secret).await
+    }
+
+    async fn open_incident_for_key(
+        &self,
+        source_id: Uuid,
+        dedup_key: &str,
+    ) -> Result<Option<Incident>> {
+        sources::open_incident_for_key(self, source_id, dedup_key).await
+    }
+
+    async fn create_incident_for_key(
+        &self,
+        source_id: Uuid,
+        dedup_key: &str,
+        incident: &Incident,
+        timeline: &[TimelineEntry],
+        links: &[NewLink],
+    ) -> Result<()> {
+        sources::create_incident_for_key(self, source_id, dedup_key, incident, timeline, links)
+            .await
+    }
+
+    async fn create_routing_rule(&self, rule: &RoutingRule) -> Result<()> {
+        rules::create_routing_rule(self, rule).await
+    }
+
+    async fn get_routing_rule(&self, id: Uuid) -> Result<RoutingRule> {
+        rules::get_routing_rule(self, id).await
+    }
+
+    async fn list_routing_rules(&self, team_ids: Option<&[Uuid]>) -> Result<Vec<RoutingRule>> {
+        rules::list_routing_rules(self, team_ids).await
+    }
+
+    async fn update_routing_rule(&self, rule: &RoutingRule) -> Result<()> {
+        rules::update_routing_rule(self, rule).await
+    }
+
+    async fn delete_routing_rule(&self, id: Uuid) -> Result<()> {
+        rules::delete_routing_rule(self, id).await
+    }
+}
