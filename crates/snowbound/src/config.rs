@@ -74,6 +74,21 @@ pub struct ServeConfig {
     /// How long a link stays leased by a worker; must exceed two ServiceNow timeouts.
     #[arg(long, env = "SNOWBOUND_LEASE_MS")]
     pub lease_ms: Option<u64>,
+    /// A request's headers must arrive within this, counted from when the connection is
+    /// ready for them (so it is also how long an idle kept-alive connection stays open).
+    #[arg(
+        long,
+        env = "SNOWBOUND_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub http_header_timeout_ms: u64,
+    /// A request's body must arrive completely within this.
+    #[arg(long, env = "SNOWBOUND_HTTP_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub http_body_timeout_ms: u64,
+    /// Open HTTP connections at most (default: half the open-file limit, 64 to 4096);
+    /// more wait to be accepted until one closes.
+    #[arg(long, env = "SNOWBOUND_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
 }
 
 impl ServeConfig {
@@ -91,6 +106,17 @@ impl ServeConfig {
 
     pub fn servicenow_timeout(&self) -> Duration {
         Duration::from_millis(self.servicenow_timeout_ms)
+    }
+
+    pub fn http_limits(&self) -> snowbound_server::listener::Limits {
+        let defaults = snowbound_server::listener::Limits::default();
+        snowbound_server::listener::Limits {
+            header_read_timeout: Duration::from_millis(self.http_header_timeout_ms.max(1)),
+            body_read_timeout: Duration::from_millis(self.http_body_timeout_ms.max(1)),
+            max_connections: self
+                .http_max_connections
+                .unwrap_or(defaults.max_connections),
+        }
     }
 
     pub fn lease_for(&self) -> Duration {
@@ -120,6 +146,9 @@ impl ServeConfig {
             servicenow_rate_limit: 0,
             sync_settle_ms: 500,
             lease_ms: None,
+            http_header_timeout_ms: 10_000,
+            http_body_timeout_ms: 30_000,
+            http_max_connections: None,
         }
     }
 }
