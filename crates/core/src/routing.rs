@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::model::{Incident, Severity};
-use crate::validate::FieldError;
+use crate::validate::{check_field, check_text, limits, FieldError};
 
 /// Compiled regexes stay small, so a rule cannot make every incident change slow.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -237,11 +237,8 @@ pub fn validate_conditions(when: &Conditions) -> Vec<FieldError> {
     if let Some(title) = &when.title_contains {
         if title.is_empty() {
             errors.push(FieldError::new("when.title_contains", "must not be empty"));
-        } else if title.chars().count() > MATCH_VALUE_MAX_CHARS {
-            errors.push(FieldError::new(
-                "when.title_contains",
-                format!("is longer than {MATCH_VALUE_MAX_CHARS} characters"),
-            ));
+        } else if let Err(e) = check_field("when.title_contains", title, MATCH_VALUE_MAX_CHARS) {
+            errors.push(e);
         }
     }
     for (key, matcher) in &when.attributes {
@@ -252,11 +249,14 @@ pub fn validate_conditions(when: &Conditions) -> Vec<FieldError> {
                 "when.attributes",
                 "attribute names must not be empty",
             ));
-        } else if value.chars().count() > MATCH_VALUE_MAX_CHARS {
+        } else if let Err(message) = check_text(key, limits::ATTRIBUTE_NAME) {
+            // Not named in the path: the name may be the very text that is wrong.
             errors.push(FieldError::new(
-                format!("{field}.{op}"),
-                format!("is longer than {MATCH_VALUE_MAX_CHARS} characters"),
+                "when.attributes",
+                format!("an attribute name {message}"),
             ));
+        } else if let Err(e) = check_field(&format!("{field}.{op}"), value, MATCH_VALUE_MAX_CHARS) {
+            errors.push(e);
         } else if let AttributeMatcher::Regex(pattern) = matcher {
             if let Err(e) = compile(pattern) {
                 errors.push(FieldError::new(

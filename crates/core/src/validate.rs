@@ -22,6 +22,58 @@ impl FieldError {
     }
 }
 
+/// Longest strings Snowbound stores, in characters (not bytes). The API refuses longer
+/// ones with 422 naming the field; alert sources that cannot fix their body have
+/// theirs cut instead (see `server::ingest`).
+pub mod limits {
+    pub const TITLE: usize = 1000;
+    pub const DESCRIPTION: usize = 20_000;
+    pub const COMMENT: usize = 4000;
+    pub const NAME: usize = 200;
+    pub const ATTRIBUTE_NAME: usize = 200;
+    pub const ATTRIBUTE_VALUE: usize = 2000;
+    pub const SEVERITY_WORD: usize = 100;
+    pub const DEDUP_KEY: usize = 500;
+    pub const EMAIL: usize = 254;
+}
+
+/// The character PostgreSQL cannot hold in text (SQLite can): refused everywhere, so
+/// both backends keep exactly the same data.
+pub const NUL: char = '\u{0}';
+
+/// Why `value` cannot be stored as text of at most `max_chars` characters.
+pub fn check_text(value: &str, max_chars: usize) -> Result<(), String> {
+    if value.contains(NUL) {
+        return Err("must not contain the NUL character (U+0000)".into());
+    }
+    if value.chars().count() > max_chars {
+        return Err(format!("is longer than {max_chars} characters"));
+    }
+    Ok(())
+}
+
+/// `check_text` as a [`FieldError`] naming `field`.
+pub fn check_field(field: &str, value: &str, max_chars: usize) -> Result<(), FieldError> {
+    check_text(value, max_chars).map_err(|message| FieldError::new(field, message))
+}
+
+/// NUL replaced by U+FFFD, for text from senders that cannot be asked to fix it.
+pub fn replace_nul(value: String) -> String {
+    if value.contains(NUL) {
+        value.replace(NUL, "\u{FFFD}")
+    } else {
+        value
+    }
+}
+
+/// The first `max_chars` characters of `value`.
+pub fn cut(value: String, max_chars: usize) -> String {
+    match value.char_indices().nth(max_chars) {
+        Some((end, _)) => value[..end].to_owned(),
+        None => value,
+    }
+}
+
 /// ServiceNow table and column names: lowercase letters, digits and underscores
 /// (`u_` custom and `x_vendor_app_` scoped names included).
 pub fn is_servicenow_name(name: &str) -> bool {
@@ -175,6 +227,16 @@ mod tests {
 
     fn fields(errors: Vec<FieldError>) -> Vec<String> {
         errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn text_checks_refuse_nul_and_count_characters() {
+        assert!(check_text("Zürich 💥", 9).is_ok());
+        assert!(check_text("Zürich 💥", 8).is_err());
+        assert!(check_text("a\u{0}b", 100).unwrap_err().contains("NUL"));
+        assert_eq!(replace_nul("a\u{0}b".into()), "a\u{FFFD}b");
+        assert_eq!(cut("Zürich".into(), 2), "Zü");
+        assert_eq!(cut("ab".into(), 5), "ab");
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub fn check_email(email: &str) -> Result<(), String> {
     if email.len() < 3 || !email.contains('@') || email.contains(char::is_whitespace) {
         return Err("Enter an email address such as ada@example.com.".into());
     }
-    Ok(())
+    snowbound_core::validate::check_text(email, snowbound_core::validate::limits::EMAIL)
+        .map_err(|problem| format!("The email address {problem}."))
 }
 
 pub fn check_password(password: &str) -> Result<(), String> {
@@ -112,5 +113,8 @@ mod tests {
         assert!(check_new_account("ada@example.com", "0123456789").is_ok());
         assert!(check_new_account("ada", "0123456789").is_err());
         assert!(check_new_account("ada@example.com", "short").is_err());
+        assert!(check_new_account("a\u{0}@example.com", "0123456789").is_err());
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(check_new_account(&long, "0123456789").is_err());
     }
 }

@@ -5,7 +5,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use snowbound_core::validate::FieldError;
+use snowbound_core::validate::{check_text, FieldError};
 use snowbound_store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -126,6 +126,22 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The inner object of the error body, for answers that carry several errors.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.inner()).unwrap_or_default()
+    }
+
+    fn inner(&self) -> Inner<'_> {
+        Inner {
+            code: self.code,
+            message: &self.message,
+            field: self.field.as_deref(),
+            fields: &self.fields,
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}: {}", self.status, self.code, self.message)
@@ -135,12 +151,7 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
-                fields: &self.fields,
-            },
+            error: self.inner(),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, bytes).into_response();
@@ -181,3 +192,8 @@ impl From<StoreError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Refuses text the store must not hold (NUL) or longer than `max_chars`, naming `field`.
+pub fn check_field(field: &str, value: &str, max_chars: usize) -> ApiResult<()> {
+    check_text(value, max_chars).map_err(|message| ApiError::invalid_field(field, message))
+}

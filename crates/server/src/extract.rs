@@ -55,10 +55,27 @@ where
     }
 }
 
+/// The body as bytes, whatever its Content-Type (`/ingest` accepts any).
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        read_body(req, state).await.map(RawBody)
+    }
+}
+
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+        } else if crate::listener::is_body_too_slow(&rejection) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "the request body did not arrive in time",
+            )
         } else {
             ApiError::bad_request("bad_body", "the request body could not be read")
         }

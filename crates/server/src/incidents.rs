@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use snowbound_core::forwarding::check_forward;
+use snowbound_core::validate::{check_text, limits};
 use snowbound_core::{
     new_id, Attributes, ForwardingMode, Incident, IncidentStatus, Severity, TimelineEntry,
 };
@@ -14,13 +15,13 @@ use snowbound_store::{NewLink, Store, StoreError};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{check_field, ApiError, ApiResult};
 use crate::routing::RoutingContext;
 
 /// Optimistic concurrency: a change that loses a race re-reads and tries again this often
 /// before telling the client to retry.
 const MAX_ATTEMPTS: usize = 5;
-pub const TITLE_MAX_CHARS: usize = 1000;
+pub const TITLE_MAX_CHARS: usize = limits::TITLE;
 
 #[derive(Debug, Clone)]
 pub struct NewIncident {
@@ -85,10 +86,13 @@ impl IncidentService {
         new: NewIncident,
         key: Option<(Uuid, &str)>,
     ) -> ApiResult<Option<Incident>> {
-        let title = checked_title(&new.title)?;
         if !caller.sees_team(new.team_id) {
             return Err(ApiError::invalid_field("team_id", "no such team"));
         }
+        // Checked before the team, so a bad field is named even for a missing team.
+        checked_title(&new.title)?;
+        check_field("description", &new.description, limits::DESCRIPTION)?;
+        check_attributes(&new.attributes)?;
         match self.store.get_team(new.team_id).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
@@ -96,7 +100,22 @@ impl IncidentService {
             }
             Err(e) => return Err(e.into()),
         }
+        let routing = RoutingContext::load(&*self.store, new.team_id).await?;
+        self.open_in(caller, new, key, &routing).await
+    }
 
+    /// [`Self::open`] for a team known to exist, with its routing already read (an
+    /// alert body reads it once for all its alerts).
+    pub(crate) async fn open_in(
+        &self,
+        caller: &Caller,
+        new: NewIncident,
+        key: Option<(Uuid, &str)>,
+        routing: &RoutingContext,
+    ) -> ApiResult<Option<Incident>> {
+        let title = checked_title(&new.title)?;
+        check_field("description", &new.description, limits::DESCRIPTION)?;
+        check_attributes(&new.attributes)?;
         let now = now_ms();
         let incident = Incident {
             id: new_id(),
@@ -116,9 +135,7 @@ impl IncidentService {
             "opened",
             format!("opened with severity {}", incident.severity),
         )];
-        let routed = RoutingContext::load(&*self.store, incident.team_id)
-            .await?
-            .at_open(&incident, &caller.actor, now);
+        let routed = routing.at_open(&incident, &caller.actor, now);
         timeline.extend(routed.timeline);
         let links = routed.links;
         let written = match key {
@@ -177,6 +194,18 @@ impl IncidentService {
         change: &Change,
         actor: &str,
     ) -> ApiResult<Attempt> {
+        let routing = RoutingContext::load(&*self.store, old.team_id).await?;
+        self.attempt_in(old, change, actor, &routing).await
+    }
+
+    /// [`Self::attempt`] with the team's routing already read.
+    pub(crate) async fn attempt_in(
+        &self,
+        old: Incident,
+        change: &Change,
+        actor: &str,
+        routing: &RoutingContext,
+    ) -> ApiResult<Attempt> {
         let now = now_ms();
         let Some((new, mut timeline)) = apply(&old, change, actor, now)? else {
             return Ok(Attempt::Unchanged(old));
@@ -188,9 +217,7 @@ impl IncidentService {
             .into_iter()
             .map(|l| l.integration_id)
             .collect();
-        let routed = RoutingContext::load(&*self.store, new.team_id)
-            .await?
-            .after_change(&new, &linked, now);
+        let routed = routing.after_change(&new, &linked, now);
         timeline.extend(routed.timeline);
         match self
             .store
@@ -280,13 +307,23 @@ fn checked_title(title: &str) -> ApiResult<String> {
     if title.is_empty() {
         return Err(ApiError::invalid_field("title", "is required"));
     }
-    if title.chars().count() > TITLE_MAX_CHARS {
-        return Err(ApiError::invalid_field(
-            "title",
-            format!("is longer than {TITLE_MAX_CHARS} characters"),
-        ));
-    }
+    check_field("title", title, TITLE_MAX_CHARS)?;
     Ok(title.to_owned())
+}
+
+/// A bad name is not repeated in the field path: it may be the very text that is wrong.
+pub(crate) fn check_attributes(attributes: &Attributes) -> ApiResult<()> {
+    for (name, value) in attributes {
+        check_text(name, limits::ATTRIBUTE_NAME).map_err(|message| {
+            ApiError::invalid_field("attributes", format!("an attribute name {message}"))
+        })?;
+        check_field(
+            &format!("attributes.{name}"),
+            value,
+            limits::ATTRIBUTE_VALUE,
+        )?;
+    }
+    Ok(())
 }
 
 fn transition_error(from: IncidentStatus, action: &str, allowed_from: &str) -> ApiError {
@@ -333,6 +370,9 @@ pub fn apply(
                     new.title = title;
                 }
             }
+            if let Some(description) = description {
+                check_field("description", description, limits::DESCRIPTION)?;
+            }
             if let Some(description) = description.as_ref().filter(|d| **d != old.description) {
                 timeline.push(entry(
                     now,
@@ -357,6 +397,9 @@ pub fn apply(
                     "resolve",
                     "open or acknowledged",
                 ));
+            }
+            if let Some(comment) = comment {
+                check_field("comment", comment, limits::COMMENT)?;
             }
             let comment = comment
                 .as_deref()
@@ -398,6 +441,9 @@ pub fn apply(
             if let Some((edited, entries)) = apply(old, &edit, actor, now)? {
                 new = edited;
                 timeline = entries;
+            }
+            if let Some(attributes) = attributes {
+                check_attributes(attributes)?;
             }
             if let Some(attributes) = attributes.as_ref().filter(|a| **a != old.attributes) {
                 new.attributes = attributes.clone();

@@ -1,6 +1,7 @@
 //! Snowbound's HTTP surface: `/api/v1` (teams, tokens, integrations, incidents) and
 //! `/healthz`. The binary resolves the admin token and builds an [`AppState`];
-//! [`router`] turns it into an axum `Router` ready for `axum::serve`.
+//! [`router`] turns it into an axum `Router`, and [`listener::serve`] serves it within
+//! bounds that slow clients cannot exhaust.
 //!
 //! Every error is JSON: `{"error":{"code","message","field"?,"fields"?}}`.
 
@@ -13,6 +14,7 @@ pub mod incidents;
 /// Public for the fuzz targets: the parsers read whatever the network sends.
 pub mod ingest;
 mod integration_input;
+pub mod listener;
 mod routes;
 mod routing;
 mod servicenow;

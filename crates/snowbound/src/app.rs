@@ -118,11 +118,13 @@ impl App {
         )
         .with_servicenow_client(client);
         let router = snowbound_server::router(state);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(wait_for(stopped))
-                .await
-        });
+        let limits = config.http_limits();
+        let server = tokio::spawn(snowbound_server::listener::serve(
+            listener,
+            router,
+            limits,
+            wait_for(stopped),
+        ));
         tracing::info!(%addr, %public_url, "Snowbound is listening");
         Ok(App {
             addr,

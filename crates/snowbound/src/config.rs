@@ -13,6 +13,11 @@ use snowbound_engine::{defaults, Backoff, EngineConfig};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./snowbound-data";
 
+const HTTP_HEADER_TIMEOUT_MS: u64 =
+    snowbound_server::listener::DEFAULT_HEADER_READ_TIMEOUT.as_millis() as u64;
+const HTTP_BODY_TIMEOUT_MS: u64 =
+    snowbound_server::listener::DEFAULT_BODY_READ_TIMEOUT.as_millis() as u64;
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// Address the HTTP API listens on.
@@ -95,6 +100,21 @@ pub struct ServeConfig {
     /// hold one call: this × 3/4 ≥ SNOWBOUND_SERVICENOW_TIMEOUT_MS + 1000.
     #[arg(long, env = "SNOWBOUND_LEASE_MS", default_value_t = defaults::LEASE_MS)]
     pub lease_ms: u64,
+    /// A request's headers must arrive within this, counted from when the connection is
+    /// ready for them (so it is also how long an idle kept-alive connection stays open).
+    #[arg(
+        long,
+        env = "SNOWBOUND_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = HTTP_HEADER_TIMEOUT_MS
+    )]
+    pub http_header_timeout_ms: u64,
+    /// A request's body must arrive completely within this.
+    #[arg(long, env = "SNOWBOUND_HTTP_BODY_TIMEOUT_MS", default_value_t = HTTP_BODY_TIMEOUT_MS)]
+    pub http_body_timeout_ms: u64,
+    /// Open HTTP connections at most (default: half the open-file limit, 64 to 4096);
+    /// more wait to be accepted until one closes.
+    #[arg(long, env = "SNOWBOUND_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
 }
 
 /// A setting the node cannot run with, named by its environment variable.
@@ -128,6 +148,17 @@ impl ServeConfig {
 
     pub fn servicenow_timeout(&self) -> Duration {
         Duration::from_millis(self.servicenow_timeout_ms)
+    }
+
+    pub fn http_limits(&self) -> snowbound_server::listener::Limits {
+        let defaults = snowbound_server::listener::Limits::default();
+        snowbound_server::listener::Limits {
+            header_read_timeout: Duration::from_millis(self.http_header_timeout_ms.max(1)),
+            body_read_timeout: Duration::from_millis(self.http_body_timeout_ms.max(1)),
+            max_connections: self
+                .http_max_connections
+                .unwrap_or(defaults.max_connections),
+        }
     }
 
     pub fn lease_for(&self) -> Duration {
@@ -211,6 +242,9 @@ impl ServeConfig {
             servicenow_rate_limit: defaults::SERVICENOW_RATE_LIMIT,
             sync_settle_ms: defaults::SYNC_SETTLE_MS,
             lease_ms: defaults::LEASE_MS,
+            http_header_timeout_ms: HTTP_HEADER_TIMEOUT_MS,
+            http_body_timeout_ms: HTTP_BODY_TIMEOUT_MS,
+            http_max_connections: None,
         }
     }
 }

@@ -6,6 +6,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use support::backend::Backend;
 use support::{TestApp, ADMIN_TOKEN};
 
 async fn raw(t: &TestApp, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
@@ -131,4 +132,177 @@ async fn titles_beyond_what_snowbound_accepts_name_the_field() {
         (status, body["error"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("title"))
     );
+}
+
+/// What each API write answers for `value` in one string field: (path, body, field).
+async fn refused_fields(t: &TestApp, bad: &str) -> Vec<(String, StatusCode, Value)> {
+    let team = t.team("core").await;
+    let incident = t.incident(&team, "ok", "minor").await;
+    let integration = t
+        .integration(&team, "always_after_forwarding", json!({}))
+        .await;
+    let rule = |extra: Value| {
+        let mut body = json!({"team_id": team, "name": "r", "then": {"forward_to": [integration]}});
+        support::merge(&mut body, extra);
+        body
+    };
+    let source = |extra: Value| {
+        let mut body = json!({"team_id": team, "type": "webhook", "name": "s"});
+        support::merge(&mut body, extra);
+        body
+    };
+    let incident_body = |extra: Value| {
+        let mut body = json!({"team_id": team, "title": "t", "severity": "minor"});
+        support::merge(&mut body, extra);
+        body
+    };
+    let source_id = support::id(&t.post("/api/v1/sources", source(json!({}))).await);
+    let cases: Vec<(Method, String, Value, &str)> = vec![
+        (
+            Method::POST,
+            "/api/v1/incidents".into(),
+            incident_body(json!({"title": bad})),
+            "title",
+        ),
+        (
+            Method::POST,
+            "/api/v1/incidents".into(),
+            incident_body(json!({"description": bad})),
+            "description",
+        ),
+        (
+            Method::POST,
+            "/api/v1/incidents".into(),
+            incident_body(json!({"attributes": {"host": bad}})),
+            "attributes.host",
+        ),
+        (
+            Method::POST,
+            "/api/v1/incidents".into(),
+            incident_body(json!({"attributes": {bad: "v"}})),
+            "attributes",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/incidents/{incident}"),
+            json!({"title": bad}),
+            "title",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/incidents/{incident}"),
+            json!({"description": bad}),
+            "description",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/incidents/{incident}/resolve"),
+            json!({"comment": bad}),
+            "comment",
+        ),
+        (
+            Method::POST,
+            "/api/v1/teams".into(),
+            json!({"name": bad}),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tokens".into(),
+            json!({"name": bad, "team_ids": [team]}),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sources".into(),
+            source(json!({"name": bad})),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sources".into(),
+            source(json!({"severity_map": {bad: "critical"}})),
+            "severity_map",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/sources/{source_id}"),
+            json!({"name": bad}),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/api/v1/routing-rules".into(),
+            rule(json!({"name": bad})),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/api/v1/routing-rules".into(),
+            rule(json!({"when": {"title_contains": bad}})),
+            "when.title_contains",
+        ),
+        (
+            Method::POST,
+            "/api/v1/routing-rules".into(),
+            rule(json!({"when": {"attributes": {"env": bad}}})),
+            "when.attributes.env.equals",
+        ),
+        (
+            Method::POST,
+            "/api/v1/routing-rules".into(),
+            rule(json!({"when": {"attributes": {bad: "prod"}}})),
+            "when.attributes",
+        ),
+    ];
+    let mut answers = Vec::new();
+    for (method, path, body, field) in cases {
+        let (status, answer) = t.call(method.clone(), &path, Some(body)).await;
+        answers.push((format!("{method} {path} {field}"), status, answer.clone()));
+        assert_eq!(
+            (status, answer["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{method} {path} ({field}): {answer}"
+        );
+    }
+    let view = t.get(&format!("/api/v1/incidents/{incident}")).await;
+    assert_eq!(
+        (view["title"].as_str(), view["status"].as_str()),
+        (Some("ok"), Some("open"))
+    );
+    assert_eq!(incident_count(t).await, 1, "no incident stored half-way");
+    assert_eq!(t.get("/api/v1/sources").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.get("/api/v1/routing-rules")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(t.get("/api/v1/teams").await.as_array().unwrap().len(), 1);
+    answers
+}
+
+async fn nul_is_refused_naming_the_field(backend: Backend) {
+    let t = backend.spawn().await;
+    refused_fields(&t, "bad\u{0}value").await;
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_naming_the_field_on_sqlite() {
+    nul_is_refused_naming_the_field(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_naming_the_field_on_postgres() {
+    nul_is_refused_naming_the_field(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn overlong_strings_are_refused_naming_the_field_on_both_backends() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let t = backend.spawn().await;
+        refused_fields(&t, &"x".repeat(20_001)).await;
+    }
 }

@@ -200,3 +200,82 @@ async fn the_password_appears_in_no_answer_log_or_database_file() {
     }
     assert!(files >= 2, "the database and key file were scanned");
 }
+
+/// The ingest URL's secret is the source's only credential: at trace level the request
+/// spans and every line below them show `/ingest/<redacted>`, never the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_secrets_appear_in_no_log_line_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut node = Node::start_with(
+        &dir.path().join("data"),
+        &[("RUST_LOG", "trace")],
+        Some(&log),
+    )
+    .await;
+    let api = Client {
+        base: node.base.clone(),
+        http: reqwest::Client::new(),
+        answers: Default::default(),
+    };
+    let team = api.post("/api/v1/teams", json!({"name": "ops"})).await;
+    let mut secrets = Vec::new();
+    for kind in ["webhook", "alertmanager"] {
+        let source = api
+            .post(
+                "/api/v1/sources",
+                json!({"team_id": team["id"], "type": kind, "name": kind}),
+            )
+            .await;
+        let url = source["ingest_url"].as_str().unwrap().to_owned();
+        let secret = url.rsplit('/').next().unwrap().to_owned();
+        assert!(secret.len() > 20, "{url}");
+        let bodies = match kind {
+            "webhook" => vec![
+                json!({"dedup_key": "k", "title": "t", "severity": "minor"}),
+                json!({"dedup_key": "k", "title": "t", "severity": "nonsense"}),
+            ],
+            _ => vec![
+                json!({"alerts": [{"status": "firing", "labels": {"alertname": "A"}}]}),
+                json!({"alerts": [{"status": "pending"}]}),
+            ],
+        };
+        for body in bodies {
+            let answer = api.http.post(&url).json(&body).send().await.unwrap();
+            assert!(answer.status().as_u16() < 500, "{}", answer.status());
+        }
+        // With a query and a trailing slash, and a rotated (unknown) secret.
+        let _ = api.http.post(format!("{url}?x=1")).body("{").send().await;
+        let _ = api.http.post(format!("{url}/")).send().await;
+        let _ = api.http.get(&url).send().await;
+        secrets.push(secret);
+    }
+    let unknown = "sbi_0123456789abcdef0123456789abcdef-unknown";
+    let _ = api
+        .http
+        .post(format!("{}/ingest/{unknown}", node.base))
+        .body("{}")
+        .send()
+        .await;
+    secrets.push(unknown.to_owned());
+
+    node.signal("-TERM");
+    node.wait_exit(Duration::from_secs(15));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("/ingest/<redacted>"),
+        "the ingest requests were traced"
+    );
+    for secret in &secrets {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(secret.as_str()))
+            .collect();
+        assert!(
+            lines.is_empty(),
+            "an ingest secret appears in {} log lines, e.g. {}",
+            lines.len(),
+            lines[0]
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Prometheus Alertmanager's webhook body (version 4). Lenient where Alertmanager may
 //! grow (unknown keys are ignored) and where a person wrote the alert rule (long
 //! summaries are cut, unknown severities become minor): an alert must not be refused
-//! for a detail. One incident per alert fingerprint.
+//! for a detail. One incident per alert fingerprint. Each alert of a body is parsed on
+//! its own, so one malformed alert is refused without costing its neighbours.
 
 use std::collections::BTreeMap;
 
@@ -10,9 +11,11 @@ use sha2::{Digest, Sha256};
 use snowbound_core::source::Source;
 use snowbound_core::Attributes;
 
+use snowbound_core::validate::{cut, limits, replace_nul};
+
 use super::{checked_key, Alert, AlertEvent, AlertFields};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::parse_json;
+use crate::extract::{from_value, parse_json};
 use crate::incidents::TITLE_MAX_CHARS;
 
 /// Annotations share the attribute map with labels under this prefix, so a label and
@@ -23,7 +26,7 @@ pub const ANNOTATION_PREFIX: &str = "annotations.";
 struct Body {
     #[serde(default)]
     version: Option<String>,
-    alerts: Vec<AmAlert>,
+    alerts: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -37,7 +40,9 @@ struct AmAlert {
     fingerprint: Option<String>,
 }
 
-pub fn parse(body: &[u8], source: &Source) -> ApiResult<Vec<Alert>> {
+/// The body's alerts, each parsed or refused on its own; `Err` only when the body as a
+/// whole is not an Alertmanager notification.
+pub fn parse(body: &[u8], source: &Source) -> ApiResult<Vec<ApiResult<Alert>>> {
     let body: Body = parse_json(body)?;
     if let Some(version) = body.version.as_deref().filter(|v| *v != "4") {
         return Err(ApiError::invalid_field(
@@ -45,11 +50,30 @@ pub fn parse(body: &[u8], source: &Source) -> ApiResult<Vec<Alert>> {
             format!("unsupported Alertmanager webhook version `{version}`; expected 4"),
         ));
     }
-    body.alerts
+    Ok(body
+        .alerts
         .into_iter()
         .enumerate()
-        .map(|(index, alert)| one(index, alert, source))
-        .collect()
+        .map(|(index, alert)| {
+            let alert = from_value(alert).map_err(|e| within_alert(index, e))?;
+            one(index, alert, source)
+        })
+        .collect())
+}
+
+/// An error about one alert's JSON, with its path from the body's root.
+fn within_alert(index: usize, err: ApiError) -> ApiError {
+    let prefix = format!("alerts[{index}]");
+    match err.field.as_deref() {
+        Some(field) => {
+            let message = err
+                .message
+                .strip_prefix(&format!("{field}: "))
+                .unwrap_or(&err.message);
+            ApiError::invalid_field(format!("{prefix}.{field}"), message)
+        }
+        None => ApiError::invalid_field(prefix, err.message),
+    }
 }
 
 fn one(index: usize, alert: AmAlert, source: &Source) -> ApiResult<Alert> {
@@ -77,13 +101,25 @@ fn fields(alert: AmAlert, source: &Source) -> AlertFields {
     let title = non_empty(alert.annotations.get("summary"))
         .or_else(|| non_empty(alert.labels.get("alertname")))
         .unwrap_or("Alertmanager alert");
-    let title: String = title.chars().take(TITLE_MAX_CHARS).collect();
-    let description = non_empty(alert.annotations.get("description")).map(str::to_owned);
+    let title = cut(replace_nul(title.to_owned()), TITLE_MAX_CHARS);
+    let description = non_empty(alert.annotations.get("description"))
+        .map(|d| cut(replace_nul(d.to_owned()), limits::DESCRIPTION));
     let severity = source.alertmanager_severity(alert.labels.get("severity").map(String::as_str));
-    let mut attributes: Attributes = alert.labels;
-    for (key, value) in alert.annotations {
-        attributes.insert(format!("{ANNOTATION_PREFIX}{key}"), value);
-    }
+    let annotations = alert
+        .annotations
+        .into_iter()
+        .map(|(key, value)| (format!("{ANNOTATION_PREFIX}{key}"), value));
+    let attributes: Attributes = alert
+        .labels
+        .into_iter()
+        .chain(annotations)
+        .map(|(key, value)| {
+            (
+                cut(replace_nul(key), limits::ATTRIBUTE_NAME),
+                cut(replace_nul(value), limits::ATTRIBUTE_VALUE),
+            )
+        })
+        .collect();
     AlertFields {
         title,
         description,
@@ -146,9 +182,17 @@ mod tests {
       ]
     }"#;
 
+    fn alerts(body: &str) -> Vec<Alert> {
+        parse(body.as_bytes(), &source())
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect()
+    }
+
     #[test]
     fn a_real_notification_becomes_one_alert_per_fingerprint() {
-        let alerts = parse(BODY.as_bytes(), &source()).unwrap();
+        let alerts = alerts(BODY);
         assert_eq!(alerts.len(), 3);
         assert_eq!(alerts[0].dedup_key, "a1b2c3");
         let AlertEvent::Firing(first) = &alerts[0].event else {
@@ -172,7 +216,7 @@ mod tests {
     fn the_source_maps_severities() {
         let body =
             r#"{"alerts":[{"status":"firing","labels":{"severity":"page"},"fingerprint":"f"}]}"#;
-        let alerts = parse(body.as_bytes(), &source()).unwrap();
+        let alerts = alerts(body);
         let AlertEvent::Firing(fields) = &alerts[0].event else {
             panic!("firing")
         };
@@ -184,9 +228,9 @@ mod tests {
     fn without_a_fingerprint_the_labels_identify_the_alert() {
         let body =
             |order: &str| format!(r#"{{"alerts":[{{"status":"firing","labels":{order}}}]}}"#);
-        let a = parse(body(r#"{"a":"1","b":"2"}"#).as_bytes(), &source()).unwrap();
-        let b = parse(body(r#"{"b":"2","a":"1"}"#).as_bytes(), &source()).unwrap();
-        let c = parse(body(r#"{"a":"12"}"#).as_bytes(), &source()).unwrap();
+        let a = alerts(&body(r#"{"a":"1","b":"2"}"#));
+        let b = alerts(&body(r#"{"b":"2","a":"1"}"#));
+        let c = alerts(&body(r#"{"a":"12"}"#));
         assert_eq!(a[0].dedup_key, b[0].dedup_key);
         assert_ne!(a[0].dedup_key, c[0].dedup_key);
     }
@@ -199,14 +243,20 @@ mod tests {
             field(r#"{"version":"3","alerts":[]}"#).as_deref(),
             Some("version")
         );
+        let alert_field = |body: &str| {
+            let mut alerts = parse(body.as_bytes(), &source()).unwrap();
+            alerts.pop().unwrap().unwrap_err().field.unwrap()
+        };
         assert_eq!(
-            field(r#"{"alerts":[{"status":"pending","fingerprint":"f"}]}"#).as_deref(),
-            Some("alerts[0].status")
+            alert_field(r#"{"alerts":[{"status":"pending","fingerprint":"f"}]}"#),
+            "alerts[0].status"
         );
         assert_eq!(
-            field(r#"{"alerts":[{"status":"firing","labels":{"a":1}}]}"#).as_deref(),
-            Some("alerts[0].labels.a")
+            alert_field(r#"{"alerts":[{"status":"firing"},{"status":"firing","labels":{"a":1}}]}"#),
+            "alerts[1].labels.a"
         );
+        assert_eq!(alert_field(r#"{"alerts":[7]}"#), "alerts[0]");
+        assert_eq!(alert_field(r#"{"alerts":[{}]}"#), "alerts[0].status");
         for garbage in ["", "[]", "{\"alerts\":{}}", "\u{0}"] {
             assert!(parse(garbage.as_bytes(), &source()).is_err());
         }

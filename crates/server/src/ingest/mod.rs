@@ -2,6 +2,11 @@
 //! panic: they read whatever the network sends); [`IncidentService::ingest`] applies
 //! one parsed alert through the same service as every other change, and answers only
 //! once the change is committed, so an accepted alert is never lost.
+//!
+//! Senders cannot be asked to fix a body the way a person using the API can
+//! (Alertmanager does not resend on a 4xx), so ingest keeps what it can: NUL, which
+//! PostgreSQL cannot store, becomes U+FFFD in every string of an alert; Alertmanager's
+//! over-long values are cut (the webhook, written by people, refuses them by name).
 
 pub mod alertmanager;
 pub mod webhook;
@@ -11,16 +16,18 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use serde::Serialize;
 use snowbound_core::source::Source;
+use snowbound_core::validate::{check_text, limits, replace_nul};
 use snowbound_core::{Attributes, Severity};
 use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::incidents::{Attempt, Change, IncidentService, NewIncident};
+use crate::routing::RoutingContext;
 
 /// Longest dedup key we keep; longer ones are refused, not cut (cutting could merge
 /// two different alerts into one incident).
-pub const DEDUP_KEY_MAX_CHARS: usize = 500;
+pub const DEDUP_KEY_MAX_CHARS: usize = limits::DEDUP_KEY;
 
 /// Races between alerts with one key, or with people editing the incident, are retried
 /// this often before the sender is told to retry (it will: 5xx/409 are retried by both
@@ -59,12 +66,34 @@ pub struct Outcome {
     pub incident_id: Option<Uuid>,
 }
 
+/// What every alert of one body shares, read once per body rather than once per alert:
+/// the source, its caller, and its team's integrations and routing rules (a rule saved
+/// while a body is applied acts from the next body on).
+pub(crate) struct Intake {
+    source: Source,
+    caller: Caller,
+    routing: RoutingContext,
+}
+
 impl IncidentService {
-    pub(crate) async fn ingest(&self, source: &Source, alert: Alert) -> ApiResult<Outcome> {
-        let caller = Caller {
-            actor: source.actor(),
-            scope: Scope::Teams(vec![source.team_id]),
-        };
+    pub(crate) async fn intake(&self, source: Source) -> ApiResult<Intake> {
+        let routing = RoutingContext::load(&*self.store, source.team_id).await?;
+        Ok(Intake {
+            caller: Caller {
+                actor: source.actor(),
+                scope: Scope::Teams(vec![source.team_id]),
+            },
+            source,
+            routing,
+        })
+    }
+
+    pub(crate) async fn ingest(&self, intake: &Intake, alert: Alert) -> ApiResult<Outcome> {
+        let Intake {
+            source,
+            caller,
+            routing,
+        } = intake;
         let outcome = |action, incident_id| Outcome {
             dedup_key: alert.dedup_key.clone(),
             action,
@@ -90,7 +119,7 @@ impl IncidentService {
                         attributes: fields.attributes.clone().unwrap_or_default(),
                     };
                     let key = Some((source.id, alert.dedup_key.as_str()));
-                    match self.open(&caller, new, key).await? {
+                    match self.open_in(caller, new, key, routing).await? {
                         Some(incident) => return Ok(outcome("opened", Some(incident.id))),
                         // Another alert with this key opened it first: update that one.
                         None => continue,
@@ -112,7 +141,10 @@ impl IncidentService {
                 Change::Resolve { .. } => "resolved",
                 _ => "updated",
             };
-            match self.attempt(old, &change, &caller.actor).await? {
+            match self
+                .attempt_in(old, &change, &caller.actor, routing)
+                .await?
+            {
                 Attempt::Unchanged(incident) => return Ok(outcome("unchanged", Some(incident.id))),
                 Attempt::Changed(incident) => {
                     return Ok(outcome(changed_action, Some(incident.id)))
@@ -155,15 +187,10 @@ fn key_lock(source_id: Uuid, key: &str) -> Arc<tokio::sync::Mutex<()>> {
 
 /// `dedup_key` checks shared by every kind of source.
 pub(crate) fn checked_key(key: &str, field: &str) -> ApiResult<String> {
-    let key = key.trim();
+    let key = replace_nul(key.trim().to_owned());
     if key.is_empty() {
         return Err(ApiError::invalid_field(field, "is required"));
     }
-    if key.chars().count() > DEDUP_KEY_MAX_CHARS {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("is longer than {DEDUP_KEY_MAX_CHARS} characters"),
-        ));
-    }
-    Ok(key.to_owned())
+    check_text(&key, DEDUP_KEY_MAX_CHARS).map_err(|m| ApiError::invalid_field(field, m))?;
+    Ok(key)
 }

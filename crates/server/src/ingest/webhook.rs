@@ -10,10 +10,12 @@ use serde_json::Value;
 use snowbound_core::source::Source;
 use snowbound_core::Attributes;
 
+use snowbound_core::validate::{limits, replace_nul};
+
 use super::{checked_key, Alert, AlertEvent, AlertFields};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{check_field, ApiError, ApiResult};
 use crate::extract::parse_json;
-use crate::incidents::TITLE_MAX_CHARS;
+use crate::incidents::{check_attributes, TITLE_MAX_CHARS};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,15 +51,15 @@ pub fn parse(body: &[u8], source: &Source) -> ApiResult<Alert> {
 }
 
 fn fields(body: Body, source: &Source) -> ApiResult<AlertFields> {
-    let title = body.title.as_deref().map(str::trim).unwrap_or_default();
+    let title = replace_nul(body.title.unwrap_or_default());
+    let title = title.trim();
     if title.is_empty() {
         return Err(ApiError::invalid_field("title", "is required"));
     }
-    if title.chars().count() > TITLE_MAX_CHARS {
-        return Err(ApiError::invalid_field(
-            "title",
-            format!("is longer than {TITLE_MAX_CHARS} characters"),
-        ));
+    check_field("title", title, TITLE_MAX_CHARS)?;
+    let description = body.description.map(replace_nul);
+    if let Some(description) = &description {
+        check_field("description", description, limits::DESCRIPTION)?;
     }
     let word = body
         .severity
@@ -74,9 +76,12 @@ fn fields(body: Body, source: &Source) -> ApiResult<AlertFields> {
         )
     })?;
     let attributes = body.attributes.map(attributes).transpose()?;
+    if let Some(attributes) = &attributes {
+        check_attributes(attributes)?;
+    }
     Ok(AlertFields {
         title: title.to_owned(),
-        description: body.description,
+        description,
         severity,
         attributes,
     })
@@ -87,8 +92,9 @@ fn fields(body: Body, source: &Source) -> ApiResult<AlertFields> {
 fn attributes(raw: BTreeMap<String, Value>) -> ApiResult<Attributes> {
     raw.into_iter()
         .map(|(key, value)| {
+            let key = replace_nul(key);
             let text = match value {
-                Value::String(s) => s,
+                Value::String(s) => replace_nul(s),
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 Value::Null | Value::Array(_) | Value::Object(_) => {

@@ -1,44 +1,95 @@
 //! `POST /ingest/{secret}`: no bearer token; the secret in the URL names the source and
 //! is its only credential. Any Content-Type is accepted (many senders set none); the
-//! body must be JSON of the source's kind. 202 is answered only after every alert in
-//! the body is committed; on an error, alerts before it are committed and a repeat of
-//! the whole body is harmless (an unchanged alert writes nothing).
+//! body must be JSON of the source's kind.
+//!
+//! 202 is answered only after every alert that could be stored is committed. The alerts
+//! of an Alertmanager body are applied one by one, each on its own, so one alert never
+//! costs the others:
+//! - a malformed alert is refused (`"action": "refused"` with its error) and the rest
+//!   are applied; 202 unless every alert was refused (then 422 naming the first);
+//! - an alert that could not be stored now (database trouble, a key that kept racing)
+//!   makes the answer 503 after all the others were applied, listing what happened to
+//!   each: Alertmanager resends on 5xx only, and the resent body is harmless because an
+//!   alert already stored is unchanged by a repeat.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use bytes::Bytes;
-use serde_json::json;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
 use snowbound_core::source::SourceKind;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Path;
+use crate::extract::{Path, RawBody};
 use crate::ingest::{alertmanager, webhook};
 use crate::state::AppState;
 
 pub async fn ingest(
     State(state): State<AppState>,
     Path(secret): Path<String>,
-    body: Bytes,
-) -> ApiResult<impl IntoResponse> {
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
     let source = state
         .store
         .source_by_secret(&secret)
         .await?
         .ok_or_else(|| ApiError::not_found("source (unknown or rotated ingest URL)"))?;
     let service = state.incidents();
-    let answer = match source.kind {
+    match source.kind {
         SourceKind::Webhook => {
             let alert = webhook::parse(&body, &source)?;
-            json!(service.ingest(&source, alert).await?)
+            let intake = service.intake(source).await?;
+            let outcome = service.ingest(&intake, alert).await?;
+            Ok((StatusCode::ACCEPTED, axum::Json(json!(outcome))).into_response())
         }
         SourceKind::Alertmanager => {
-            let mut outcomes = Vec::new();
-            for alert in alertmanager::parse(&body, &source)? {
-                outcomes.push(service.ingest(&source, alert).await?);
+            let alerts = alertmanager::parse(&body, &source)?;
+            if let Some(Err(first)) = alerts.first() {
+                if alerts.iter().all(Result::is_err) {
+                    return Err(first.clone());
+                }
             }
-            json!({ "alerts": outcomes })
+            let intake = service.intake(source).await?;
+            let mut answers = Vec::with_capacity(alerts.len());
+            let mut unstored = 0;
+            for alert in alerts {
+                let answer = match alert {
+                    Err(refused) => json!({"action": "refused", "error": refused.to_json()}),
+                    Ok(alert) => {
+                        let dedup_key = alert.dedup_key.clone();
+                        match service.ingest(&intake, alert).await {
+                            Ok(outcome) => json!(outcome),
+                            Err(e) => {
+                                unstored += 1;
+                                json!({"dedup_key": dedup_key, "action": "failed",
+                                       "error": e.to_json()})
+                            }
+                        }
+                    }
+                };
+                answers.push(answer);
+            }
+            if unstored > 0 {
+                return Ok(partly_stored(unstored, answers));
+            }
+            Ok((
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "alerts": answers })),
+            )
+                .into_response())
         }
-    };
-    Ok((StatusCode::ACCEPTED, axum::Json(answer)))
+    }
+}
+
+fn partly_stored(unstored: usize, answers: Vec<Value>) -> Response {
+    let error = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_stored",
+        format!(
+            "{unstored} of {} alerts could not be stored now; send the body again \
+             (alerts already stored are unchanged by a repeat)",
+            answers.len()
+        ),
+    );
+    let body = json!({"error": error.to_json(), "alerts": answers});
+    (error.status, axum::Json(body)).into_response()
 }

@@ -99,8 +99,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::map_response(json_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// tower-http's default span with the ingest secret left out: the URL is the source's
+/// only credential, and every log line inside a request carries its span.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %loggable_uri(request.uri()),
+        version = ?request.version(),
+    )
+}
+
+fn loggable_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
+    match uri.path().strip_prefix("/ingest/") {
+        Some(_) => "/ingest/<redacted>".into(),
+        None => uri
+            .path_and_query()
+            .map_or(uri.path(), |p| p.as_str())
+            .into(),
+    }
 }
 
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {

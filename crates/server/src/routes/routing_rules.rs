@@ -17,15 +17,16 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use snowbound_core::new_id;
 use snowbound_core::routing::{validate_conditions, Actions, Conditions, RoutingRule};
+use snowbound_core::validate::limits;
 use snowbound_store::StoreError;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{check_field, ApiError, ApiResult};
 use crate::extract::{from_value, Json, Path, Query};
 use crate::state::AppState;
 
-const NAME_MAX_CHARS: usize = 200;
+const NAME_MAX_CHARS: usize = limits::NAME;
 const MAX_TARGETS: usize = 50;
 
 #[derive(Deserialize)]
@@ -55,12 +56,7 @@ fn checked_name(name: &str) -> ApiResult<String> {
     if name.is_empty() {
         return Err(ApiError::invalid_field("name", "is required"));
     }
-    if name.chars().count() > NAME_MAX_CHARS {
-        return Err(ApiError::invalid_field(
-            "name",
-            format!("is longer than {NAME_MAX_CHARS} characters"),
-        ));
-    }
+    check_field("name", name, NAME_MAX_CHARS)?;
     Ok(name.to_owned())
 }
 

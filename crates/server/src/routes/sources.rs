@@ -16,16 +16,17 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use snowbound_core::source::{Source, SourceKind};
+use snowbound_core::validate::{check_text, limits};
 use snowbound_core::{new_id, Severity};
 use snowbound_store::StoreError;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{check_field, ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
-const NAME_MAX_CHARS: usize = 200;
+const NAME_MAX_CHARS: usize = limits::NAME;
 /// Prefix of ingest secrets, so a leaked URL is recognisable in logs and scanners.
 const SECRET_PREFIX: &str = "sbi_";
 
@@ -93,12 +94,7 @@ fn checked_name(name: &str) -> ApiResult<String> {
     if name.is_empty() {
         return Err(ApiError::invalid_field("name", "is required"));
     }
-    if name.chars().count() > NAME_MAX_CHARS {
-        return Err(ApiError::invalid_field(
-            "name",
-            format!("is longer than {NAME_MAX_CHARS} characters"),
-        ));
-    }
+    check_field("name", name, NAME_MAX_CHARS)?;
     Ok(name.to_owned())
 }
 
@@ -113,6 +109,10 @@ fn checked_map(map: BTreeMap<String, Severity>) -> ApiResult<BTreeMap<String, Se
                 "keys must not be empty",
             ));
         }
+        // Not named in the path: the key may be the very text that is wrong.
+        check_text(&key, limits::SEVERITY_WORD).map_err(|message| {
+            ApiError::invalid_field("severity_map", format!("a key {message}"))
+        })?;
         checked.insert(key, severity);
     }
     Ok(checked)

@@ -5,16 +5,17 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use snowbound_core::validate::limits;
 use snowbound_core::{new_id, Team};
 use snowbound_store::{ApiToken, StoreError};
 use uuid::Uuid;
 
 use crate::auth::{generate_token, Caller};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{check_field, ApiError, ApiResult};
 use crate::extract::Json;
 use crate::state::{hash_token, AppState};
 
-const NAME_MAX_CHARS: usize = 200;
+const NAME_MAX_CHARS: usize = limits::NAME;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,12 +28,7 @@ fn checked_name(name: &str) -> ApiResult<String> {
     if name.is_empty() {
         return Err(ApiError::invalid_field("name", "is required"));
     }
-    if name.chars().count() > NAME_MAX_CHARS {
-        return Err(ApiError::invalid_field(
-            "name",
-            format!("is longer than {NAME_MAX_CHARS} characters"),
-        ));
-    }
+    check_field("name", name, NAME_MAX_CHARS)?;
     Ok(name.to_owned())
 }
 
