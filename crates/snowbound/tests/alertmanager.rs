@@ -225,3 +225,46 @@ async fn a_firing_alert_from_alertmanager_reaches_servicenow_and_its_resolution_
         "one incident for one alert fingerprint"
     );
 }
+
+/// On PostgreSQL, which cannot store NUL: Alertmanager's body of three alerts, the middle
+/// one with NUL in a label and its summary, becomes three incidents (NUL as U+FFFD).
+#[tokio::test]
+async fn a_nul_in_one_alert_loses_none_of_alertmanagers_body_on_postgres() {
+    let app = support::backend::Backend::Postgres.spawn().await;
+    let team = app.team("sre").await;
+    let source = app
+        .post(
+            "/api/v1/sources",
+            json!({"team_id": team, "type": "alertmanager", "name": "prometheus"}),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut am = Alertmanager::start(dir.path(), source["ingest_url"].as_str().unwrap());
+    am.wait_ready(&app.http).await;
+    let alert = |instance: &str, summary: &str| {
+        json!({"labels": {"alertname": "DiskFull", "instance": instance},
+               "annotations": {"summary": summary}, "startsAt": Utc::now().to_rfc3339()})
+    };
+    am.post_alerts(
+        &app.http,
+        json!([
+            alert("db-1", "first"),
+            alert("db\u{0}2", "second\u{0}"),
+            alert("db-3", "third")
+        ]),
+    )
+    .await;
+    let titles = within(&am, "three incidents from one body", || async {
+        let list = app.get("/api/v1/incidents").await;
+        let mut titles: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_owned())
+            .collect();
+        titles.sort();
+        (titles.len() == 3).then_some(titles)
+    })
+    .await;
+    assert_eq!(titles, ["first", "second\u{FFFD}", "third"]);
+}
