@@ -124,15 +124,17 @@ fn loggable_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Says ok only when the database takes a committed write: a node whose writes fail
+/// (full disk, lost connection) cannot accept an alert, so it must not look healthy.
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    match state.store.get_meta("healthz").await {
-        Ok(_) => Json(serde_json::json!({"status": "ok"})).into_response(),
+    match state.store.check_writable().await {
+        Ok(()) => Json(serde_json::json!({"status": "ok"})).into_response(),
         Err(err) => {
-            tracing::warn!(error = %err, "health check: store does not answer");
+            tracing::warn!(error = %err, "health check: the database refuses writes");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                "the database does not answer",
+                format!("the database does not accept writes: {err}"),
             )
             .into_response()
         }
