@@ -42,9 +42,11 @@ pub fn check_instance_url(url: &Url, policy: InstancePolicy) -> Result<(), Strin
     if !url.username().is_empty() || url.password().is_some() {
         // Stored with the settings, they would be shown to every team that sees the
         // integration and written into the API call log.
-        return Err("must not contain a username or password; enter them in the username \
+        return Err(
+            "must not contain a username or password; enter them in the username \
                     and password settings"
-            .to_owned());
+                .to_owned(),
+        );
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err("must not have a query (?…) or fragment (#…)".to_owned());
@@ -56,9 +58,11 @@ pub fn check_instance_url(url: &Url, policy: InstancePolicy) -> Result<(), Strin
         "https" => {}
         "http" if policy.allow_local => {}
         "http" => {
-            return Err("must use https:// (plain http:// is allowed only when Snowbound runs \
+            return Err(
+                "must use https:// (plain http:// is allowed only when Snowbound runs \
                         with SNOWBOUND_ALLOW_LOCAL_INSTANCES=true)"
-                .to_owned())
+                    .to_owned(),
+            )
         }
         other => return Err(format!("must start with https://, not {other}://")),
     }
@@ -188,7 +192,12 @@ mod tests {
 
     #[test]
     fn other_schemes_and_non_urls_are_refused() {
-        for bad in ["ftp://acme", "acme.service-now.com", "file:///etc/passwd", ""] {
+        for bad in [
+            "ftp://acme",
+            "acme.service-now.com",
+            "file:///etc/passwd",
+            "",
+        ] {
             assert!(parse_instance_url(bad, ON).is_err(), "{bad}");
         }
     }

@@ -120,7 +120,10 @@ mod tests {
             .collect();
         assert_eq!(
             fields,
-            ["servicenow.close_code", "servicenow.severity.secondary_map.minor"]
+            [
+                "servicenow.close_code",
+                "servicenow.severity.secondary_map.minor"
+            ]
         );
         assert!(check_display_name(&"x".repeat(200)).is_none());
         assert_eq!(

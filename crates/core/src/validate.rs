@@ -32,7 +32,10 @@ pub fn is_servicenow_name(name: &str) -> bool {
 }
 
 /// `policy` is the server's rule for local instances (see [`crate::instance_url`]).
-pub fn validate_servicenow(settings: &ServiceNowSettings, policy: InstancePolicy) -> Vec<FieldError> {
+pub fn validate_servicenow(
+    settings: &ServiceNowSettings,
+    policy: InstancePolicy,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut err = |field: &str, message: String| {
         errors.push(FieldError::new(format!("servicenow.{field}"), message))

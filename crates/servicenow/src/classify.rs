@@ -199,8 +199,7 @@ pub(crate) struct Answer<'a> {
 /// applied.
 pub(crate) fn classify_answer(write: bool, answer: &Answer<'_>) -> Result<Value, Failure> {
     let status = answer.status;
-    if write && status != 408 && !(200..=299).contains(&status) && !speaks_table_api(answer.body)
-    {
+    if write && status != 408 && !(200..=299).contains(&status) && !speaks_table_api(answer.body) {
         // Not ServiceNow's words: a proxy, WAF or SSO page in front of the instance, which
         // may have passed the write on before answering. Only a lookup tells.
         return Err(not_servicenow_after_write(answer));

@@ -198,7 +198,10 @@ fn any_answer_to_a_write_that_is_not_servicenows_json_is_ambiguous() {
             let mut a = answer(status, page);
             a.content_type = Some(content_type);
             let failure = classify_answer(true, &a).unwrap_err();
-            assert!(failure.is_ambiguous(), "{status} {content_type}: {failure:?}");
+            assert!(
+                failure.is_ambiguous(),
+                "{status} {content_type}: {failure:?}"
+            );
         }
         let mut empty = answer(status, "");
         empty.content_type = None;

@@ -125,7 +125,8 @@ mod tests {
             "https://dev1.service-now.com",
             "https://dev1.service-now.com/",
         ] {
-            let built = table_api_url(&url(base), InstancePolicy::PUBLIC_ONLY, &["incident"], &[]).unwrap();
+            let built =
+                table_api_url(&url(base), InstancePolicy::PUBLIC_ONLY, &["incident"], &[]).unwrap();
             assert_eq!(
                 built.as_str(),
                 "https://dev1.service-now.com/api/now/table/incident"
@@ -136,7 +137,13 @@ mod tests {
     #[test]
     fn path_prefix_is_kept() {
         for base in ["https://proxy.example/sn", "https://proxy.example/sn/"] {
-            let built = table_api_url(&url(base), InstancePolicy::PUBLIC_ONLY, &["incident", "abc123"], &[]).unwrap();
+            let built = table_api_url(
+                &url(base),
+                InstancePolicy::PUBLIC_ONLY,
+                &["incident", "abc123"],
+                &[],
+            )
+            .unwrap();
             assert_eq!(
                 built.as_str(),
                 "https://proxy.example/sn/api/now/table/incident/abc123"
@@ -178,7 +185,10 @@ mod tests {
             Ok(())
         );
         let err = validate_instance_url(&local, InstancePolicy::PUBLIC_ONLY).unwrap_err();
-        assert!(err.starts_with("the instance URL must use https://"), "{err}");
+        assert!(
+            err.starts_with("the instance URL must use https://"),
+            "{err}"
+        );
         let err = validate_instance_url(
             &url("https://admin:secret@dev1.service-now.com"),
             InstancePolicy::ALLOW_LOCAL,

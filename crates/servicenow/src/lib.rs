@@ -18,8 +18,8 @@ pub use choices::Choice;
 pub use classify::Failure;
 pub use client::{BuildError, Client, ClientConfig, Exchange};
 pub use connection::{validate_instance_url, Connection};
-pub use snowbound_core::instance_url::InstancePolicy;
 pub use record::Record;
+pub use snowbound_core::instance_url::InstancePolicy;
 pub use test_connection::{Check, TestReport};
 
 /// Field name → string value, as ServiceNow stores them (`"3"`, `"true"`, `""`).

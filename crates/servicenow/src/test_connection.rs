@@ -141,18 +141,19 @@ impl Client {
             Ok(()) => format!("name={}^ORname=task", conn.table),
             Err(_) => "name=task".to_owned(),
         };
-        let url = self.table_url_for(
-            conn,
-            "sys_choice",
-            &[],
-            &[
-                ("sysparm_query", &query),
-                ("sysparm_fields", "value"),
-                ("sysparm_limit", "1"),
-                EXCLUDE_LINKS,
-            ],
-        )
-        .expect("instance URL was validated and all names are constants");
+        let url = self
+            .table_url_for(
+                conn,
+                "sys_choice",
+                &[],
+                &[
+                    ("sysparm_query", &query),
+                    ("sysparm_fields", "value"),
+                    ("sysparm_limit", "1"),
+                    EXCLUDE_LINKS,
+                ],
+            )
+            .expect("instance URL was validated and all names are constants");
         self.send(conn, Method::GET, url, None).await
     }
 }

@@ -114,7 +114,13 @@ async fn an_html_page_is_ambiguous_after_a_create_and_harmless_after_a_read() {
     assert_eq!(exchange.calls[0].status, Some(200));
     let lookup = client().find_by_correlation_id(&conn, "inc-html").await;
     assert!(
-        matches!(&lookup.outcome, Err(Failure::Transient { ambiguous: false, .. })),
+        matches!(
+            &lookup.outcome,
+            Err(Failure::Transient {
+                ambiguous: false,
+                ..
+            })
+        ),
         "{:?}",
         lookup.outcome
     );

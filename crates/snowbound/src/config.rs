@@ -74,6 +74,11 @@ pub struct ServeConfig {
     /// How long a link stays leased by a worker; must exceed two ServiceNow timeouts.
     #[arg(long, env = "SNOWBOUND_LEASE_MS")]
     pub lease_ms: Option<u64>,
+    /// Allow instance URLs with plain http:// or on loopback, private and link-local
+    /// addresses (the demo and tests, with the emulator on 127.0.0.1). Off: any team could
+    /// point an integration at a service next to Snowbound.
+    #[arg(long, env = "SNOWBOUND_ALLOW_LOCAL_INSTANCES", default_value_t = false)]
+    pub allow_local_instances: bool,
 }
 
 impl ServeConfig {
@@ -120,6 +125,7 @@ impl ServeConfig {
             servicenow_rate_limit: 0,
             sync_settle_ms: 500,
             lease_ms: None,
+            allow_local_instances: false,
         }
     }
 }

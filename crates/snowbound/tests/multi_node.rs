@@ -67,6 +67,7 @@ impl Nodes {
                 .env("SNOWBOUND_NODE_ID", format!("node-{i}"))
                 .env("SNOWBOUND_LEASE_MS", "2000")
                 .env("SNOWBOUND_SERVICENOW_TIMEOUT_MS", "800")
+                .env("SNOWBOUND_ALLOW_LOCAL_INSTANCES", "true")
                 .env("SNOWBOUND_RETRY_BASE_MS", "20")
                 .env("SNOWBOUND_RETRY_MAX_MS", "200")
                 .env("RUST_LOG", "warn")
