@@ -323,8 +323,9 @@ fn classify_success(write: bool, answer: &Answer<'_>) -> Result<Value, Failure> 
     }
 }
 
-/// The Table API always answers with an object holding `result` or `error`.
-fn speaks_table_api(body: &[u8]) -> bool {
+/// The Table API always answers with an object holding `result` or `error`; anything
+/// else came from something else (a proxy page, or a service that is no ServiceNow).
+pub fn speaks_table_api(body: &[u8]) -> bool {
     matches!(
         serde_json::from_slice::<Value>(body),
         Ok(Value::Object(map)) if map.contains_key("result") || map.contains_key("error")

@@ -69,6 +69,21 @@ pub async fn list(pool: &PgPool, filter: &ApiCallFilter) -> Result<Vec<ApiCallRe
     if let Some(id) = filter.incident_id {
         query.push(" AND incident_id = ").push_bind(id.to_string());
     }
+    if let Some(teams) = &filter.visible_team_ids {
+        query.push(" AND (");
+        if filter.include_without_incident {
+            query.push("incident_id IS NULL OR ");
+        }
+        query.push("incident_id IN (SELECT id FROM incidents WHERE team_id IN (");
+        if teams.is_empty() {
+            query.push("NULL");
+        }
+        let mut listed = query.separated(", ");
+        for team in teams {
+            listed.push_bind(team.to_string());
+        }
+        query.push(")))");
+    }
     match filter.status_class {
         Some(0) => {
             query.push(" AND status IS NULL");

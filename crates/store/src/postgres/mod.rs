@@ -475,6 +475,28 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn recreate_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE links SET sys_id = NULL, number = NULL, servicenow_state = NULL, \
+             pushed = '{}', create_unsure = TRUE, rev = rev + 1, state = 'pending', \
+             attempts = 0, next_attempt_at = $1 \
+             WHERE incident_id = $2 AND integration_id = $3 AND state = 'parked' \
+             AND sys_id IS NOT NULL",
+        )
+        .bind(ms(Utc::now()))
+        .bind(incident_id.to_string())
+        .bind(integration_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        links::notify(&mut tx, &self.channel).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn lease_due_links(
         &self,
         owner: &str,

@@ -575,6 +575,25 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn recreate_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE links SET sys_id = NULL, number = NULL, servicenow_state = NULL, \
+             pushed = '{}', create_unsure = 1, rev = rev + 1, state = 'pending', attempts = 0, \
+             next_attempt_at = ? \
+             WHERE incident_id = ? AND integration_id = ? AND state = 'parked' \
+             AND sys_id IS NOT NULL",
+        )
+        .bind(ms(Utc::now()))
+        .bind(incident_id.to_string())
+        .bind(integration_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn lease_due_links(
         &self,
         owner: &str,
@@ -656,6 +675,21 @@ impl Store for SqliteStore {
         }
         if let Some(id) = filter.incident_id {
             query.push(" AND incident_id = ").push_bind(id.to_string());
+        }
+        if let Some(teams) = &filter.visible_team_ids {
+            query.push(" AND (");
+            if filter.include_without_incident {
+                query.push("incident_id IS NULL OR ");
+            }
+            query.push("incident_id IN (SELECT id FROM incidents WHERE team_id IN (");
+            if teams.is_empty() {
+                query.push("NULL");
+            }
+            let mut listed = query.separated(", ");
+            for team in teams {
+                listed.push_bind(team.to_string());
+            }
+            query.push(")))");
         }
         match filter.status_class {
             Some(0) => {
