@@ -74,7 +74,11 @@ async fn the_call_log_shows_a_team_only_the_calls_of_incidents_it_sees(db: TestD
         (None, "test-connection"),
     ] {
         store
-            .record_api_calls(integration.id, incident, &[call(integration.id, incident, url)])
+            .record_api_calls(
+                integration.id,
+                incident,
+                &[call(integration.id, incident, url)],
+            )
             .await
             .unwrap();
     }
