@@ -54,6 +54,8 @@ impl Server {
             .env("SNOWBOUND_DATA_DIR", data_dir.path())
             .env("SNOWBOUND_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("SNOWBOUND_SECRET_KEY", "00".repeat(32))
+            // The emulator listens on 127.0.0.1 over plain http.
+            .env("SNOWBOUND_ALLOW_LOCAL_INSTANCES", "true")
             .env(
                 "SNOWBOUND_SERVICENOW_CONCURRENCY",
                 knobs.concurrency.to_string(),

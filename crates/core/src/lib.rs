@@ -5,6 +5,8 @@
 //! exactly what the engine sends.
 
 pub mod forwarding;
+pub mod instance_url;
+pub mod integration_limits;
 pub mod model;
 pub mod routing;
 pub mod source;

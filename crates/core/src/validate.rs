@@ -1,10 +1,9 @@
 //! Validation of integration settings: every problem names the field at fault, in the
 //! dotted path of the HTTP API (`servicenow.close_code`).
 
-use std::net::IpAddr;
-
 use serde::Serialize;
 
+use crate::instance_url::{parse_instance_url, InstancePolicy};
 use crate::model::{ServiceNowSettings, SeverityMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -84,40 +83,17 @@ pub fn is_servicenow_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// `https://` anywhere; plain `http://` only to a loopback host (the emulator, tests),
-/// so credentials never cross a network in clear.
-pub fn check_instance_url(raw: &str) -> Result<(), String> {
-    let url = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL: {e}"))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| "the URL has no host".to_owned())?;
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(host) => Ok(()),
-        "http" => {
-            Err("must use https:// (plain http:// is allowed only to a loopback host)".into())
-        }
-        other => Err(format!("unsupported scheme `{other}`: use https://")),
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
-}
-
-pub fn validate_servicenow(settings: &ServiceNowSettings) -> Vec<FieldError> {
+/// `policy` is the server's rule for local instances (see [`crate::instance_url`]).
+pub fn validate_servicenow(
+    settings: &ServiceNowSettings,
+    policy: InstancePolicy,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut err = |field: &str, message: String| {
         errors.push(FieldError::new(format!("servicenow.{field}"), message))
     };
 
-    if let Err(message) = check_instance_url(&settings.instance_url) {
+    if let Err(message) = parse_instance_url(&settings.instance_url, policy) {
         err("instance_url", message);
     }
     if settings.username.trim().is_empty() {
@@ -241,17 +217,7 @@ mod tests {
 
     #[test]
     fn defaults_with_a_close_code_are_valid() {
-        assert!(validate_servicenow(&valid()).is_empty());
-    }
-
-    #[test]
-    fn plain_http_is_allowed_only_to_loopback() {
-        assert!(check_instance_url("http://127.0.0.1:8089").is_ok());
-        assert!(check_instance_url("http://localhost:8089").is_ok());
-        assert!(check_instance_url("http://[::1]:8089").is_ok());
-        assert!(check_instance_url("http://acme.service-now.com").is_err());
-        assert!(check_instance_url("ftp://acme").is_err());
-        assert!(check_instance_url("acme.service-now.com").is_err());
+        assert!(validate_servicenow(&valid(), InstancePolicy::PUBLIC_ONLY).is_empty());
     }
 
     #[test]
@@ -262,7 +228,7 @@ mod tests {
         s.severity.primary_map.warning = String::new();
         s.severity.secondary_field = Some("impact".into());
         assert_eq!(
-            fields(validate_servicenow(&s)),
+            fields(validate_servicenow(&s, InstancePolicy::PUBLIC_ONLY)),
             vec![
                 "servicenow.table",
                 "servicenow.close_code",

@@ -55,6 +55,17 @@ pub enum FaultAction {
     /// Handle the request (a POST creates its record), then close the connection without
     /// sending the answer: the ambiguous outcome a client must reconcile.
     DropAfterWrite,
+    /// Handle the request (a POST creates its record), then answer `status` with an HTML
+    /// page instead of the Table API's JSON: a proxy, WAF or SSO page in front of the
+    /// instance that passed the request on.
+    HtmlAfterWrite {
+        #[serde(default = "default_html_status")]
+        status: u16,
+    },
+}
+
+fn default_html_status() -> u16 {
+    200
 }
 
 impl Fault {
@@ -96,6 +107,10 @@ impl Fault {
 
     pub fn drop_after_write(method: &str, path: &str) -> Self {
         Self::new(Some(method), path, FaultAction::DropAfterWrite)
+    }
+
+    pub fn html_after_write(method: &str, path: &str, status: u16) -> Self {
+        Self::new(Some(method), path, FaultAction::HtmlAfterWrite { status })
     }
 
     /// Applies to the next `n` matching requests.
@@ -170,7 +185,8 @@ pub struct ReceivedRequest {
     pub body: Value,
     /// Status answered; `None` when nothing was answered (hang, or still in progress).
     pub status: Option<u16>,
-    /// The fault applied, if any (`status`, `latency`, `hang`, `drop_after_write`).
+    /// The fault applied, if any (`status`, `latency`, `hang`, `drop_after_write`,
+    /// `html_after_write`).
     pub fault: Option<String>,
     /// Authenticated user name, when authentication succeeded (for a token request: the
     /// user the issued token acts as).

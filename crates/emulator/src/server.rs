@@ -301,6 +301,19 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             drop_after = true;
             answer(&shared, &parts, &method, &bytes, &mut entry).await
         }
+        Some(FaultAction::HtmlAfterWrite { status }) => {
+            entry.fault = Some("html_after_write".into());
+            let (_, user) = table_api::handle(&shared, &parts, method.clone(), &bytes).await;
+            entry.user = user;
+            let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+            (
+                status,
+                [(http::header::CONTENT_TYPE, "text/html;charset=UTF-8")],
+                "<html><head><title>Access gateway</title></head>\
+                 <body>Your session was checked.</body></html>",
+            )
+                .into_response()
+        }
         Some(FaultAction::Latency { .. }) | None => {
             answer(&shared, &parts, &method, &bytes, &mut entry).await
         }

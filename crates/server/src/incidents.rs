@@ -286,6 +286,43 @@ impl IncidentService {
     }
 }
 
+impl IncidentService {
+    /// A user asks to create again the ServiceNow record of a link parked because the
+    /// record was deleted there. The engine looks it up by correlation id first, so a
+    /// record restored meanwhile is adopted, not doubled.
+    pub async fn recreate_link(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        integration_id: Uuid,
+    ) -> ApiResult<Incident> {
+        let incident = self.visible(caller, id).await?;
+        let link = match self.store.get_link(id, integration_id).await {
+            Ok(link) => link,
+            Err(StoreError::NotFound) => return Err(ApiError::not_found("link")),
+            Err(e) => return Err(e.into()),
+        };
+        let refused = || {
+            ApiError::conflict(
+                "record_not_gone",
+                "only a link parked because its ServiceNow record no longer exists can be \
+                 re-created; use retry for other problems",
+            )
+        };
+        if !crate::views::record_gone(&link) {
+            return Err(refused());
+        }
+        match self.store.recreate_link(id, integration_id).await {
+            Ok(()) => {}
+            // Changed meanwhile (a retry or a settings change woke it).
+            Err(StoreError::NotFound) => return Err(refused()),
+            Err(e) => return Err(e.into()),
+        }
+        self.waker.wake();
+        Ok(incident)
+    }
+}
+
 /// The store keeps milliseconds; an incident whose times already have that precision
 /// reads back exactly as it was written, and `updated_at` comparisons stay meaningful.
 fn now_ms() -> DateTime<Utc> {

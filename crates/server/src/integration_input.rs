@@ -5,6 +5,8 @@
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use snowbound_core::instance_url::{is_public, LOCAL_REFUSED};
+use snowbound_core::integration_limits::{check_display_name, check_servicenow_lengths};
 use snowbound_core::validate::{validate_servicenow, FieldError};
 use snowbound_core::{
     ForwardingMode, Integration, ServiceNowSettings, SeverityMap, SeverityMapping,
@@ -230,45 +232,74 @@ pub struct Checked {
 }
 
 /// Validates everything, reporting every bad field (the first leads the error).
-/// A team token may only use its own teams; other teams are reported as unknown.
+/// `current` is the stored integration for a PATCH (`None` on create).
+/// A team token may only add its own teams; other teams are reported as unknown. Teams
+/// already on the integration are not checked again: an admin may have shared it with a
+/// team its root team cannot see.
 pub async fn check(
     state: &AppState,
     caller: &Caller,
     input: IntegrationInput,
-    password_required: bool,
+    current: Option<&Integration>,
 ) -> ApiResult<Checked> {
     let mut errors = Vec::new();
     let display_name = input.display_name.trim().to_owned();
     if display_name.is_empty() {
         errors.push(FieldError::new("display_name", "is required"));
     }
-    if !team_exists(state, caller, input.root_team_id).await? {
+    errors.extend(check_display_name(&display_name));
+    let unchanged_root = current.is_some_and(|c| c.root_team_id == input.root_team_id);
+    if !unchanged_root && !team_exists(state, caller, input.root_team_id).await? {
         errors.push(FieldError::new("root_team_id", "no such team"));
     }
+    let already_shared = |team: &Uuid| current.is_some_and(|c| c.all_team_ids().contains(team));
     let mut team_ids = Vec::new();
     for team in input.team_ids {
         if team == input.root_team_id || team_ids.contains(&team) {
             continue;
         }
-        if !team_exists(state, caller, team).await? {
+        if !already_shared(&team) && !team_exists(state, caller, team).await? {
             errors.push(FieldError::new("team_ids", format!("no such team {team}")));
         }
         team_ids.push(team);
     }
+    let servicenow = input.servicenow.to_settings();
     let password = match input.servicenow.password.as_deref() {
         Some("") => {
             errors.push(FieldError::new("servicenow.password", "must not be empty"));
             None
         }
         Some(p) => Some(SecretString::from(p.to_owned())),
-        None if password_required => {
-            errors.push(FieldError::new("servicenow.password", "is required"));
-            None
-        }
-        None => None,
+        None => match current {
+            None => {
+                errors.push(FieldError::new("servicenow.password", "is required"));
+                None
+            }
+            // The stored password goes only where, and as whom, it was entered.
+            Some(current)
+                if current.servicenow.instance_url != servicenow.instance_url
+                    || current.servicenow.username != servicenow.username =>
+            {
+                errors.push(FieldError::new(
+                    "servicenow.password",
+                    "is required when the instance URL or username changes: the stored \
+                     password is only sent to the instance and user it was entered for",
+                ));
+                None
+            }
+            Some(_) => None,
+        },
     };
-    let servicenow = input.servicenow.to_settings();
-    errors.extend(validate_servicenow(&servicenow));
+    let policy = state.servicenow.instance_policy();
+    let url_errors_before = errors.len();
+    errors.extend(validate_servicenow(&servicenow, policy));
+    errors.extend(check_servicenow_lengths(&servicenow));
+    let url_refused = errors[url_errors_before..]
+        .iter()
+        .any(|e| e.field == "servicenow.instance_url");
+    if !url_refused && !policy.allow_local && resolves_locally(&servicenow.instance_url).await {
+        errors.push(FieldError::new("servicenow.instance_url", LOCAL_REFUSED));
+    }
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }
@@ -280,6 +311,24 @@ pub async fn check(
         servicenow,
         password,
     })
+}
+
+/// Whether the instance's name resolves to a local address now. The client checks again
+/// at every connect; this names the field while the user is still on the form. A name that
+/// does not resolve (yet) is left to that check.
+async fn resolves_locally(instance_url: &str) -> bool {
+    const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+    let Ok(url) = url::Url::parse(instance_url.trim()) else {
+        return false;
+    };
+    let Some(url::Host::Domain(name)) = url.host() else {
+        return false;
+    };
+    let target = (name.to_owned(), url.port_or_known_default().unwrap_or(443));
+    match tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host(target)).await {
+        Ok(Ok(mut addrs)) => addrs.any(|addr| !is_public(addr.ip())),
+        _ => false,
+    }
 }
 
 async fn team_exists(state: &AppState, caller: &Caller, team: Uuid) -> ApiResult<bool> {
@@ -401,7 +450,7 @@ mod tests {
         let s = input.servicenow.to_settings();
         assert_eq!(s.severity.secondary_field, None);
         assert_eq!(s.severity.secondary_map, None);
-        assert!(validate_servicenow(&s).is_empty());
+        assert!(validate_servicenow(&s, Default::default()).is_empty());
         assert_eq!(input.servicenow.password.as_deref(), Some("new"));
     }
 

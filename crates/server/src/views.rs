@@ -33,6 +33,22 @@ pub struct LinkView {
     pub attempts: i64,
     pub next_attempt_at: DateTime<Utc>,
     pub last_synced_at: Option<DateTime<Utc>>,
+    /// Parked because the record no longer exists in ServiceNow: `POST …/recreate`
+    /// creates it again.
+    pub record_gone: bool,
+}
+
+/// The engine parks a link whose record answers 404 with these words (and never re-creates
+/// it on its own); only such a link may be re-created.
+const RECORD_GONE: &str = "no longer exists";
+
+pub(crate) fn record_gone(link: &Link) -> bool {
+    link.state == LinkState::Parked
+        && link.sys_id.is_some()
+        && link
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains(RECORD_GONE))
 }
 
 impl LinkView {
@@ -46,6 +62,7 @@ impl LinkView {
         } else {
             link.state.as_str()
         };
+        let gone = record_gone(&link);
         let last_error = match integration.and_then(|r| r.health.failing.as_deref()) {
             Some(failing) if waiting && link.last_error.is_none() => Some(failing.to_owned()),
             _ => link.last_error,
@@ -62,6 +79,7 @@ impl LinkView {
             attempts: link.attempts,
             next_attempt_at: link.next_attempt_at,
             last_synced_at: link.last_synced_at,
+            record_gone: gone,
         }
     }
 }

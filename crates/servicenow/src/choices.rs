@@ -2,7 +2,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{table_url_for, Client, Exchange, EXCLUDE_LINKS};
+use crate::client::{Client, Exchange, EXCLUDE_LINKS};
 use crate::connection::{check_identifier, Connection};
 use crate::record::field_text;
 
@@ -41,7 +41,7 @@ impl Client {
                 table = conn.table
             )
         };
-        let url = match table_url_for(
+        let url = match self.table_url_for(
             conn,
             "sys_choice",
             &[],

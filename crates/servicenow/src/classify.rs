@@ -199,6 +199,11 @@ pub(crate) struct Answer<'a> {
 /// applied.
 pub(crate) fn classify_answer(write: bool, answer: &Answer<'_>) -> Result<Value, Failure> {
     let status = answer.status;
+    if write && status != 408 && !(200..=299).contains(&status) && !speaks_table_api(answer.body) {
+        // Not ServiceNow's words: a proxy, WAF or SSO page in front of the instance, which
+        // may have passed the write on before answering. Only a lookup tells.
+        return Err(not_servicenow_after_write(answer));
+    }
     match status {
         200..=299 => classify_success(write, answer),
         401 => Err(Failure::Unauthorized {
@@ -274,9 +279,12 @@ fn classify_success(write: bool, answer: &Answer<'_>) -> Result<Value, Failure> 
         if String::from_utf8_lossy(answer.body).contains("Transaction cancelled") {
             return Err(cancelled());
         }
+        if write {
+            return Err(not_servicenow_after_write(answer));
+        }
         if looks_like_html(answer) {
             // The Table API never answers in HTML: something in front of it did (a
-            // hibernating developer instance, a login or proxy page), so nothing was applied.
+            // hibernating developer instance, a login or proxy page). Harmless for a read.
             return Err(Failure::Transient {
                 ambiguous: false,
                 message: format!(
@@ -312,6 +320,35 @@ fn classify_success(write: bool, answer: &Answer<'_>) -> Result<Value, Failure> 
             Ok(map.remove("result").unwrap_or(Value::Null))
         }
         _ => Err(unexpected_body(write, status, answer.body)),
+    }
+}
+
+/// The Table API always answers with an object holding `result` or `error`; anything
+/// else came from something else (a proxy page, or a service that is no ServiceNow).
+pub fn speaks_table_api(body: &[u8]) -> bool {
+    matches!(
+        serde_json::from_slice::<Value>(body),
+        Ok(Value::Object(map)) if map.contains_key("result") || map.contains_key("error")
+    )
+}
+
+fn not_servicenow_after_write(answer: &Answer<'_>) -> Failure {
+    let status = answer.status;
+    let what = if looks_like_html(answer) {
+        "an HTML page"
+    } else {
+        "a body"
+    };
+    let redirect = match answer.location {
+        Some(target) if (300..=399).contains(&status) => format!(" redirecting to {target}"),
+        _ => String::new(),
+    };
+    Failure::Transient {
+        ambiguous: true,
+        message: format!(
+            "ServiceNow answered HTTP {status}{redirect} with {what} that is not the Table              API's JSON (a proxy, firewall or single sign-on page in front of the instance,              or a hibernating developer instance); the change may have been applied: {}",
+            first_bytes(answer.body)
+        ),
     }
 }
 

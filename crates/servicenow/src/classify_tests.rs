@@ -174,11 +174,11 @@ fn server_errors_are_ambiguous_only_for_writes() {
 }
 
 #[test]
-fn hibernating_instance_html_is_transient_and_not_applied() {
+fn hibernating_instance_html_to_a_read_is_transient_and_not_applied() {
     let html = "<html><head><title>Instance Hibernating</title></head><body>Want to find out why instances hibernate?</body></html>";
     let mut a = answer(200, html);
     a.content_type = Some("text/html;charset=UTF-8");
-    let failure = classify_answer(true, &a).unwrap_err();
+    let failure = classify_answer(false, &a).unwrap_err();
     let Failure::Transient { ambiguous, message } = &failure else {
         panic!("{failure:?}");
     };
@@ -186,6 +186,47 @@ fn hibernating_instance_html_is_transient_and_not_applied() {
     assert!(message.contains("HTTP 200"), "{message}");
     assert!(message.contains("hibernat"), "{message}");
     assert!(message.contains("Want to find out"), "{message}");
+}
+
+/// A proxy, WAF or SSO page in front of the instance may have passed the write on before
+/// answering with its own page: only a lookup tells.
+#[test]
+fn any_answer_to_a_write_that_is_not_servicenows_json_is_ambiguous() {
+    let page = "<html><body>Access gateway: session checked</body></html>";
+    for status in [200, 201, 204, 302, 400, 401, 403, 404, 429, 502] {
+        for content_type in ["text/html", "application/json"] {
+            let mut a = answer(status, page);
+            a.content_type = Some(content_type);
+            let failure = classify_answer(true, &a).unwrap_err();
+            assert!(
+                failure.is_ambiguous(),
+                "{status} {content_type}: {failure:?}"
+            );
+        }
+        let mut empty = answer(status, "");
+        empty.content_type = None;
+        assert!(
+            classify_answer(true, &empty).unwrap_err().is_ambiguous(),
+            "{status} empty"
+        );
+    }
+    // JSON that is not the Table API's envelope is not ServiceNow's either.
+    assert!(classify_answer(true, &answer(403, r#"{"blocked":true}"#))
+        .unwrap_err()
+        .is_ambiguous());
+    // ServiceNow's own refusals still mean what they say…
+    assert!(matches!(
+        classify_answer(true, &answer(403, DATA_POLICY)).unwrap_err(),
+        Failure::Rejected { status: 403, .. }
+    ));
+    assert!(matches!(
+        classify_answer(true, &answer(401, UNAUTHENTICATED)).unwrap_err(),
+        Failure::Unauthorized { .. }
+    ));
+    // …and a 408 means the request never ran, whoever sent it.
+    assert!(!classify_answer(true, &answer(408, page))
+        .unwrap_err()
+        .is_ambiguous());
 }
 
 #[test]
@@ -243,11 +284,17 @@ fn unexpected_error_bodies_show_status_and_first_bytes() {
 fn redirects_are_rejected_with_the_target() {
     let mut a = answer(302, "");
     a.location = Some("https://login.example.com/sso");
-    let failure = classify_answer(true, &a).unwrap_err();
+    let failure = classify_answer(false, &a).unwrap_err();
     assert!(failure
         .to_string()
         .contains("https://login.example.com/sso"));
-    assert!(!failure.is_ambiguous());
+    assert!(matches!(failure, Failure::Rejected { status: 302, .. }));
+    // To a write the same answer is ambiguous (see above), and still says where it led.
+    let failure = classify_answer(true, &a).unwrap_err();
+    assert!(failure.is_ambiguous());
+    assert!(failure
+        .to_string()
+        .contains("https://login.example.com/sso"));
 }
 
 #[test]

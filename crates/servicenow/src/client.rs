@@ -1,11 +1,15 @@
 use std::error::Error as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::Value;
+use snowbound_core::instance_url::{is_public, InstancePolicy, LOCAL_REFUSED};
 use url::Url;
 
 use crate::api_call::{logged_body, ApiCall};
@@ -35,6 +39,9 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     pub user_agent: String,
+    /// Allows plain `http://` and instances on loopback, private or link-local addresses
+    /// (`SNOWBOUND_ALLOW_LOCAL_INSTANCES`). Off by default: see [`InstancePolicy`].
+    pub allow_local_instances: bool,
 }
 
 impl Default for ClientConfig {
@@ -43,6 +50,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             user_agent: concat!("snowbound/", env!("CARGO_PKG_VERSION")).to_owned(),
+            allow_local_instances: false,
         }
     }
 }
@@ -55,6 +63,7 @@ pub struct BuildError(#[source] reqwest::Error);
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
+    policy: InstancePolicy,
 }
 
 /// The classified outcome of one operation and every HTTP call it made, in order.
@@ -94,9 +103,18 @@ impl Sent {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, BuildError> {
-        let http = reqwest::Client::builder()
+        let policy = InstancePolicy {
+            allow_local: config.allow_local_instances,
+        };
+        let mut builder = reqwest::Client::builder();
+        if !policy.allow_local {
+            // reqwest asks the resolver for names only; IP-literal hosts are checked with
+            // the URL before every call.
+            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+        }
+        let http = builder
             .use_rustls_tls()
-            .https_only(false) // plain http is allowed to loopback only; checked per call
+            .https_only(!policy.allow_local)
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             // ServiceNow closes idle keep-alive connections after ~20 s (Keep-Alive:
@@ -108,12 +126,17 @@ impl Client {
             .user_agent(config.user_agent.clone())
             .build()
             .map_err(BuildError)?;
-        Ok(Client { http })
+        Ok(Client { http, policy })
+    }
+
+    /// Which instance addresses this client calls; the server checks saved settings with it.
+    pub fn instance_policy(&self) -> InstancePolicy {
+        self.policy
     }
 
     /// POST `/api/now/table/{table}` with all `fields`; the created record as returned.
     pub async fn create(&self, conn: &Connection, fields: &FieldMap) -> Exchange<Record> {
-        let url = match table_url(conn, &[], &[EXCLUDE_LINKS]) {
+        let url = match self.table_url(conn, &[], &[EXCLUDE_LINKS]) {
             Ok(url) => url,
             Err(message) => return Exchange::refused(message),
         };
@@ -136,7 +159,7 @@ impl Client {
         fields: &FieldMap,
     ) -> Exchange<Record> {
         let url = match check_sys_id(sys_id)
-            .and_then(|()| table_url(conn, &[sys_id], &[EXCLUDE_LINKS]))
+            .and_then(|()| self.table_url(conn, &[sys_id], &[EXCLUDE_LINKS]))
         {
             Ok(url) => url,
             Err(message) => return Exchange::refused(message),
@@ -155,7 +178,7 @@ impl Client {
     /// GET `/api/now/table/{table}/{sys_id}`: the whole record (404 → `Rejected`).
     pub async fn get(&self, conn: &Connection, sys_id: &str) -> Exchange<Record> {
         let url = match check_sys_id(sys_id)
-            .and_then(|()| table_url(conn, &[sys_id], &[EXCLUDE_LINKS]))
+            .and_then(|()| self.table_url(conn, &[sys_id], &[EXCLUDE_LINKS]))
         {
             Ok(url) => url,
             Err(message) => return Exchange::refused(message),
@@ -186,7 +209,7 @@ impl Client {
             "correlation_id={}^ORDERBYsys_created_on",
             encoded_query_value(correlation_id)
         );
-        let url = match table_url(
+        let url = match self.table_url(
             conn,
             &[],
             &[
@@ -263,7 +286,15 @@ impl Client {
             Err(error) => {
                 let text = error_text(&error);
                 call.error = Some(text.clone());
-                Err(classify_transport(write, transport_kind(&error), &text))
+                match refused_by_policy(&error) {
+                    // Nothing was sent; retrying changes nothing until the settings do.
+                    Some(refusal) => Err(Failure::Rejected {
+                        status: 0,
+                        message: format!("the instance URL's host {refusal}"),
+                        detail: None,
+                    }),
+                    None => Err(classify_transport(write, transport_kind(&error), &text)),
+                }
             }
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -315,25 +346,70 @@ impl Client {
     }
 }
 
-/// `{instance}/api/now/table/{conn.table}/{segments…}?{query}`, or why it can't be built.
-pub(crate) fn table_url(
-    conn: &Connection,
-    segments: &[&str],
-    query: &[(&str, &str)],
-) -> Result<Url, String> {
-    check_identifier("table", &conn.table)?;
-    table_url_for(conn, &conn.table, segments, query)
+impl Client {
+    /// `{instance}/api/now/table/{conn.table}/{segments…}?{query}`, or why it can't be built.
+    pub(crate) fn table_url(
+        &self,
+        conn: &Connection,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Url, String> {
+        check_identifier("table", &conn.table)?;
+        self.table_url_for(conn, &conn.table, segments, query)
+    }
+
+    pub(crate) fn table_url_for(
+        &self,
+        conn: &Connection,
+        table: &str,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Url, String> {
+        let mut path = vec![table];
+        path.extend_from_slice(segments);
+        table_api_url(&conn.instance_url, self.policy, &path, query)
+    }
 }
 
-pub(crate) fn table_url_for(
-    conn: &Connection,
-    table: &str,
-    segments: &[&str],
-    query: &[(&str, &str)],
-) -> Result<Url, String> {
-    let mut path = vec![table];
-    path.extend_from_slice(segments);
-    table_api_url(&conn.instance_url, &path, query)
+/// Resolves names as the system does, then drops every address that is not public, so a
+/// name pointing at this machine or a private network (now, or only at connect time) is
+/// never called.
+struct PublicOnlyResolver;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found.filter(|addr| is_public(addr.ip())).collect();
+            if public.is_empty() {
+                let refused: BoxError = Box::new(LocalAddressRefused { host });
+                return Err(refused);
+            }
+            let addrs: Addrs = Box::new(public.into_iter());
+            Ok::<Addrs, BoxError>(addrs)
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{host} {LOCAL_REFUSED}")]
+struct LocalAddressRefused {
+    host: String,
+}
+
+/// The resolver refused every address of the host: a policy refusal, not a network fault.
+fn refused_by_policy(error: &reqwest::Error) -> Option<String> {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<LocalAddressRefused>() {
+            return Some(refused.to_string());
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// An answer that lacks `sys_id` (field ACLs can hide fields) still describes the record

@@ -2,13 +2,15 @@ use std::fmt;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::SecretString;
-use url::{Host, Url};
+use snowbound_core::instance_url::{check_instance_url, InstancePolicy};
+use url::Url;
 
 /// Where and as whom to reach one ServiceNow instance, and which table holds the incidents.
 #[derive(Clone)]
 pub struct Connection {
-    /// `https://…`, or `http://` to a loopback host (the emulator). May carry a path prefix
-    /// (reverse proxy); a trailing slash makes no difference.
+    /// `https://…` (plain `http://` and local addresses only when the client's
+    /// [`InstancePolicy`] allows them). May carry a path prefix (reverse proxy); a trailing
+    /// slash makes no difference.
     pub instance_url: Url,
     pub username: String,
     pub password: SecretString,
@@ -27,44 +29,11 @@ impl fmt::Debug for Connection {
     }
 }
 
-/// Checks that an instance URL is one Snowbound may send credentials to: `https://`, or
-/// plain `http://` only to a loopback host, where nothing crosses a network. The answer is
-/// a sentence for the user.
-pub fn validate_instance_url(url: &Url) -> Result<(), String> {
-    if !url.username().is_empty() || url.password().is_some() {
-        // Credentials in the URL would end up in the API call log and in error messages.
-        return Err("the instance URL must not contain a username or password; \
-                    enter them in the username and password settings"
-            .to_owned());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "the instance URL must not have a query or fragment: {url}"
-        ));
-    }
-    if url.host().is_none() {
-        return Err(format!("the instance URL has no host: {url}"));
-    }
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
-        "http" => Err(format!(
-            "the instance URL must use https:// (plain http:// is only allowed to a loopback \
-             host such as 127.0.0.1): {url}"
-        )),
-        other => Err(format!(
-            "the instance URL must start with https://, not {other}://"
-        )),
-    }
-}
-
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+/// Checks that an instance URL is one Snowbound may send credentials to under `policy`
+/// (the same rule the server applies when settings are saved). The answer is a sentence
+/// for the user.
+pub fn validate_instance_url(url: &Url, policy: InstancePolicy) -> Result<(), String> {
+    check_instance_url(url, policy).map_err(|problem| format!("the instance URL {problem}"))
 }
 
 /// Table and field names end up in paths and encoded queries; ServiceNow names are plain
@@ -105,10 +74,11 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 /// percent-encoded.
 pub(crate) fn table_api_url(
     instance: &Url,
+    policy: InstancePolicy,
     segments: &[&str],
     query: &[(&str, &str)],
 ) -> Result<Url, String> {
-    validate_instance_url(instance)?;
+    validate_instance_url(instance, policy)?;
     let mut url = instance.clone();
     {
         let mut path = url
@@ -155,7 +125,8 @@ mod tests {
             "https://dev1.service-now.com",
             "https://dev1.service-now.com/",
         ] {
-            let built = table_api_url(&url(base), &["incident"], &[]).unwrap();
+            let built =
+                table_api_url(&url(base), InstancePolicy::PUBLIC_ONLY, &["incident"], &[]).unwrap();
             assert_eq!(
                 built.as_str(),
                 "https://dev1.service-now.com/api/now/table/incident"
@@ -166,7 +137,13 @@ mod tests {
     #[test]
     fn path_prefix_is_kept() {
         for base in ["https://proxy.example/sn", "https://proxy.example/sn/"] {
-            let built = table_api_url(&url(base), &["incident", "abc123"], &[]).unwrap();
+            let built = table_api_url(
+                &url(base),
+                InstancePolicy::PUBLIC_ONLY,
+                &["incident", "abc123"],
+                &[],
+            )
+            .unwrap();
             assert_eq!(
                 built.as_str(),
                 "https://proxy.example/sn/api/now/table/incident/abc123"
@@ -178,6 +155,7 @@ mod tests {
     fn query_values_are_percent_encoded() {
         let built = table_api_url(
             &url("http://127.0.0.1:8080"),
+            InstancePolicy::ALLOW_LOCAL,
             &["incident"],
             &[
                 ("sysparm_query", "correlation_id=a b&c=d^e+f,g/h%"),
@@ -200,27 +178,23 @@ mod tests {
     }
 
     #[test]
-    fn https_and_loopback_http_are_accepted() {
-        for ok in [
-            "https://dev1.service-now.com",
-            "http://127.0.0.1:4000",
-            "http://127.8.9.1",
-            "http://localhost:3000/",
-            "http://[::1]:3000",
-        ] {
-            assert_eq!(validate_instance_url(&url(ok)), Ok(()), "{ok}");
-        }
-    }
-
-    #[test]
-    fn plain_http_elsewhere_and_credentials_in_url_are_refused() {
-        let err = validate_instance_url(&url("http://dev1.service-now.com")).unwrap_err();
-        assert!(err.contains("https://"), "{err}");
-        let err =
-            validate_instance_url(&url("https://admin:secret@dev1.service-now.com")).unwrap_err();
+    fn the_client_applies_the_core_rule_with_its_policy() {
+        let local = url("http://127.0.0.1:4000");
+        assert_eq!(
+            validate_instance_url(&local, InstancePolicy::ALLOW_LOCAL),
+            Ok(())
+        );
+        let err = validate_instance_url(&local, InstancePolicy::PUBLIC_ONLY).unwrap_err();
+        assert!(
+            err.starts_with("the instance URL must use https://"),
+            "{err}"
+        );
+        let err = validate_instance_url(
+            &url("https://admin:secret@dev1.service-now.com"),
+            InstancePolicy::ALLOW_LOCAL,
+        )
+        .unwrap_err();
         assert!(!err.contains("secret"), "{err}");
-        assert!(validate_instance_url(&url("ftp://dev1.service-now.com")).is_err());
-        assert!(validate_instance_url(&url("https://dev1.service-now.com/?x=1")).is_err());
     }
 
     #[test]

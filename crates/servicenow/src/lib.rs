@@ -15,10 +15,11 @@ mod test_connection;
 
 pub use api_call::{ApiCall, MAX_LOGGED_BODY_BYTES};
 pub use choices::Choice;
-pub use classify::Failure;
+pub use classify::{speaks_table_api, Failure};
 pub use client::{BuildError, Client, ClientConfig, Exchange};
 pub use connection::{validate_instance_url, Connection};
 pub use record::Record;
+pub use snowbound_core::instance_url::InstancePolicy;
 pub use test_connection::{Check, TestReport};
 
 /// Field name → string value, as ServiceNow stores them (`"3"`, `"true"`, `""`).

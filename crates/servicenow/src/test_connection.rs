@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::api_call::ApiCall;
 use crate::classify::Failure;
-use crate::client::{table_url, table_url_for, Client, Sent, EXCLUDE_LINKS};
-use crate::connection::{check_identifier, is_loopback, validate_instance_url, Connection};
+use crate::client::{Client, Sent, EXCLUDE_LINKS};
+use crate::connection::{check_identifier, validate_instance_url, Connection};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TestReport {
@@ -71,7 +71,7 @@ impl Client {
     /// exists and can be read, sys_choice can be read. Never writes anything.
     pub async fn test_connection(&self, conn: &Connection) -> (TestReport, Vec<ApiCall>) {
         let mut report = Report::default();
-        if let Err(problem) = validate_instance_url(&conn.instance_url) {
+        if let Err(problem) = validate_instance_url(&conn.instance_url, self.instance_policy()) {
             report.check(CHECK_INSTANCE, false, format!("The {problem}."));
             report.skip(
                 &[CHECK_CREDENTIALS, CHECK_TABLE, CHECK_CHOICES],
@@ -81,7 +81,7 @@ impl Client {
         }
         let table = conn.table.as_str();
         let table_probe = check_identifier("table", table).and_then(|()| {
-            table_url(
+            self.table_url(
                 conn,
                 &[],
                 &[
@@ -141,18 +141,19 @@ impl Client {
             Ok(()) => format!("name={}^ORname=task", conn.table),
             Err(_) => "name=task".to_owned(),
         };
-        let url = table_url_for(
-            conn,
-            "sys_choice",
-            &[],
-            &[
-                ("sysparm_query", &query),
-                ("sysparm_fields", "value"),
-                ("sysparm_limit", "1"),
-                EXCLUDE_LINKS,
-            ],
-        )
-        .expect("instance URL was validated and all names are constants");
+        let url = self
+            .table_url_for(
+                conn,
+                "sys_choice",
+                &[],
+                &[
+                    ("sysparm_query", &query),
+                    ("sysparm_fields", "value"),
+                    ("sysparm_limit", "1"),
+                    EXCLUDE_LINKS,
+                ],
+            )
+            .expect("instance URL was validated and all names are constants");
         self.send(conn, Method::GET, url, None).await
     }
 }
@@ -184,9 +185,9 @@ fn instance_check(report: &mut Report, conn: &Connection, sent: &Sent) -> bool {
     }
     let how = if url.scheme() == "https" {
         "over TLS (https)".to_owned()
-    } else if is_loopback(url) {
-        "over plain http, unencrypted (allowed only because it is a loopback address, such as \
-         the local emulator)"
+    } else if url.scheme() == "http" {
+        "over plain http, unencrypted (allowed only because Snowbound runs with \
+         SNOWBOUND_ALLOW_LOCAL_INSTANCES=true, as for the local emulator)"
             .to_owned()
     } else {
         format!("over {}", url.scheme())

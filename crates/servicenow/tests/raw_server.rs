@@ -91,7 +91,7 @@ async fn requests_carry_basic_auth_and_json_headers() {
 }
 
 #[tokio::test]
-async fn hibernating_instance_html_is_transient_and_not_applied() {
+async fn an_html_page_is_ambiguous_after_a_create_and_harmless_after_a_read() {
     let (url, _) = serve(|| {
         (
             StatusCode::OK,
@@ -104,13 +104,26 @@ async fn hibernating_instance_html_is_transient_and_not_applied() {
     let conn = connection(&url, "bot", "pw", "incident");
     let exchange = client().create(&conn, &new_incident("inc-html")).await;
     let failure = exchange.outcome.unwrap_err();
+    // Whatever answered may have passed the create on: look up before creating again.
     let Failure::Transient { ambiguous, message } = &failure else {
         panic!("{failure:?}");
     };
-    assert!(!ambiguous);
+    assert!(ambiguous);
     assert!(message.contains("HTTP 200"), "{message}");
     assert!(message.contains("hibernating"), "{message}");
     assert_eq!(exchange.calls[0].status, Some(200));
+    let lookup = client().find_by_correlation_id(&conn, "inc-html").await;
+    assert!(
+        matches!(
+            &lookup.outcome,
+            Err(Failure::Transient {
+                ambiguous: false,
+                ..
+            })
+        ),
+        "{:?}",
+        lookup.outcome
+    );
 
     let (report, _) = client().test_connection(&conn).await;
     assert!(!report.ok);
@@ -177,9 +190,19 @@ async fn redirects_are_not_followed() {
         .await
         .outcome
         .unwrap_err();
+    // After a write, a redirect is not ServiceNow's answer: ambiguous, and it says where.
+    assert!(
+        matches!(&failure, Failure::Transient { ambiguous: true, message } if message.contains("login.example.com")),
+        "{failure:?}"
+    );
+    let failure = client()
+        .find_by_correlation_id(&conn, "inc-redirect")
+        .await
+        .outcome
+        .unwrap_err();
     assert!(
         matches!(&failure, Failure::Rejected { status: 302, message, .. } if message.contains("login.example.com")),
         "{failure:?}"
     );
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 2);
 }

@@ -199,9 +199,11 @@ async fn instance_url_with_trailing_slash_works() {
 }
 
 #[tokio::test]
-async fn plain_http_to_a_non_loopback_host_is_refused_before_sending() {
+async fn plain_http_is_refused_before_sending_without_the_local_flag() {
     let conn = connection("http://dev1.service-now.com", "admin", "admin", "incident");
-    let exchange = client().create(&conn, &new_incident("x")).await;
+    let exchange = common::public_only_client()
+        .create(&conn, &new_incident("x"))
+        .await;
     let failure = exchange.outcome.unwrap_err();
     assert!(
         matches!(failure, Failure::Rejected { status: 0, .. }),

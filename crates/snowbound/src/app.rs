@@ -94,6 +94,7 @@ impl App {
 
         let client = Client::new(ClientConfig {
             request_timeout: config.servicenow_timeout(),
+            allow_local_instances: config.allow_local_instances,
             ..ClientConfig::default()
         })?;
         let waker = EngineWaker::new();

@@ -115,6 +115,12 @@ pub struct ServeConfig {
     /// more wait to be accepted until one closes.
     #[arg(long, env = "SNOWBOUND_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
+    /// Allow instance URLs with plain http:// or on loopback, private and link-local
+    /// addresses (the demo and tests, with the emulator on 127.0.0.1). Off: any team could
+    /// point an integration at a service next to Snowbound. Takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "SNOWBOUND_ALLOW_LOCAL_INSTANCES", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
+    pub allow_local_instances: bool,
 }
 
 /// A setting the node cannot run with, named by its environment variable.
@@ -245,6 +251,7 @@ impl ServeConfig {
             http_header_timeout_ms: HTTP_HEADER_TIMEOUT_MS,
             http_body_timeout_ms: HTTP_BODY_TIMEOUT_MS,
             http_max_connections: None,
+            allow_local_instances: false,
         }
     }
 }

@@ -30,6 +30,8 @@ pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr) -> anyhow::Res
     config.admin_password = Some(DEMO_PASSWORD.into());
     config.retry_base_ms = 200;
     config.retry_max_ms = 5_000;
+    // The demo's ServiceNow is the emulator on 127.0.0.1, over plain http.
+    config.allow_local_instances = true;
     let app = App::start(config).await?;
     let api = Api {
         base: app.url(),

@@ -68,6 +68,7 @@ impl Nodes {
                 .env("SNOWBOUND_SECRET_KEY", SECRET_KEY)
                 .env("SNOWBOUND_ADMIN_TOKEN", ADMIN_TOKEN)
                 .env("SNOWBOUND_NODE_ID", format!("node-{i}"))
+                .env("SNOWBOUND_ALLOW_LOCAL_INSTANCES", "true")
                 .env("SNOWBOUND_RETRY_BASE_MS", "20")
                 .env("SNOWBOUND_RETRY_MAX_MS", "200")
                 .env("RUST_LOG", "warn")

@@ -346,7 +346,8 @@ async fn integration_forms_work_without_javascript() {
                 ("display_name", "SN"),
                 ("root_team_id", &team),
                 ("forwarding", "always"),
-                ("instance_url", "http://example.com"),
+                // Plain http is allowed here (the emulator), other schemes never.
+                ("instance_url", "ftp://example.com"),
                 ("username", "admin"),
                 ("password", "admin"),
                 ("table", "incident"),
@@ -355,7 +356,11 @@ async fn integration_forms_work_without_javascript() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(bad.html.contains("must use https://"), "{}", bad.html);
+    assert!(
+        bad.html.contains("must start with https://"),
+        "{}",
+        bad.html
+    );
     assert!(bad.html.contains("value=\"SN\""), "typed values are kept");
 
     let created = ui

@@ -143,6 +143,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<Link>;
     /// A user asks to try a parked or backing-off link now.
     async fn retry_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<()>;
+    /// A user asks to create the ServiceNow record of a parked link again (it was deleted
+    /// there): forgets the record and what was pushed, marks the create unsure (so the
+    /// engine looks it up by correlation id before creating) and makes the link due.
+    /// [`StoreError::NotFound`] unless the link is parked and has a record.
+    async fn recreate_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<()>;
     /// Leases up to `limit` links that need a reconcile, are due, not leased (or whose
     /// lease expired) and whose integration is neither paused nor failing; only links of
     /// `only_integration` when given. The most overdue come first.

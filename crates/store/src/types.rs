@@ -141,4 +141,9 @@ pub struct ApiCallFilter {
     /// 2, 4 or 5 for 2xx/4xx/5xx; 0 for calls that got no answer.
     pub status_class: Option<u16>,
     pub limit: Option<u32>,
+    /// `Some(teams)`: only calls about an incident of one of these teams (what a team
+    /// token may see), plus calls about no incident (Test Connection, choice lists) when
+    /// `include_without_incident`. `None`: no restriction.
+    pub visible_team_ids: Option<Vec<Uuid>>,
+    pub include_without_incident: bool,
 }

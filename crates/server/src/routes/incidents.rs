@@ -195,3 +195,15 @@ pub async fn retry_link(
         .await?;
     view(&state, incident).await
 }
+
+pub async fn recreate_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, integration_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<impl IntoResponse> {
+    let incident = state
+        .incidents()
+        .recreate_link(&caller, id, integration_id)
+        .await?;
+    view(&state, incident).await
+}

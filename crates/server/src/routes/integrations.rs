@@ -67,7 +67,7 @@ pub(crate) async fn create_integration(
     caller: &Caller,
     input: IntegrationInput,
 ) -> ApiResult<IntegrationRecord> {
-    let checked = check(state, caller, input, true).await?;
+    let checked = check(state, caller, input, None).await?;
     let password = checked.password.ok_or_else(ApiError::internal)?;
     let now = Utc::now();
     let integration = Integration {
@@ -128,7 +128,7 @@ pub(crate) async fn update_integration(
 ) -> ApiResult<IntegrationRecord> {
     let current = owned(state, caller, id).await?.integration;
     let input = merge_patch(&current, patch)?;
-    let checked = check(state, caller, input, false).await?;
+    let checked = check(state, caller, input, Some(&current)).await?;
     let integration = Integration {
         id: current.id,
         display_name: checked.display_name,

@@ -69,6 +69,10 @@ pub fn router(state: AppState) -> Router {
             "/incidents/{id}/links/{integration_id}/retry",
             post(incidents::retry_link),
         )
+        .route(
+            "/incidents/{id}/links/{integration_id}/recreate",
+            post(incidents::recreate_link),
+        )
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/tokens", get(tokens::list))
         .route("/sources", get(sources::list).post(sources::create))

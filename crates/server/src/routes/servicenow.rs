@@ -8,8 +8,8 @@ use serde_json::json;
 use snowbound_core::validate::is_servicenow_name;
 use snowbound_core::{plan_sync, FieldMap, Integration, SyncPlan};
 use snowbound_engine::{desired_fields, subject_of};
-use snowbound_servicenow::{Check, TestReport};
-use snowbound_store::{ApiCallFilter, StoreError};
+use snowbound_servicenow::{speaks_table_api, Check, TestReport};
+use snowbound_store::{ApiCallFilter, ApiCallRecord, StoreError};
 use uuid::Uuid;
 
 use super::integrations::visible;
@@ -186,12 +186,44 @@ pub async fn integration_api_calls(
     let mut filter = call_filter(&mut query)?;
     filter.incident_id = query.parse("incident_id")?;
     query.finish()?;
-    visible(&state, &caller, id).await?;
+    let integration = visible(&state, &caller, id).await?.integration;
     filter.integration_id = Some(id);
+    Ok(axum::Json(
+        calls_seen_by(&state, &caller, &integration, filter).await?,
+    ))
+}
+
+/// An integration's API call log as `caller` may read it, newest first. A team the
+/// integration is shared with must not read another team's incidents through it: a
+/// non-admin gets only the calls of incidents it can open, plus the calls about no
+/// incident (Test Connection, choice lists) when its team owns the integration. The
+/// API and the settings page both read the log through here.
+pub(crate) async fn calls_seen_by(
+    state: &AppState,
+    caller: &Caller,
+    integration: &Integration,
+    mut filter: ApiCallFilter,
+) -> ApiResult<Vec<ApiCallRecord>> {
+    filter.visible_team_ids = caller.team_filter();
+    filter.include_without_incident = caller.owns_integration(integration);
     let mut calls = state.store.list_api_calls(&filter).await?;
     // The store answers newest first; a stable sort keeps its order within a millisecond.
     calls.sort_by_key(|call| std::cmp::Reverse(call.at));
-    Ok(axum::Json(calls))
+    Ok(calls.into_iter().map(|c| readable_by(caller, c)).collect())
+}
+
+/// A body that is not ServiceNow's JSON came from whatever answered at the instance
+/// address (a proxy page or, before the URL rules, any service Snowbound could reach):
+/// only an admin sees it.
+fn readable_by(caller: &Caller, mut call: ApiCallRecord) -> ApiCallRecord {
+    let foreign = call
+        .response_body
+        .as_deref()
+        .is_some_and(|body| !body.is_empty() && !speaks_table_api(body.as_bytes()));
+    if foreign && !caller.is_admin() {
+        call.response_body = None;
+    }
+    call
 }
 
 pub async fn incident_api_calls(
@@ -208,5 +240,6 @@ pub async fn incident_api_calls(
     let mut calls = state.store.list_api_calls(&filter).await?;
     // The store answers newest first; a stable sort keeps its order within a millisecond.
     calls.sort_by_key(|call| std::cmp::Reverse(call.at));
+    let calls: Vec<ApiCallRecord> = calls.into_iter().map(|c| readable_by(&caller, c)).collect();
     Ok(axum::Json(calls))
 }

@@ -34,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route("/incidents/{id}/reopen", post(reopen))
         .route("/incidents/{id}/forward", post(forward))
         .route("/incidents/{id}/links/{integration_id}/retry", post(retry))
+        .route(
+            "/incidents/{id}/links/{integration_id}/recreate",
+            post(recreate),
+        )
 }
 
 /// Teams the user may see, by name.
@@ -194,6 +198,7 @@ pub struct LinkRow {
     state: &'static str,
     last_error: Option<String>,
     last_synced: Option<String>,
+    record_gone: bool,
 }
 
 pub struct Entry {
@@ -268,6 +273,7 @@ async fn detail_page(
             state: link.state,
             last_error: link.last_error,
             last_synced: link.last_synced_at.as_ref().map(when),
+            record_gone: link.record_gone,
         })
         .collect();
     let mut targets: Vec<Target> = integrations
@@ -430,6 +436,18 @@ async fn forward(
     })
     .await;
     result.into_response()
+}
+
+async fn recreate(
+    State(state): State<AppState>,
+    Path((id, integration_id)): Path<(Uuid, Uuid)>,
+    Posted { user, .. }: Posted,
+) -> UiResult {
+    let service = state.incidents();
+    act(&state, &user, id, "recreate", |caller| async move {
+        service.recreate_link(&caller, id, integration_id).await
+    })
+    .await
 }
 
 async fn retry(

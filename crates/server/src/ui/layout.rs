@@ -65,6 +65,7 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "reopened" => "Reopened.",
         "severity" => "Severity changed.",
         "retry" => "The link will be tried again now.",
+        "recreate" => "The ServiceNow record will be created again now.",
         "deleted" => "Deleted.",
         "rotated" => "Secret rotated. The old ingest URL no longer works; copy the new one below.",
         "moved" => "Moved. The rules are evaluated in the order shown.",

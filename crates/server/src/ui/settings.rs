@@ -122,7 +122,7 @@ async fn page(
         name: integration.display_name.clone(),
         problem,
         preview: preview(integration, state.public_url()),
-        calls: calls(state, integration).await?,
+        calls: calls(state, &user.caller(), integration).await?,
         s,
         password_set: record.password_set,
         auth_errors: shown.auth_errors,

@@ -13,6 +13,9 @@ use snowbound_engine::desired_fields;
 use snowbound_servicenow::Choice;
 use snowbound_store::{ApiCallFilter, ApiCallRecord};
 
+use crate::auth::Caller;
+use crate::routes::servicenow::calls_seen_by;
+
 use super::layout::when;
 use crate::choices::{load, Loaded};
 use crate::state::AppState;
@@ -343,16 +346,22 @@ fn body(text: Option<String>) -> Option<String> {
     })
 }
 
-pub async fn calls(state: &AppState, integration: &Integration) -> crate::ApiResult<Vec<Call>> {
-    let mut records: Vec<ApiCallRecord> = state
-        .store
-        .list_api_calls(&ApiCallFilter {
+pub async fn calls(
+    state: &AppState,
+    caller: &Caller,
+    integration: &Integration,
+) -> crate::ApiResult<Vec<Call>> {
+    let records: Vec<ApiCallRecord> = calls_seen_by(
+        state,
+        caller,
+        integration,
+        ApiCallFilter {
             integration_id: Some(integration.id),
             limit: Some(CALLS_SHOWN),
             ..ApiCallFilter::default()
-        })
-        .await?;
-    records.sort_by_key(|call| std::cmp::Reverse(call.at));
+        },
+    )
+    .await?;
     Ok(records
         .into_iter()
         .map(|c| Call {

@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use snowbound_engine::EngineWaker;
 use snowbound_server::{hash_token, router, AppState};
+use snowbound_servicenow::{Client, ClientConfig};
 use snowbound_store::{SecretBox, SqliteStore};
 use uuid::Uuid;
 
@@ -45,7 +46,18 @@ impl std::fmt::Debug for Answer {
     }
 }
 
+/// A server allowing local instances, as tests against the emulator on 127.0.0.1 need
+/// (`SNOWBOUND_ALLOW_LOCAL_INSTANCES=true`).
 pub async fn start() -> Server {
+    start_with(true).await
+}
+
+/// A server with the production default: public https instances only.
+pub async fn start_public_only() -> Server {
+    start_with(false).await
+}
+
+async fn start_with(allow_local_instances: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("snowbound.db").display());
     let store = Arc::new(SqliteStore::open(&url, SecretBox::random()).await.unwrap());
@@ -54,6 +66,13 @@ pub async fn start() -> Server {
         EngineWaker::new(),
         "http://snowbound.test/",
         hash_token(ADMIN),
+    )
+    .with_servicenow_client(
+        Client::new(ClientConfig {
+            allow_local_instances,
+            ..ClientConfig::default()
+        })
+        .unwrap(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -125,6 +144,14 @@ impl Server {
 
     pub async fn patch(&self, path: &str, body: Value) -> Answer {
         self.call(Method::PATCH, path, ADMIN, Some(body)).await
+    }
+
+    /// The integration's password as stored (decrypted).
+    pub async fn store_password(&self, integration: Uuid) -> String {
+        use secrecy::ExposeSecret;
+        use snowbound_store::Store;
+        let secret = self.store.integration_password(integration).await.unwrap();
+        secret.expose_secret().to_owned()
     }
 
     pub async fn team(&self, name: &str) -> Uuid {

@@ -82,7 +82,7 @@ async fn every_bad_field_is_named() {
             "servicenow.password",
         ),
         (
-            Box::new(|b| b["servicenow"]["instance_url"] = json!("http://acme.example.com")),
+            Box::new(|b| b["servicenow"]["instance_url"] = json!("ftp://acme.example.com")),
             "servicenow.instance_url",
         ),
         (

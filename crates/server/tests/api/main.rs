@@ -3,5 +3,6 @@
 mod common;
 mod errors;
 mod incidents;
+mod instance_settings;
 mod integrations;
 mod servicenow;

@@ -44,7 +44,18 @@ pub fn admin(emu: &Emulator) -> Connection {
     connection(&emu.base_url(), "admin", "admin", "incident")
 }
 
+/// The emulator listens on 127.0.0.1 over plain http, which only a client allowing local
+/// instances calls (as `SNOWBOUND_ALLOW_LOCAL_INSTANCES=true` does).
 pub fn client() -> Client {
+    Client::new(ClientConfig {
+        allow_local_instances: true,
+        ..ClientConfig::default()
+    })
+    .expect("client builds")
+}
+
+/// The production default: public https instances only.
+pub fn public_only_client() -> Client {
     Client::new(ClientConfig::default()).expect("client builds")
 }
 
@@ -52,6 +63,7 @@ pub fn client() -> Client {
 pub fn impatient_client() -> Client {
     Client::new(ClientConfig {
         request_timeout: Duration::from_millis(500),
+        allow_local_instances: true,
         ..ClientConfig::default()
     })
     .expect("client builds")

@@ -36,6 +36,8 @@ pub fn test_config(dir: &TempDir) -> ServeConfig {
     config.servicenow_timeout_ms = 2_000;
     config.lease_ms = 5_000;
     config.rate_limit_cooldown_ms = 150;
+    // The emulator listens on 127.0.0.1 over plain http.
+    config.allow_local_instances = true;
     config
 }
 

@@ -43,6 +43,7 @@ impl Node {
             .env("SNOWBOUND_LISTEN", format!("127.0.0.1:{port}"))
             .env("SNOWBOUND_DATA_DIR", data_dir)
             .env("SNOWBOUND_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("SNOWBOUND_ALLOW_LOCAL_INSTANCES", "true")
             .env("SNOWBOUND_RETRY_BASE_MS", "20")
             .env("SNOWBOUND_RETRY_MAX_MS", "200")
             .env("SNOWBOUND_SERVICENOW_TIMEOUT_MS", "2000")

@@ -91,6 +91,23 @@ pub async fn list_api_calls<D: Dialect>(
     if let Some(id) = filter.incident_id {
         sql.push(" AND incident_id = ").push_bind(id);
     }
+    if let Some(teams) = &filter.visible_team_ids {
+        sql.push(" AND (");
+        if filter.include_without_incident {
+            sql.push("incident_id IS NULL OR ");
+        }
+        sql.push("incident_id IN (SELECT id FROM incidents WHERE team_id IN (");
+        if teams.is_empty() {
+            sql.push("NULL");
+        }
+        for (i, team) in teams.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push_bind(*team);
+        }
+        sql.push(")))");
+    }
     match filter.status_class {
         Some(0) => {
             sql.push(" AND status IS NULL");

@@ -117,6 +117,33 @@ pub async fn retry_link<D: Dialect>(
     tx.commit().await
 }
 
+/// Forgets a record deleted in ServiceNow so the next reconcile creates it again; the
+/// create is marked unsure, so the engine looks it up by correlation id first.
+pub async fn recreate_link<D: Dialect>(
+    store: &SqlStore<D>,
+    incident_id: Uuid,
+    integration_id: Uuid,
+) -> Result<()> {
+    let mut tx = store.db.begin().await?;
+    let updated = tx
+        .execute(
+            Sql::new(
+                "UPDATE links SET sys_id = NULL, number = NULL, servicenow_state = NULL, \
+                 pushed = '{}', create_unsure = TRUE, rev = rev + 1, state = 'pending', \
+                 attempts = 0, next_attempt_at = $1 \
+                 WHERE incident_id = $2 AND integration_id = $3 AND state = 'parked' \
+                 AND sys_id IS NOT NULL",
+            )
+            .bind(Utc::now())
+            .bind(incident_id)
+            .bind(integration_id),
+        )
+        .await?;
+    touched(updated)?;
+    tx.links_due();
+    tx.commit().await
+}
+
 pub async fn lease_due_links<D: Dialect>(
     store: &SqlStore<D>,
     owner: &str,

@@ -149,6 +149,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         links::retry_link(self, incident_id, integration_id).await
     }
 
+    async fn recreate_link(&self, incident_id: Uuid, integration_id: Uuid) -> Result<()> {
+        links::recreate_link(self, incident_id, integration_id).await
+    }
+
     async fn lease_due_links(
         &self,
         owner: &str,
