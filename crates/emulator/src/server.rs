@@ -303,8 +303,11 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
         Some(FaultAction::HtmlAfterWrite { status }) => {
             entry.fault = Some("html_after_write".into());
-            let (_, user) = table_api::handle(&shared, &parts, method.clone(), &bytes).await;
-            entry.user = user;
+            let (_, caller) = table_api::handle(&shared, &parts, method.clone(), &bytes).await;
+            if let Some((user, how)) = caller {
+                entry.user = Some(user);
+                entry.auth = Some(how.as_str().to_string());
+            }
             let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
             (
                 status,

@@ -137,7 +137,7 @@ async fn recreating_forgets_the_record_of_a_parked_link_only(db: TestDb) {
     let soon = Utc::now() + Duration::seconds(30);
     let lease = || async {
         store
-            .lease_due_links("w", Utc::now(), soon, 10)
+            .lease_due_links("w", Utc::now(), soon, 10, None)
             .await
             .unwrap()
             .remove(0)
