@@ -72,6 +72,8 @@ async fn bench(tweak: impl FnOnce(&mut EngineConfig)) -> Bench {
     tweak(&mut config);
     let client = Client::new(ClientConfig {
         request_timeout: config.call_timeout,
+        // The emulator listens on 127.0.0.1 over plain http.
+        allow_local_instances: true,
         ..ClientConfig::default()
     })
     .unwrap();
