@@ -4,13 +4,12 @@
 mod common;
 
 use chrono::{Duration, Utc};
+use common::incident;
 use common::{team_and_integration, TestDb};
 use secrecy::SecretString;
 use snowbound_core::routing::RoutingRule;
 use snowbound_core::source::{Source, SourceKind};
-use snowbound_core::{
-    new_id, FieldMap, Incident, IncidentStatus, Integration, Severity, Team, TimelineEntry,
-};
+use snowbound_core::{new_id, FieldMap, Integration, TimelineEntry};
 use snowbound_store::{ApiToken, LeaseOutcome, NewLink, SecretBox, Session, StoreError, User};
 
 on_both_backends!(
@@ -20,22 +19,6 @@ on_both_backends!(
     a_wrong_key_is_refused_before_anything_is_migrated,
     every_write_of_the_store_commits,
 );
-
-fn incident(team: &Team) -> Incident {
-    let now = Utc::now();
-    Incident {
-        id: new_id(),
-        team_id: team.id,
-        title: "t".into(),
-        description: String::new(),
-        severity: Severity::Critical,
-        status: IncidentStatus::Open,
-        attributes: Default::default(),
-        resolve_comment: None,
-        created_at: now,
-        updated_at: now,
-    }
-}
 
 fn user(email: &str) -> User {
     User {

@@ -11,13 +11,14 @@ use std::time::Duration;
 use chrono::Utc;
 use secrecy::SecretString;
 use snowbound_core::source::{Source, SourceKind};
-use snowbound_core::{new_id, Incident, IncidentStatus, Severity, Team};
+use snowbound_core::{new_id, Severity};
 use snowbound_store::testing::TestSchema;
 use snowbound_store::{
     ApiCallFilter, ApiCallRecord, Migrations, NewLink, PostgresStore, SecretBox, Session, Store,
     StoreError, User, API_CALLS_KEPT,
 };
 
+use common::incident;
 use common::{team_and_integration, TestDb};
 
 on_both_backends!(
@@ -28,22 +29,6 @@ on_both_backends!(
     users_and_sessions_round_trip,
     deleting_a_user_or_resetting_a_password_ends_sessions,
 );
-
-fn incident(team: &Team) -> Incident {
-    let now = Utc::now();
-    Incident {
-        id: new_id(),
-        team_id: team.id,
-        title: "t".into(),
-        description: String::new(),
-        severity: Severity::Critical,
-        status: IncidentStatus::Open,
-        attributes: Default::default(),
-        resolve_comment: None,
-        created_at: now,
-        updated_at: now,
-    }
-}
 
 async fn workers_leasing_at_once_never_share_a_link(db: TestDb) {
     let store = db.open(SecretBox::random()).await.unwrap();

@@ -7,8 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use common::incident;
 use common::{team_and_integration, TestDb};
-use snowbound_core::{new_id, FieldMap, Incident, IncidentStatus, Integration, Severity, Team};
+use snowbound_core::{new_id, FieldMap, Incident, Integration, Team};
 use snowbound_store::{
     ApiCallFilter, ApiCallRecord, Completion, Lease, LeaseOutcome, LinkState, NewLink, SecretBox,
     Store,
@@ -22,22 +23,6 @@ on_both_backends!(
     a_batch_of_completions_is_one_transaction,
     a_batch_records_every_outcome_and_its_calls,
 );
-
-fn incident(team: &Team) -> Incident {
-    let now = Utc::now();
-    Incident {
-        id: new_id(),
-        team_id: team.id,
-        title: "t".into(),
-        description: String::new(),
-        severity: Severity::Critical,
-        status: IncidentStatus::Open,
-        attributes: Default::default(),
-        resolve_comment: None,
-        created_at: now,
-        updated_at: now,
-    }
-}
 
 /// A new incident linked to `integration`; its id.
 async fn linked_incident(store: &dyn Store, team: &Team, integration: &Integration) -> Incident {

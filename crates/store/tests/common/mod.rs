@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use secrecy::SecretString;
-use snowbound_core::{new_id, ForwardingMode, Integration, ServiceNowSettings, Team};
+use snowbound_core::{
+    new_id, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings, Severity,
+    Team,
+};
 use snowbound_store::testing::TestSchema;
 use snowbound_store::{Migrations, PostgresStore, SecretBox, SqliteStore, Store, StoreError};
 
@@ -120,4 +123,21 @@ pub async fn team_and_integration(store: &dyn Store) -> (Team, Integration) {
         .await
         .unwrap();
     (team, integration)
+}
+
+/// An open incident of `team`, for tests that need any incident at all.
+pub fn incident(team: &Team) -> Incident {
+    let now = Utc::now();
+    Incident {
+        id: new_id(),
+        team_id: team.id,
+        title: "t".into(),
+        description: String::new(),
+        severity: Severity::Critical,
+        status: IncidentStatus::Open,
+        attributes: Default::default(),
+        resolve_comment: None,
+        created_at: now,
+        updated_at: now,
+    }
 }
