@@ -130,6 +130,11 @@ pub trait Store: Send + Sync + 'static {
         timeline: &[TimelineEntry],
         new_links: &[NewLink],
     ) -> Result<()>;
+    /// Group commit: every write in one transaction, one commit (and one fsync) for all.
+    /// Each write gets its own answer; one refused (`Stale`, `NotFound`, `Conflict` on
+    /// `dedup_key`) wrote nothing and the others still commit. `Err` when the transaction
+    /// itself failed: then none was written, and the caller may retry them one by one.
+    async fn write_incidents(&self, writes: &[IncidentWrite]) -> Result<Vec<Result<()>>>;
     async fn get_incident(&self, id: Uuid) -> Result<Incident>;
     async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>>;
     async fn timeline(&self, incident_id: Uuid) -> Result<Vec<TimelineEntry>>;

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use snowbound_core::{FieldMap, Incident, IncidentSnapshot, IncidentStatus, Integration, Severity};
+use snowbound_core::{
+    FieldMap, Incident, IncidentSnapshot, IncidentStatus, Integration, Severity, TimelineEntry,
+};
 use uuid::Uuid;
 
 /// A team-scoped bearer token. Only its SHA-256 is stored; the token is shown once.
@@ -32,6 +34,28 @@ pub struct IntegrationHealth {
     pub paused_until: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
     pub failing_links: i64,
+}
+
+/// One incident write of a group commit ([`crate::Store::write_incidents`]).
+#[derive(Debug, Clone)]
+pub enum IncidentWrite {
+    /// A new incident with its first timeline entries and links; with `dedup_key`
+    /// (source, key) it is bound to the key, refused with `Conflict` on `dedup_key` when
+    /// an unresolved incident holds the key already.
+    Create {
+        incident: Incident,
+        timeline: Vec<TimelineEntry>,
+        links: Vec<NewLink>,
+        dedup_key: Option<(Uuid, String)>,
+    },
+    /// As [`crate::Store::update_incident`]: refused with `Stale` when the stored
+    /// `updated_at` is no longer `expected_updated_at`.
+    Update {
+        incident: Incident,
+        expected_updated_at: DateTime<Utc>,
+        timeline: Vec<TimelineEntry>,
+        new_links: Vec<NewLink>,
+    },
 }
 
 /// A link to create (or a forward to record).

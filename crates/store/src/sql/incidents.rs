@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::dialect::{Dialect, WriteTx};
 use super::statement::Sql;
-use super::{found, links, rows, SqlStore};
-use crate::types::{IncidentFilter, NewLink};
+use super::{found, links, rows, sources, SqlStore};
+use crate::types::{IncidentFilter, IncidentWrite, NewLink};
 use crate::{Result, StoreError};
 
 pub async fn create_incident<D: Dialect>(
@@ -85,6 +85,20 @@ pub async fn update_incident<D: Dialect>(
     new_links: &[NewLink],
 ) -> Result<()> {
     let mut tx = store.db.begin().await?;
+    update(&mut tx, incident, expected_updated_at, timeline, new_links).await??;
+    tx.commit().await
+}
+
+/// The update inside the caller's transaction. The inner error is a refusal decided
+/// before anything was written (`Stale`, `NotFound`), so the transaction stays usable;
+/// the outer one is a database failure that spoils it.
+pub(super) async fn update(
+    tx: &mut impl WriteTx,
+    incident: &Incident,
+    expected_updated_at: DateTime<Utc>,
+    timeline: &[TimelineEntry],
+    new_links: &[NewLink],
+) -> Result<Result<()>> {
     // On PostgreSQL the row lock this UPDATE takes makes a concurrent writer on another
     // node wait, then re-check `updated_at` against our committed row: it gets Stale.
     let updated = tx
@@ -109,17 +123,71 @@ pub async fn update_incident<D: Dialect>(
         let exists = tx
             .fetch_optional(Sql::new("SELECT id FROM incidents WHERE id = $1").bind(incident.id))
             .await?;
-        return Err(match exists {
+        return Ok(Err(match exists {
             Some(_) => StoreError::Stale,
             None => StoreError::NotFound,
-        });
+        }));
     }
-    append_timeline(&mut tx, incident.id, timeline).await?;
-    links::bump_incident(&mut tx, incident.id).await?;
+    append_timeline(tx, incident.id, timeline).await?;
+    links::bump_incident(tx, incident.id).await?;
     for link in new_links {
-        links::upsert(&mut tx, link).await?;
+        links::upsert(tx, link).await?;
     }
-    tx.commit().await
+    Ok(Ok(()))
+}
+
+/// Group commit: all of `writes` in one transaction, in an order that takes key locks
+/// and row locks alike on every node (keyed creates by key, then updates by incident id,
+/// then plain creates), so two nodes' batches cannot deadlock on each other. Each write
+/// gets its own answer; a refused one (`Stale`, `NotFound`, `Conflict` on `dedup_key`)
+/// wrote nothing and does not hold back the others.
+pub async fn write_incidents<D: Dialect>(
+    store: &SqlStore<D>,
+    writes: &[IncidentWrite],
+) -> Result<Vec<Result<()>>> {
+    let mut order: Vec<usize> = (0..writes.len()).collect();
+    order.sort_by(|&a, &b| lock_order(&writes[a]).cmp(&lock_order(&writes[b])));
+    let mut answers: Vec<Option<Result<()>>> = (0..writes.len()).map(|_| None).collect();
+    let mut tx = store.db.begin().await?;
+    for index in order {
+        let answer = match &writes[index] {
+            IncidentWrite::Create {
+                incident,
+                timeline,
+                links,
+                dedup_key: None,
+            } => insert(&mut tx, incident, timeline, links).await.map(Ok)?,
+            IncidentWrite::Create {
+                incident,
+                timeline,
+                links,
+                dedup_key: Some((source_id, key)),
+            } => {
+                sources::insert_for_key(&mut tx, *source_id, key, incident, timeline, links).await?
+            }
+            IncidentWrite::Update {
+                incident,
+                expected_updated_at,
+                timeline,
+                new_links,
+            } => update(&mut tx, incident, *expected_updated_at, timeline, new_links).await?,
+        };
+        answers[index] = Some(answer);
+    }
+    tx.commit().await?;
+    Ok(answers.into_iter().map(|a| a.unwrap_or(Ok(()))).collect())
+}
+
+fn lock_order(write: &IncidentWrite) -> (u8, Option<(Uuid, &str)>, Uuid) {
+    match write {
+        IncidentWrite::Create {
+            dedup_key: Some((source_id, key)),
+            incident,
+            ..
+        } => (0, Some((*source_id, key.as_str())), incident.id),
+        IncidentWrite::Update { incident, .. } => (1, None, incident.id),
+        IncidentWrite::Create { incident, .. } => (2, None, incident.id),
+    }
 }
 
 pub async fn get_incident<D: Dialect>(store: &SqlStore<D>, id: Uuid) -> Result<Incident> {

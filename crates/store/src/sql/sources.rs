@@ -171,6 +171,20 @@ pub async fn create_incident_for_key<D: Dialect>(
     links: &[NewLink],
 ) -> Result<()> {
     let mut tx = store.db.begin().await?;
+    insert_for_key(&mut tx, source_id, dedup_key, incident, timeline, links).await??;
+    tx.commit().await
+}
+
+/// The keyed create inside the caller's transaction. The inner error is the `Conflict`
+/// decided before anything was written; the outer one a database failure.
+pub(super) async fn insert_for_key(
+    tx: &mut impl WriteTx,
+    source_id: Uuid,
+    dedup_key: &str,
+    incident: &Incident,
+    timeline: &[TimelineEntry],
+    links: &[NewLink],
+) -> Result<Result<()>> {
     tx.lock_key(&format!("snowbound.source_alerts:{source_id}:{dedup_key}"))
         .await?;
     let held = tx
@@ -181,9 +195,9 @@ pub async fn create_incident_for_key<D: Dialect>(
         )
         .await?;
     if held.is_some() {
-        return Err(StoreError::Conflict { field: "dedup_key" });
+        return Ok(Err(StoreError::Conflict { field: "dedup_key" }));
     }
-    incidents::insert(&mut tx, incident, timeline, links).await?;
+    incidents::insert(tx, incident, timeline, links).await?;
     tx.execute(
         Sql::new(
             "INSERT INTO source_alerts (source_id, dedup_key, incident_id) VALUES ($1, $2, $3) \
@@ -194,5 +208,5 @@ pub async fn create_incident_for_key<D: Dialect>(
         .bind(incident.id),
     )
     .await?;
-    tx.commit().await
+    Ok(Ok(()))
 }

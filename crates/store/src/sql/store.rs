@@ -121,6 +121,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         incidents::update_incident(self, incident, expected_updated_at, timeline, new_links).await
     }
 
+    async fn write_incidents(&self, writes: &[IncidentWrite]) -> Result<Vec<Result<()>>> {
+        incidents::write_incidents(self, writes).await
+    }
+
     async fn get_incident(&self, id: Uuid) -> Result<Incident> {
         incidents::get_incident(self, id).await
     }

@@ -1,0 +1,223 @@
+//! `write_incidents`: many incident writes, one transaction, an answer for each.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use common::{incident, team_and_integration, TestDb};
+use secrecy::SecretString;
+use snowbound_core::source::{Source, SourceKind};
+use snowbound_core::{new_id, IncidentStatus, Team};
+use snowbound_store::{IncidentWrite, NewLink, SecretBox, Store, StoreError};
+
+on_both_backends!(
+    a_batch_commits_every_write_and_answers_each,
+    a_refused_write_holds_back_nothing_else,
+    one_key_twice_in_a_batch_opens_one_incident,
+    batches_racing_on_the_same_keys_open_each_key_once,
+);
+
+async fn source_of(store: &dyn Store, team: &Team) -> Source {
+    let now = Utc::now();
+    let source = Source {
+        id: new_id(),
+        team_id: team.id,
+        kind: SourceKind::Alertmanager,
+        name: "am".into(),
+        severity_map: Default::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .create_source(&source, &SecretString::from(format!("s-{}", source.id)))
+        .await
+        .unwrap();
+    source
+}
+
+fn keyed(team: &Team, source: &Source, key: &str) -> IncidentWrite {
+    IncidentWrite::Create {
+        incident: incident(team),
+        timeline: vec![],
+        links: vec![],
+        dedup_key: Some((source.id, key.to_string())),
+    }
+}
+
+async fn a_batch_commits_every_write_and_answers_each(db: TestDb) {
+    let store = db.open(SecretBox::random()).await.unwrap();
+    let (team, integration) = team_and_integration(&*store).await;
+    let source = source_of(&*store, &team).await;
+    let existing = incident(&team);
+    store.create_incident(&existing, &[], &[]).await.unwrap();
+
+    let plain = incident(&team);
+    let mut resolved = existing.clone();
+    resolved.status = IncidentStatus::Resolved;
+    resolved.updated_at = existing.updated_at + Duration::milliseconds(1);
+    let writes = vec![
+        keyed(&team, &source, "disk"),
+        IncidentWrite::Update {
+            incident: resolved.clone(),
+            expected_updated_at: existing.updated_at,
+            timeline: vec![],
+            new_links: vec![],
+        },
+        IncidentWrite::Create {
+            incident: plain.clone(),
+            timeline: vec![],
+            links: vec![NewLink {
+                incident_id: plain.id,
+                integration_id: integration.id,
+                snapshot: None,
+            }],
+            dedup_key: None,
+        },
+    ];
+    let answers = store.write_incidents(&writes).await.unwrap();
+    assert_eq!(answers.len(), 3, "{}", db.name());
+    assert!(
+        answers.iter().all(Result::is_ok),
+        "{}: {answers:?}",
+        db.name()
+    );
+
+    let IncidentWrite::Create {
+        incident: keyed_incident,
+        ..
+    } = &writes[0]
+    else {
+        unreachable!()
+    };
+    let held = store
+        .open_incident_for_key(source.id, "disk")
+        .await
+        .unwrap();
+    assert_eq!(held.map(|i| i.id), Some(keyed_incident.id), "{}", db.name());
+    assert_eq!(
+        store.get_incident(existing.id).await.unwrap().status,
+        IncidentStatus::Resolved
+    );
+    assert_eq!(store.links_of_incident(plain.id).await.unwrap().len(), 1);
+}
+
+async fn a_refused_write_holds_back_nothing_else(db: TestDb) {
+    let store = db.open(SecretBox::random()).await.unwrap();
+    let (team, _) = team_and_integration(&*store).await;
+    let source = source_of(&*store, &team).await;
+    let existing = incident(&team);
+    store.create_incident(&existing, &[], &[]).await.unwrap();
+    let holder = incident(&team);
+    store
+        .create_incident_for_key(source.id, "held", &holder, &[], &[])
+        .await
+        .unwrap();
+
+    let mut stale = existing.clone();
+    stale.title = "written by someone who read an old copy".into();
+    let mut missing = incident(&team);
+    missing.updated_at += Duration::milliseconds(1);
+    let fresh = keyed(&team, &source, "fresh");
+    let writes = vec![
+        IncidentWrite::Update {
+            incident: stale,
+            expected_updated_at: existing.updated_at - Duration::milliseconds(5),
+            timeline: vec![],
+            new_links: vec![],
+        },
+        keyed(&team, &source, "held"),
+        IncidentWrite::Update {
+            incident: missing.clone(),
+            expected_updated_at: missing.created_at,
+            timeline: vec![],
+            new_links: vec![],
+        },
+        fresh,
+    ];
+    let answers = store.write_incidents(&writes).await.unwrap();
+    assert!(
+        matches!(answers[0], Err(StoreError::Stale)),
+        "{}: {answers:?}",
+        db.name()
+    );
+    assert!(
+        matches!(answers[1], Err(StoreError::Conflict { field: "dedup_key" })),
+        "{}: {answers:?}",
+        db.name()
+    );
+    assert!(
+        matches!(answers[2], Err(StoreError::NotFound)),
+        "{}: {answers:?}",
+        db.name()
+    );
+    assert!(answers[3].is_ok(), "{}: {answers:?}", db.name());
+
+    assert_eq!(
+        store.get_incident(existing.id).await.unwrap().title,
+        existing.title
+    );
+    assert!(store
+        .open_incident_for_key(source.id, "fresh")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .open_incident_for_key(source.id, "held")
+            .await
+            .unwrap()
+            .map(|i| i.id),
+        Some(holder.id)
+    );
+}
+
+async fn one_key_twice_in_a_batch_opens_one_incident(db: TestDb) {
+    let store = db.open(SecretBox::random()).await.unwrap();
+    let (team, _) = team_and_integration(&*store).await;
+    let source = source_of(&*store, &team).await;
+    let writes = vec![keyed(&team, &source, "disk"), keyed(&team, &source, "disk")];
+    let answers = store.write_incidents(&writes).await.unwrap();
+    let opened = answers.iter().filter(|a| a.is_ok()).count();
+    let refused = answers
+        .iter()
+        .filter(|a| matches!(a, Err(StoreError::Conflict { field: "dedup_key" })))
+        .count();
+    assert_eq!((opened, refused), (1, 1), "{}: {answers:?}", db.name());
+}
+
+/// Two nodes (here: two tasks) commit batches over the same keys in opposite orders: the
+/// store's lock order keeps them from deadlocking, and each key opens one incident.
+async fn batches_racing_on_the_same_keys_open_each_key_once(db: TestDb) {
+    let store = db.open(SecretBox::random()).await.unwrap();
+    let (team, _) = team_and_integration(&*store).await;
+    let source = source_of(&*store, &team).await;
+    let keys: Vec<String> = (0..20).map(|n| format!("k{n:02}")).collect();
+    let racers = (0..4).map(|racer| {
+        let store = Arc::clone(&store);
+        let mut writes: Vec<IncidentWrite> =
+            keys.iter().map(|key| keyed(&team, &source, key)).collect();
+        if racer % 2 == 1 {
+            writes.reverse();
+        }
+        tokio::spawn(async move { store.write_incidents(&writes).await })
+    });
+    let mut opened = 0;
+    for racer in racers {
+        for answer in racer.await.unwrap().unwrap() {
+            match answer {
+                Ok(()) => opened += 1,
+                Err(StoreError::Conflict { field: "dedup_key" }) => {}
+                Err(e) => panic!("{}: {e}", db.name()),
+            }
+        }
+    }
+    assert_eq!(opened, keys.len(), "{}", db.name());
+    for key in &keys {
+        assert!(store
+            .open_incident_for_key(source.id, key)
+            .await
+            .unwrap()
+            .is_some());
+    }
+}
