@@ -9,6 +9,7 @@
 
 mod accounts;
 mod crypto;
+mod group_commit;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -17,6 +18,7 @@ mod types;
 
 pub use accounts::{Session, User};
 pub use crypto::{SecretBox, SecretKeyError};
+pub use group_commit::{GroupCommit, MAX_BATCH};
 pub use postgres::{Migrations, PostgresBackend, PostgresStore, CHANNEL as CHANGE_CHANNEL};
 pub use sql::{Dialect, SqlStore};
 pub use sqlite::{SqliteBackend, SqliteStore};

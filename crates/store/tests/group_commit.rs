@@ -9,13 +9,14 @@ use common::{incident, team_and_integration, TestDb};
 use secrecy::SecretString;
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::{new_id, IncidentStatus, Team};
-use snowbound_store::{IncidentWrite, NewLink, SecretBox, Store, StoreError};
+use snowbound_store::{GroupCommit, IncidentWrite, NewLink, SecretBox, Store, StoreError};
 
 on_both_backends!(
     a_batch_commits_every_write_and_answers_each,
     a_refused_write_holds_back_nothing_else,
     one_key_twice_in_a_batch_opens_one_incident,
     batches_racing_on_the_same_keys_open_each_key_once,
+    concurrent_writers_share_commits_and_a_bad_write_fails_alone,
 );
 
 async fn source_of(store: &dyn Store, team: &Team) -> Source {
@@ -220,4 +221,68 @@ async fn batches_racing_on_the_same_keys_open_each_key_once(db: TestDb) {
             .unwrap()
             .is_some());
     }
+}
+
+/// Many writers at once through the group committer; one of them links a nonexistent
+/// integration, which the database refuses and which spoils its batch's transaction.
+/// Everyone else's incident is still written, and the bad one alone gets the error.
+async fn concurrent_writers_share_commits_and_a_bad_write_fails_alone(db: TestDb) {
+    let store = db.open(SecretBox::random()).await.unwrap();
+    let (team, _) = team_and_integration(&*store).await;
+    let source = source_of(&*store, &team).await;
+    let group = GroupCommit::start(store.clone(), 2);
+    let bad = incident(&team);
+    let bad_write = IncidentWrite::Create {
+        incident: bad.clone(),
+        timeline: vec![],
+        links: vec![NewLink {
+            incident_id: bad.id,
+            integration_id: new_id(),
+            snapshot: None,
+        }],
+        dedup_key: None,
+    };
+    let mut writers: Vec<_> = (0..60)
+        .map(|n| {
+            let (group, write) = (group.clone(), keyed(&team, &source, &format!("a{n}")));
+            tokio::spawn(async move { group.write(write).await })
+        })
+        .collect();
+    writers.insert(30, {
+        let group = group.clone();
+        tokio::spawn(async move { group.write(bad_write).await })
+    });
+    let answers: Vec<_> = futures_answers(writers).await;
+    assert!(
+        answers[30].is_err(),
+        "{}: the bad write was accepted",
+        db.name()
+    );
+    let good = answers
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| *i != 30 && a.is_ok())
+        .count();
+    assert_eq!(good, 60, "{}: {answers:?}", db.name());
+    for n in 0..60 {
+        assert!(store
+            .open_incident_for_key(source.id, &format!("a{n}"))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    assert!(matches!(
+        store.get_incident(bad.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn futures_answers(
+    writers: Vec<tokio::task::JoinHandle<Result<(), StoreError>>>,
+) -> Vec<Result<(), StoreError>> {
+    let mut answers = Vec::new();
+    for writer in writers {
+        answers.push(writer.await.unwrap());
+    }
+    answers
 }

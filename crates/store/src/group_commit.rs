@@ -1,0 +1,102 @@
+//! Group commit for incident writes: writers that arrive while a commit is in flight
+//! share the next one. Durability is paid per commit (an fsync on SQLite, a WAL flush on
+//! PostgreSQL), so under load the cost per alert falls as the batches grow, and nobody
+//! waits for a batch to fill: a lone write commits at once.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::types::IncidentWrite;
+use crate::{Result, Store, StoreError};
+
+/// The most writes one transaction takes; more wait for the next commit.
+pub const MAX_BATCH: usize = 512;
+
+struct Pending {
+    write: IncidentWrite,
+    answer: oneshot::Sender<Result<()>>,
+}
+
+/// A cloneable handle; the committers stop when the last handle is dropped.
+#[derive(Clone)]
+pub struct GroupCommit {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl GroupCommit {
+    /// Starts `committers` tasks that each commit one batch at a time: one is right for
+    /// SQLite (one writer anyway), a few let PostgreSQL overlap commits.
+    pub fn start(store: Arc<dyn Store>, committers: usize) -> Self {
+        let (queue, receiver) = mpsc::channel(MAX_BATCH * 4);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..committers.max(1) {
+            tokio::spawn(commit_batches(store.clone(), receiver.clone()));
+        }
+        GroupCommit { queue }
+    }
+
+    /// Writes `write` in the next group commit; answers once that commit is on disk, with
+    /// this write's own answer (see [`Store::write_incidents`]).
+    pub async fn write(&self, write: IncidentWrite) -> Result<()> {
+        let (answer, answered) = oneshot::channel();
+        self.queue
+            .send(Pending { write, answer })
+            .await
+            .map_err(|_| StoreError::Corrupt("the group committer has stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| StoreError::Corrupt("the group committer has stopped".into()))?
+    }
+}
+
+async fn commit_batches(store: Arc<dyn Store>, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    loop {
+        let batch = {
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        commit(&*store, batch).await;
+    }
+}
+
+async fn commit(store: &dyn Store, batch: Vec<Pending>) {
+    let writes: Vec<IncidentWrite> = batch.iter().map(|p| p.write.clone()).collect();
+    match store.write_incidents(&writes).await {
+        Ok(answers) => {
+            for (pending, answer) in batch.into_iter().zip(answers) {
+                let _ = pending.answer.send(answer);
+            }
+        }
+        // The transaction failed as a whole (one write the database refused, a deadlock
+        // with another node, a full disk): nothing was written. Alone, each write gets
+        // the answer that is really its own, and one bad write cannot fail its neighbours.
+        Err(error) if batch.len() == 1 => {
+            if let Some(pending) = batch.into_iter().next() {
+                let _ = pending.answer.send(Err(error));
+            }
+        }
+        Err(_) => {
+            for pending in batch {
+                let answer = match store
+                    .write_incidents(std::slice::from_ref(&pending.write))
+                    .await
+                {
+                    Ok(mut answers) => answers.pop().unwrap_or(Ok(())),
+                    Err(error) => Err(error),
+                };
+                let _ = pending.answer.send(answer);
+            }
+        }
+    }
+}
