@@ -85,6 +85,18 @@ pub async fn update_incident<D: Dialect>(
     new_links: &[NewLink],
 ) -> Result<()> {
     let mut tx = store.db.begin().await?;
+    update(&mut tx, incident, expected_updated_at, timeline, new_links).await?;
+    tx.commit().await
+}
+
+/// [`update_incident`] inside the caller's transaction.
+pub(super) async fn update(
+    tx: &mut impl WriteTx,
+    incident: &Incident,
+    expected_updated_at: DateTime<Utc>,
+    timeline: &[TimelineEntry],
+    new_links: &[NewLink],
+) -> Result<()> {
     // On PostgreSQL the row lock this UPDATE takes makes a concurrent writer on another
     // node wait, then re-check `updated_at` against our committed row: it gets Stale.
     let updated = tx
@@ -114,12 +126,12 @@ pub async fn update_incident<D: Dialect>(
             None => StoreError::NotFound,
         });
     }
-    append_timeline(&mut tx, incident.id, timeline).await?;
-    links::bump_incident(&mut tx, incident.id).await?;
+    append_timeline(tx, incident.id, timeline).await?;
+    links::bump_incident(tx, incident.id).await?;
     for link in new_links {
-        links::upsert(&mut tx, link).await?;
+        links::upsert(tx, link).await?;
     }
-    tx.commit().await
+    Ok(())
 }
 
 pub async fn get_incident<D: Dialect>(store: &SqlStore<D>, id: Uuid) -> Result<Incident> {
