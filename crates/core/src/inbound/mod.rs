@@ -142,6 +142,9 @@ pub struct LinkSide<'a> {
     pub applied_mod_count: Option<i64>,
     /// The notes standing on the link, by field.
     pub notes: &'a BTreeMap<String, LinkNote>,
+    /// A reconcile is waiting or in flight (the link is not synced): `pushed` may not
+    /// hold what Snowbound is sending right now.
+    pub reconcile_pending: bool,
 }
 
 /// The incident as it is now, with when Snowbound last changed each synced field
@@ -207,7 +210,10 @@ pub struct LinkNote {
 pub enum Quiet {
     /// Its `sys_mod_count` was applied already (or is older than one that was).
     AlreadyApplied,
-    /// Snowbound's own ServiceNow user wrote it.
+    /// Snowbound's own ServiceNow user wrote it while the link's reconcile is still
+    /// being recorded. The caller reads the record again once the link is synced: an
+    /// agent's earlier update that this write hides is found then, against an exact
+    /// `pushed`.
     OwnWrite,
     /// Every field holds what Snowbound pushed, or what the incident already is.
     Echo,
@@ -262,11 +268,16 @@ pub fn already_applied(record_mod_count: i64, applied: Option<i64>) -> bool {
     applied.is_some_and(|applied| record_mod_count <= applied)
 }
 
-/// Rule: what Snowbound's own ServiceNow user wrote is Snowbound's own change coming
-/// back, even when the link does not record it as pushed yet (the answer to the PATCH
-/// is still being written when the business rule's poke is read).
-pub fn own_write(updated_by: &str, own_user: Option<&str>) -> bool {
-    own_user.is_some_and(|own| !own.is_empty() && own.eq_ignore_ascii_case(updated_by.trim()))
+/// Rule: what Snowbound's own ServiceNow user wrote while the link's reconcile is not
+/// recorded yet is Snowbound's own change coming back (the business rule's poke is read
+/// before the PATCH's answer reaches `pushed`, and the incident may have moved on since
+/// the PATCH left). Once the link is synced the write is judged like any other: its
+/// values equal `pushed` and are echoes, and a value that is neither pushed nor what the
+/// incident is came from someone else's update that this write hides.
+pub fn own_write(updated_by: &str, own_user: Option<&str>, reconcile_pending: bool) -> bool {
+    reconcile_pending
+        && own_user
+            .is_some_and(|own| !own.is_empty() && own.eq_ignore_ascii_case(updated_by.trim()))
 }
 
 /// Rule: a value ServiceNow holds that equals what Snowbound pushed is an echo. A field
@@ -360,7 +371,7 @@ pub fn decide(
     if already_applied(record.mod_count, link.applied_mod_count) {
         return Decision::Nothing(Quiet::AlreadyApplied);
     }
-    if own_write(&record.updated_by, rules.own_user) {
+    if own_write(&record.updated_by, rules.own_user, link.reconcile_pending) {
         return Decision::Nothing(Quiet::OwnWrite);
     }
     let settings = rules.settings;

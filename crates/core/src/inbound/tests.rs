@@ -73,6 +73,7 @@ struct Case {
     pushed: FieldMap,
     applied: Option<i64>,
     notes: BTreeMap<String, LinkNote>,
+    pending: bool,
 }
 
 impl Case {
@@ -83,6 +84,7 @@ impl Case {
             pushed: pushed_open(),
             applied: None,
             notes: BTreeMap::new(),
+            pending: false,
         }
     }
 
@@ -93,6 +95,7 @@ impl Case {
                 pushed: &self.pushed,
                 applied_mod_count: self.applied,
                 notes: &self.notes,
+                reconcile_pending: self.pending,
             },
             incident,
             Rules {
@@ -164,18 +167,43 @@ fn rule_an_echo_of_what_snowbound_pushed_costs_nothing() {
 
 #[test]
 fn rule_snowbounds_own_write_is_an_echo_even_before_pushed_is_recorded() {
-    assert!(own_write("snowbound", Some("snowbound")));
-    assert!(own_write("SnowBound ", Some("snowbound")));
-    assert!(!own_write("agent", Some("snowbound")));
-    assert!(!own_write("", Some("")));
-    assert!(!own_write("agent", None));
+    assert!(own_write("snowbound", Some("snowbound"), true));
+    assert!(own_write("SnowBound ", Some("snowbound"), true));
+    assert!(!own_write("agent", Some("snowbound"), true));
+    assert!(!own_write("", Some(""), true));
+    assert!(!own_write("agent", None, true));
+    assert!(!own_write("snowbound", Some("snowbound"), false));
     // Snowbound's resolve was PATCHed; the business rule's poke is read before the
     // PATCH's answer reached `pushed`, while Snowbound already reopened meanwhile.
-    let case = Case::new();
+    let mut case = Case::new();
+    case.pending = true;
     let own = record(&[("state", "6"), ("sys_updated_by", "snowbound")], 2, 10);
     assert_eq!(
         case.decide(&own, incident(IncidentStatus::Open, 5)),
         Decision::Nothing(Quiet::OwnWrite)
+    );
+    // Once the link is synced, Snowbound's write holds what was pushed: an echo…
+    case.pending = false;
+    case.pushed.insert("state".into(), "6".into());
+    assert_eq!(
+        case.decide(&own, incident(IncidentStatus::Resolved, 5)),
+        Decision::Nothing(Quiet::Echo)
+    );
+    // …and an agent's urgency change that Snowbound's write hid is found.
+    let hiding = record(
+        &[
+            ("state", "6"),
+            ("urgency", "3"),
+            ("sys_updated_by", "snowbound"),
+        ],
+        3,
+        10,
+    );
+    assert_eq!(
+        applied(case.decide(&hiding, incident(IncidentStatus::Resolved, 5))).actions,
+        vec![IncidentAction::SetSeverity {
+            severity: Severity::Minor
+        }]
     );
 }
 
@@ -445,6 +473,7 @@ fn flip_flops_settle_within_a_call_or_two() {
                     pushed: &pushed,
                     applied_mod_count: applied_mod,
                     notes: &notes,
+                    reconcile_pending: false,
                 },
                 IncidentSide {
                     status,
