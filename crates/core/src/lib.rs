@@ -5,6 +5,7 @@
 //! exactly what the engine sends.
 
 pub mod forwarding;
+pub mod inbound;
 pub mod instance_url;
 pub mod integration_limits;
 pub mod model;

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::inbound::settings::WhoWins;
+
 /// Ids are UUIDv7: time-ordered, so primary-key indexes stay append-mostly.
 pub fn new_id() -> Uuid {
     Uuid::now_v7()
@@ -214,6 +216,10 @@ pub struct ServiceNowSettings {
     pub close_code: String,
     pub close_notes_default: String,
     pub severity: SeverityMapping,
+    /// Which system wins a conflict on state and on severity (issue #15). Settings
+    /// stored before it have none and get `latest` for both.
+    #[serde(default)]
+    pub who_wins: WhoWins,
 }
 
 pub const DEFAULT_CLOSE_NOTES: &str = "Resolved from Snowbound";
@@ -234,6 +240,7 @@ impl ServiceNowSettings {
             close_code,
             close_notes_default: DEFAULT_CLOSE_NOTES.into(),
             severity: SeverityMapping::default(),
+            who_wins: WhoWins::default(),
         }
     }
 

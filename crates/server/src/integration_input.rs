@@ -217,6 +217,8 @@ impl ServiceNowInput {
                 secondary_field: self.severity.secondary_field.as_ref().map(t),
                 secondary_map: self.severity.secondary_map.clone().map(Into::into),
             },
+            // Not settable through the API yet (issue #15, next round): the default.
+            who_wins: Default::default(),
         }
     }
 }

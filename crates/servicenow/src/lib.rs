@@ -10,6 +10,7 @@ mod choices;
 mod classify;
 mod client;
 mod connection;
+mod read;
 mod record;
 mod test_connection;
 
@@ -18,6 +19,7 @@ pub use choices::Choice;
 pub use classify::{speaks_table_api, Failure};
 pub use client::{BuildError, Client, ClientConfig, Exchange};
 pub use connection::{validate_instance_url, Connection};
+pub use read::{and_each_block, sys_id_scopes, Changes, ChangesQuery, ReadRecord};
 pub use record::Record;
 pub use snowbound_core::instance_url::InstancePolicy;
 pub use test_connection::{Check, TestReport};

@@ -10,6 +10,7 @@
 mod accounts;
 mod crypto;
 mod group_commit;
+mod inbound;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -19,6 +20,10 @@ mod types;
 pub use accounts::{Session, User};
 pub use crypto::{SecretBox, SecretKeyError};
 pub use group_commit::{GroupCommit, MAX_BATCH};
+pub use inbound::{
+    InboundIncidentChange, InboundLink, InboundWrite, PokeLease, PokeOutcome, PollLease,
+    PollResult, PollState,
+};
 pub use postgres::{Migrations, PostgresBackend, PostgresStore, CHANNEL as CHANGE_CHANNEL};
 pub use sql::{Dialect, SqlStore};
 pub use sqlite::{SqliteBackend, SqliteStore};
@@ -267,6 +272,55 @@ pub trait Store: Send + Sync + 'static {
     async fn list_routing_rules(&self, team_ids: Option<&[Uuid]>) -> Result<Vec<RoutingRule>>;
     async fn update_routing_rule(&self, rule: &RoutingRule) -> Result<()>;
     async fn delete_routing_rule(&self, id: Uuid) -> Result<()>;
+
+    // --- inbound sync: pokes, polls, per-link state (issue #15) -----------------------
+    /// Queues a read of `sys_id` for `source_id`, coalesced: while one waits (or is
+    /// being read) for that record, another poke only raises its revision.
+    async fn enqueue_poke(
+        &self,
+        source_id: Uuid,
+        sys_id: &str,
+        table: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Leases up to `limit` due pokes that nobody holds, most overdue first.
+    async fn lease_due_pokes(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PokeLease>>;
+    /// Ends a poke's lease; false when the lease was lost (another owner holds it).
+    async fn complete_poke(
+        &self,
+        lease: &PokeLease,
+        outcome: &PokeOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Pokes of `source_id` waiting or being read.
+    async fn count_pokes(&self, source_id: Uuid) -> Result<i64>;
+    /// Polls `source_id` every `interval_ms`, or (`None`) no longer, keeping its
+    /// watermark and last result.
+    async fn set_poll_schedule(&self, source_id: Uuid, interval_ms: Option<i64>) -> Result<()>;
+    /// Leases up to `limit` sources due for a poll that nobody is polling.
+    async fn lease_due_polls(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PollLease>>;
+    /// Records a poll and schedules the next; false when the lease was lost.
+    async fn complete_poll(&self, lease: &PollLease, result: &PollResult) -> Result<bool>;
+    async fn poll_state(&self, source_id: Uuid) -> Result<Option<PollState>>;
+    /// The link of `integration_id` holding record `sys_id`, with its inbound state.
+    async fn inbound_link(&self, integration_id: Uuid, sys_id: &str)
+        -> Result<Option<InboundLink>>;
+    /// Writes one inbound decision: the incident change (optimistic as
+    /// [`Store::update_incident`]: `Stale` when it changed meanwhile), the link's
+    /// `pushed` merge, notes and applied `sys_mod_count`, all in one transaction.
+    async fn apply_inbound(&self, write: &InboundWrite) -> Result<()>;
 }
 
 /// The API call log keeps this many calls per integration.

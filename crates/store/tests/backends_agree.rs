@@ -161,6 +161,13 @@ async fn a_wrong_key_is_refused_before_anything_is_migrated(db: TestDb) {
     // wrong key must not migrate it forward.
     db.raw("DROP TABLE sessions").await;
     db.raw("DROP TABLE users").await;
+    // …and without what 0006 added (the inbound state of issue #15).
+    db.raw("DROP TABLE inbound_pokes").await;
+    db.raw("DROP TABLE inbound_polls").await;
+    db.raw("DROP INDEX links_by_sys_id").await;
+    db.raw("ALTER TABLE links DROP COLUMN inbound_mod_count")
+        .await;
+    db.raw("ALTER TABLE links DROP COLUMN inbound_notes").await;
     db.raw("DELETE FROM _sqlx_migrations WHERE version >= 3")
         .await;
     let err = db

@@ -3,6 +3,7 @@
 
 mod api_calls;
 pub(crate) mod dialect;
+mod inbound;
 mod incidents;
 mod integrations;
 mod links;

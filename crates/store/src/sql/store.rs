@@ -11,10 +11,14 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::{
-    api_calls, incidents, integrations, links, meta, rules, sources, teams, tokens, users, SqlStore,
+    api_calls, inbound, incidents, integrations, links, meta, rules, sources, teams, tokens, users,
+    SqlStore,
 };
 use crate::types::*;
-use crate::{Completion, LeaseOutcome, Result, Session, Store, User};
+use crate::{
+    Completion, InboundLink, InboundWrite, LeaseOutcome, PokeLease, PokeOutcome, PollLease,
+    PollResult, PollState, Result, Session, Store, User,
+};
 
 #[async_trait]
 impl<D: Dialect> Store for SqlStore<D> {
@@ -325,5 +329,72 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn delete_routing_rule(&self, id: Uuid) -> Result<()> {
         rules::delete_routing_rule(self, id).await
+    }
+
+    async fn enqueue_poke(
+        &self,
+        source_id: Uuid,
+        sys_id: &str,
+        table: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        inbound::enqueue_poke(self, source_id, sys_id, table, now).await
+    }
+
+    async fn lease_due_pokes(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PokeLease>> {
+        inbound::lease_due_pokes(self, owner, now, lease_until, limit).await
+    }
+
+    async fn complete_poke(
+        &self,
+        lease: &PokeLease,
+        outcome: &PokeOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        inbound::complete_poke(self, lease, outcome, now).await
+    }
+
+    async fn count_pokes(&self, source_id: Uuid) -> Result<i64> {
+        inbound::count_pokes(self, source_id).await
+    }
+
+    async fn set_poll_schedule(&self, source_id: Uuid, interval_ms: Option<i64>) -> Result<()> {
+        inbound::set_poll_schedule(self, source_id, interval_ms).await
+    }
+
+    async fn lease_due_polls(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PollLease>> {
+        inbound::lease_due_polls(self, owner, now, lease_until, limit).await
+    }
+
+    async fn complete_poll(&self, lease: &PollLease, result: &PollResult) -> Result<bool> {
+        inbound::complete_poll(self, lease, result).await
+    }
+
+    async fn poll_state(&self, source_id: Uuid) -> Result<Option<PollState>> {
+        inbound::poll_state(self, source_id).await
+    }
+
+    async fn inbound_link(
+        &self,
+        integration_id: Uuid,
+        sys_id: &str,
+    ) -> Result<Option<InboundLink>> {
+        inbound::inbound_link(self, integration_id, sys_id).await
+    }
+
+    async fn apply_inbound(&self, write: &InboundWrite) -> Result<()> {
+        inbound::apply_inbound(self, write).await
     }
 }
