@@ -1,7 +1,9 @@
 //! What this node knows of each integration between lease batches, in one place: its
-//! call slots (the gate), its rate limiter, its 429 cool-down and whether it is blocked.
+//! call slots (the gate, sized by adaptive concurrency), its rate limiter, its 429
+//! cool-down and whether it is blocked.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,8 +12,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::adaptive::Aimd;
 use crate::backoff::Backoff;
 use crate::rate_limit::RateLimiter;
+
+/// Calls in flight an integration starts with before adaptive concurrency has measured
+/// its instance (the fixed limit of earlier versions).
+pub const INITIAL_CONCURRENCY: usize = 8;
 
 /// An hourly rate-limit window can answer with a long `Retry-After`; honour it, but not
 /// beyond an hour, so a bogus header cannot stop syncing for days.
@@ -21,10 +28,69 @@ struct Integration {
     /// One permit per call slot. A lease holds one from leasing (or the end of its
     /// settle wait) until its calls are done, so free permits = links we may lease.
     gate: Arc<Semaphore>,
+    /// Permits to retire as they come back, after adaptive concurrency lowered the limit
+    /// while they were out.
+    debt: Arc<AtomicUsize>,
+    aimd: Aimd,
     limiter: Option<Arc<RateLimiter>>,
     /// Consecutive 429s without `Retry-After`.
     cooldowns: u32,
     block: Option<Block>,
+}
+
+impl Integration {
+    fn free(&self) -> usize {
+        self.gate
+            .available_permits()
+            .saturating_sub(self.debt.load(Ordering::Acquire))
+    }
+
+    fn slot(&mut self, permit: OwnedSemaphorePermit) -> Slot {
+        if self.gate.available_permits() == 0 {
+            self.aimd.saturated();
+        }
+        Slot {
+            permit: Some(permit),
+            debt: Arc::clone(&self.debt),
+        }
+    }
+
+    /// Takes `n` permits out of circulation: free ones now, the rest as they return.
+    fn retire(&mut self, n: usize) {
+        let mut left = n;
+        while left > 0 {
+            match Arc::clone(&self.gate).try_acquire_owned() {
+                Ok(permit) => {
+                    permit.forget();
+                    left -= 1;
+                }
+                Err(_) => break,
+            }
+        }
+        self.debt.fetch_add(left, Ordering::AcqRel);
+    }
+}
+
+/// One call slot of an integration, held while its calls are out. Given back on drop,
+/// unless the limit was lowered meanwhile: then it retires.
+pub struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    debt: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let retired = self
+            .debt
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1))
+            .is_ok();
+        if retired {
+            permit.forget();
+        }
+    }
 }
 
 /// Pauses and failures this node caused, so reconciles of a lease batch (whose
@@ -58,7 +124,9 @@ impl Integrations {
     fn with<T>(&self, id: Uuid, f: impl FnOnce(&mut Integration) -> T) -> T {
         let mut known = self.known.lock().expect("integrations lock");
         let state = known.entry(id).or_insert_with(|| Integration {
-            gate: Arc::new(Semaphore::new(self.concurrency)),
+            gate: Arc::new(Semaphore::new(INITIAL_CONCURRENCY.min(self.concurrency))),
+            debt: Arc::default(),
+            aimd: Aimd::new(INITIAL_CONCURRENCY, self.concurrency),
             limiter: self.rate_limit.map(|n| Arc::new(RateLimiter::new(n))),
             cooldowns: 0,
             block: None,
@@ -68,31 +136,63 @@ impl Integrations {
 
     /// Call slots free for `id`: how many of its links this node may lease now.
     pub fn free_slots(&self, id: Uuid) -> usize {
-        self.with(id, |i| i.gate.available_permits())
+        self.with(id, |i| i.free())
     }
 
     /// True while no slot of any integration is taken: a lease across all integrations
-    /// can then take up to [`Self::concurrency`] links without overfilling any one.
+    /// can then take up to [`Self::idle_lease_limit`] links without overfilling any one.
     pub fn all_idle(&self) -> bool {
+        let known = self.known.lock().expect("integrations lock");
+        known.values().all(|i| i.free() == i.aimd.limit())
+    }
+
+    /// The most links one lease across all integrations may take: the smallest limit
+    /// any integration has (a new one starts at [`INITIAL_CONCURRENCY`]).
+    pub fn idle_lease_limit(&self) -> usize {
         let known = self.known.lock().expect("integrations lock");
         known
             .values()
-            .all(|i| i.gate.available_permits() == self.concurrency)
+            .map(|i| i.aimd.limit())
+            .chain([INITIAL_CONCURRENCY.min(self.concurrency)])
+            .min()
+            .unwrap_or(1)
     }
 
-    pub fn concurrency(&self) -> usize {
-        self.concurrency
+    /// Calls in flight `id` may have now (its adaptive limit).
+    pub fn limit(&self, id: Uuid) -> usize {
+        self.with(id, |i| i.aimd.limit())
     }
 
     /// A slot, if one is free now.
-    pub fn try_slot(&self, id: Uuid) -> Option<OwnedSemaphorePermit> {
-        self.with(id, |i| Arc::clone(&i.gate).try_acquire_owned().ok())
+    pub fn try_slot(&self, id: Uuid) -> Option<Slot> {
+        self.with(id, |i| {
+            let permit = Arc::clone(&i.gate).try_acquire_owned().ok()?;
+            Some(i.slot(permit))
+        })
     }
 
     /// Waits for a slot (a link back from its settle wait joins the queue).
-    pub async fn slot(&self, id: Uuid) -> OwnedSemaphorePermit {
+    pub async fn slot(&self, id: Uuid) -> Slot {
         let gate = self.with(id, |i| Arc::clone(&i.gate));
-        gate.acquire_owned().await.expect("gates are never closed")
+        let permit = gate.acquire_owned().await.expect("gates are never closed");
+        self.with(id, |i| i.slot(permit))
+    }
+
+    /// A reconcile's calls took `rtt` (per call); `pressure` when the instance pushed
+    /// back (429, 5xx, timeout). Adapts the integration's limit.
+    pub fn observe(&self, id: Uuid, rtt: Duration, pressure: bool) {
+        self.with(id, |i| {
+            let before = i.aimd.limit();
+            let Some(after) = i.aimd.observe(Instant::now(), rtt, pressure) else {
+                return;
+            };
+            if after > before {
+                i.gate.add_permits(after - before);
+            } else {
+                i.retire(before - after);
+            }
+            tracing::debug!(integration_id = %id, concurrency = after, "adaptive concurrency");
+        })
     }
 
     pub fn limiter(&self, id: Uuid) -> Option<Arc<RateLimiter>> {

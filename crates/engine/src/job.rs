@@ -2,15 +2,17 @@
 //! slot, the reconcile, what the answer means for the integration, and the completion.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use secrecy::SecretString;
 use snowbound_store::{
     ApiCallRecord, Completion, IntegrationRecord, Lease, LeaseOutcome, StoreError,
 };
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::oneshot;
 
 use crate::api_log::api_call_records;
+use crate::integrations::Slot;
 use crate::outcome::SideEffect;
 use crate::reconcile::Reconciler;
 use crate::runner::Inner;
@@ -89,7 +91,7 @@ impl Inner {
         self: Arc<Self>,
         lease: Lease,
         loaded: Arc<Loaded>,
-        slot: Option<OwnedSemaphorePermit>,
+        slot: Option<Slot>,
     ) {
         let finish = self.reconcile_in_slot(&lease, &loaded, slot).await;
         // From here on no call is made for this lease: the heartbeat may let it go.
@@ -118,7 +120,7 @@ impl Inner {
         &self,
         lease: &Lease,
         loaded: &Loaded,
-        slot: Option<OwnedSemaphorePermit>,
+        slot: Option<Slot>,
     ) -> Finish {
         let integration_id = lease.link.integration_id;
         let incident_id = lease.link.incident_id;
@@ -153,6 +155,13 @@ impl Inner {
         let done = reconciler.run(lease, &record.integration, password).await;
         // The slot limits calls to the instance; recording the outcome is ours to wait for.
         drop(slot);
+        if !done.calls.is_empty() {
+            let total_ms: u64 = done.calls.iter().map(|c| c.duration_ms).sum();
+            let rtt = Duration::from_millis(total_ms / done.calls.len() as u64);
+            let pressure = matches!(done.effect, SideEffect::Pause(_))
+                || matches!(done.outcome, Some(LeaseOutcome::Retry { .. }));
+            self.integrations.observe(integration_id, rtt, pressure);
+        }
 
         let calls = api_call_records(integration_id, Some(incident_id), done.calls);
         let Some(outcome) = done.outcome else {

@@ -2,6 +2,7 @@
 //! look like the incident now, and record what happened. Only this crate calls
 //! ServiceNow to sync; the HTTP layer just commits changes and wakes it.
 
+mod adaptive;
 mod api_log;
 mod backoff;
 mod completions;

@@ -174,12 +174,11 @@ impl Worker {
         let owner = format!("{}:{}", config.node_id, Uuid::new_v4().simple());
         let now = Utc::now();
         let until = now + inner.leases.lease_for();
-        let concurrency = inner.integrations.concurrency();
         let mut tick = Tick::default();
         let mut leased = Vec::new();
         if inner.integrations.all_idle() {
             // No slot taken anywhere: one statement for every integration.
-            let limit = free.min(concurrency);
+            let limit = free.min(inner.integrations.idle_lease_limit());
             let got = self.lease(&owner, now, until, limit, None).await;
             tick.more_waiting = got.len() == limit;
             leased.extend(got);
@@ -191,12 +190,13 @@ impl Worker {
                     return tick;
                 }
             };
-            // Under load, waiting for a quarter of the slots to free up leases them with
-            // one statement instead of one per finished reconcile.
-            let batch = (concurrency / 4).max(1);
             for integration in integrations {
                 let id = integration.id;
                 let slots = inner.integrations.free_slots(id);
+                // Under load, waiting for a quarter of the slots to free up leases them
+                // with one statement instead of one per finished reconcile.
+                let concurrency = inner.integrations.limit(id);
+                let batch = (concurrency / 4).max(1);
                 if free == 0
                     || slots == 0
                     || inner.integrations.is_blocked(id, integration.updated_at)
