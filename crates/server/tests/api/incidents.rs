@@ -3,7 +3,6 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use snowbound_store::Store;
 
 use crate::{integration, start};
 

@@ -4,7 +4,6 @@
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::json;
-use snowbound_store::Store;
 
 use crate::{integration, integration_body, start, PASSWORD};
 

@@ -5,10 +5,10 @@ use chrono::{Duration, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 use snowbound_emulator::{Emulator, EmulatorConfig, User};
-use snowbound_store::{LeaseOutcome, Store};
+use snowbound_store::LeaseOutcome;
 use uuid::Uuid;
 
-use crate::{integration, integration_body, start, TestApp};
+use crate::{integration_body, start, TestApp};
 
 async fn emulator() -> Emulator {
     let users = [

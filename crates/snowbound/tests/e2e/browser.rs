@@ -194,11 +194,11 @@ async fn from_login_to_a_resolved_servicenow_incident() {
         .await;
     t.incident(team, "Disk 91% full on db-2", "warning").await;
     let c = browser(&driver).await;
-    journey(&c, &t, &incident).await;
+    journey(&c, &t, incident).await;
     c.close().await.unwrap();
 }
 
-async fn journey(c: &Client, t: &TestApp, incident: &str) {
+async fn journey(c: &Client, t: &TestApp, incident: uuid::Uuid) {
     // Login.
     c.goto(&t.base).await.unwrap();
     css(c, "#email").await;

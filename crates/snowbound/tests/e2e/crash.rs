@@ -77,7 +77,7 @@ async fn every_change_arrives_exactly_once_per_record_after_a_crash() {
 
     let t = TestApp::from_app(App::start(config).await.unwrap(), emulator, dir);
     for (i, incident) in accepted.iter().enumerate() {
-        t.wait_synced(incident).await;
+        t.wait_synced(incident.parse().unwrap()).await;
         let records = t.emulator.records_by_correlation_id("incident", incident);
         assert_eq!(
             records.len(),

@@ -117,7 +117,8 @@ async fn titles_beyond_what_snowbound_accepts_name_the_field() {
             "/api/v1/incidents",
             Some(json!({"team_id": team, "title": "x".repeat(100_000), "severity": "critical"})),
         )
-        .await;
+        .await
+        .parts();
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["field"], "title");
     let (status, body) = t
@@ -126,7 +127,8 @@ async fn titles_beyond_what_snowbound_accepts_name_the_field() {
             "/api/v1/incidents",
             Some(json!({"team_id": team, "title": "  ", "severity": "critical"})),
         )
-        .await;
+        .await
+        .parts();
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("title"))
@@ -135,7 +137,7 @@ async fn titles_beyond_what_snowbound_accepts_name_the_field() {
 
 /// What each API write answers for `value` in one string field: (path, body, field).
 async fn refused_fields(t: &TestApp, bad: &str) -> Vec<(String, StatusCode, Value)> {
-    let team = t.team("core").await.parts();
+    let team = t.team("core").await;
     let incident = t.incident(team, "ok", "minor").await;
     let integration = t
         .integration(team, "always_after_forwarding", json!({}))

@@ -6,8 +6,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use snowbound_testkit::Backend;
 use snowbound_testkit::{id, TestApp};
+use uuid::Uuid;
 
-async fn source(app: &TestApp, team: &str, kind: &str) -> (String, String) {
+async fn source(app: &TestApp, team: Uuid, kind: &str) -> (Uuid, String) {
     let answer = app
         .post(
             "/api/v1/sources",
@@ -20,7 +21,7 @@ async fn source(app: &TestApp, team: &str, kind: &str) -> (String, String) {
     )
 }
 
-async fn rule(app: &TestApp, team: &str, name: &str, when: Value, then: Value) -> String {
+async fn rule(app: &TestApp, team: Uuid, name: &str, when: Value, then: Value) -> Uuid {
     id(&app
         .post(
             "/api/v1/routing-rules",
@@ -35,11 +36,11 @@ async fn alert(app: &TestApp, url: &str, body: Value) -> Value {
     answer
 }
 
-fn incident_of(answer: &Value) -> String {
+fn incident_of(answer: &Value) -> Uuid {
     answer["incident_id"]
         .as_str()
+        .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("no incident in {answer}"))
-        .to_owned()
 }
 
 fn timeline_has(incident: &Value, kind: &str, actor: &str) -> bool {
@@ -55,7 +56,7 @@ async fn a_webhook_key_updates_its_open_incident_and_opens_a_new_one_after_resol
     let app = TestApp::spawn(Backend::Sqlite).await;
     let team = app.team("ops").await;
     app.integration(team, "always", json!({})).await;
-    let (_, url) = source(&app, &team, "webhook").await;
+    let (_, url) = source(&app, team, "webhook").await;
 
     let first = alert(
         &app,
@@ -132,7 +133,7 @@ async fn a_webhook_key_updates_its_open_incident_and_opens_a_new_one_after_resol
 async fn concurrent_alerts_with_one_key_open_one_incident() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let team = app.team("ops").await;
-    let (_, url) = source(&app, &team, "webhook").await;
+    let (_, url) = source(&app, team, "webhook").await;
     let sends = (0..12).map(|i| {
         app.send_alert(
             &url,
@@ -140,7 +141,7 @@ async fn concurrent_alerts_with_one_key_open_one_incident() {
         )
     });
     let answers = futures::future::join_all(sends).await;
-    let mut ids: Vec<String> = answers
+    let mut ids: Vec<Uuid> = answers
         .iter()
         .map(|answer| {
             assert_eq!(answer.status, 202, "{answer:?}");
@@ -160,7 +161,7 @@ async fn concurrent_alerts_with_one_key_open_one_incident() {
 async fn bad_bodies_and_unknown_urls_get_clear_4xx_answers() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let team = app.team("ops").await;
-    let (source_id, url) = source(&app, &team, "webhook").await;
+    let (source_id, url) = source(&app, team, "webhook").await;
 
     let cases = [
         (json!({"title": "t", "severity": "minor"}), "dedup_key"),
@@ -214,7 +215,7 @@ async fn bad_bodies_and_unknown_urls_get_clear_4xx_answers() {
 async fn rotating_the_secret_retires_the_old_url_at_once() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let team = app.team("ops").await;
-    let (source_id, old_url) = source(&app, &team, "webhook").await;
+    let (source_id, old_url) = source(&app, team, "webhook").await;
     let shown = app.get(&format!("/api/v1/sources/{source_id}")).await;
     assert_eq!(shown["ingest_url"], old_url.as_str());
 
@@ -250,13 +251,13 @@ async fn an_incident_that_escalates_to_critical_is_forwarded_by_a_rule_once() {
         .await;
     rule(
         &app,
-        &team,
+        team,
         "criticals to ServiceNow",
         json!({"severity": ["critical"]}),
         json!({"forward_to": [after]}),
     )
     .await;
-    let (_, url) = source(&app, &team, "webhook").await;
+    let (_, url) = source(&app, team, "webhook").await;
 
     let opened = alert(
         &app,
@@ -317,7 +318,7 @@ async fn only_on_forwarding_gets_one_snapshot_from_a_rule_not_one_per_change() {
         .await;
     rule(
         &app,
-        &team,
+        team,
         "db to SN",
         json!({"attributes": {"service": {"regex": "^db"}}}),
         json!({"forward_to": [only]}),
@@ -350,13 +351,13 @@ async fn exclude_from_keeps_matching_incidents_out_of_an_always_integration() {
     let always = app.integration(team, "always", json!({})).await;
     rule(
         &app,
-        &team,
+        team,
         "no staging",
         json!({"attributes": {"env": {"contains": "staging"}}}),
         json!({"exclude_from": [always]}),
     )
     .await;
-    let (_, url) = source(&app, &team, "webhook").await;
+    let (_, url) = source(&app, team, "webhook").await;
 
     let staging = incident_of(
         &alert(

@@ -49,7 +49,7 @@ async fn a_create_whose_answer_is_lost_is_adopted_not_repeated(backend: Backend)
 
     assert_eq!(
         t.emulator
-            .records_by_correlation_id("incident", &incident)
+            .records_by_correlation_id("incident", &incident.to_string())
             .len(),
         1
     );

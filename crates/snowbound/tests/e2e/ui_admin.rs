@@ -155,7 +155,7 @@ async fn a_rule_made_in_the_form_forwards_incidents_and_rules_reorder() {
             &[
                 ("name", "broken"),
                 ("attributes", "host=~(unclosed"),
-                ("forward_to", &integration),
+                ("forward_to", &integration.to_string()),
             ],
         )
         .await;
@@ -183,6 +183,7 @@ async fn a_rule_made_in_the_form_forwards_incidents_and_rules_reorder() {
             vec![("title_contains", "db"), ("attributes", "host=~^db-")],
         ),
     ] {
+        let integration = integration.to_string();
         let mut fields = vec![("name", name), ("forward_to", integration.as_str())];
         fields.extend(extra);
         let created = ui.submit(&page, &page, &fields).await;
@@ -221,7 +222,7 @@ async fn a_rule_made_in_the_form_forwards_incidents_and_rules_reorder() {
                       "attributes": {"env": "prod", "svc": "payments"}});
     let (status, answer) = t.send_alert(url, body).await.parts();
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let incident = answer["incident_id"].as_str().unwrap();
+    let incident = answer["incident_id"].as_str().unwrap().parse().unwrap();
     t.wait_synced(incident).await;
     let record = t.record(incident).expect("forwarded by the rule");
     assert_eq!(record["short_description"], "Payments slow");
@@ -255,7 +256,7 @@ async fn users_are_created_reset_and_deleted_and_lose_their_sessions_at_once() {
             &[
                 ("email", "bob@example.com"),
                 ("password", "short"),
-                ("team_ids", &team),
+                ("team_ids", &team.to_string()),
             ],
         )
         .await;
@@ -278,7 +279,7 @@ async fn users_are_created_reset_and_deleted_and_lose_their_sessions_at_once() {
             &[
                 ("email", "bob@example.com"),
                 ("password", "bobs first password"),
-                ("team_ids", &team),
+                ("team_ids", &team.to_string()),
             ],
         )
         .await;
@@ -524,7 +525,7 @@ async fn a_member_gets_404_on_every_page_of_another_team() {
         "bob@example.com",
         "bobs long password",
         false,
-        vec![ours.parse().unwrap()],
+        vec![ours],
     );
     t.store().create_user(&member).await.unwrap();
     let mut bob = Ui::new(&t.base);
@@ -547,6 +548,8 @@ async fn a_member_gets_404_on_every_page_of_another_team() {
             "{path} leaks"
         );
     }
+    let integration = integration.to_string();
+    let integration = integration.to_string();
     let posts = [
         (
             format!("/incidents/{incident}/severity"),

@@ -167,7 +167,7 @@ async fn a_user_who_is_not_admin_sees_only_their_teams() {
         "bob@example.com",
         "bobs long password",
         false,
-        vec![ours.parse().unwrap()],
+        vec![ours],
     );
     t.store().create_user(&user).await.unwrap();
 
@@ -234,7 +234,7 @@ async fn incident_forms_work_without_javascript() {
             "/incidents/new",
             "/incidents",
             &[
-                ("team_id", &team),
+                ("team_id", &team.to_string()),
                 ("title", "Payments failing"),
                 ("severity", "critical"),
                 ("description", "5xx"),
@@ -243,19 +243,20 @@ async fn incident_forms_work_without_javascript() {
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER);
     let location = created.location.unwrap();
-    let id = location
+    let id: uuid::Uuid = location
         .trim_start_matches("/incidents/")
         .split('?')
         .next()
         .unwrap()
-        .to_owned();
+        .parse()
+        .unwrap();
     let page = format!("/incidents/{id}");
     let api = format!("/api/v1/incidents/{id}");
     let blank = ui
         .submit(
             "/incidents/new",
             "/incidents",
-            &[("team_id", &team), ("title", " "), ("severity", "minor")],
+            &[("team_id", &team.to_string()), ("title", " "), ("severity", "minor")],
         )
         .await;
     assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -271,7 +272,7 @@ async fn incident_forms_work_without_javascript() {
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert!(again.html.contains("cannot acknowledge"));
 
-    ui.submit(&page, &post("forward"), &[("integration_id", &integration)])
+    ui.submit(&page, &post("forward"), &[("integration_id", &integration.to_string())])
         .await;
     t.wait_synced(id).await;
     let detail = ui.get(&page).await;
@@ -343,7 +344,7 @@ async fn integration_forms_work_without_javascript() {
             "/integrations",
             &[
                 ("display_name", "SN"),
-                ("root_team_id", &team),
+                ("root_team_id", &team.to_string()),
                 ("forwarding", "always"),
                 // Plain http is allowed here (the emulator), other schemes never.
                 ("instance_url", "ftp://example.com"),
@@ -368,8 +369,8 @@ async fn integration_forms_work_without_javascript() {
             "/integrations",
             &[
                 ("display_name", "ServiceNow"),
-                ("root_team_id", &team),
-                ("team_ids", &other),
+                ("root_team_id", &team.to_string()),
+                ("team_ids", &other.to_string()),
                 ("forwarding", "always_after_forwarding"),
                 ("instance_url", &url),
                 ("username", "admin"),
@@ -545,7 +546,7 @@ async fn integration_forms_work_without_javascript() {
             &edit_path,
             &[
                 ("display_name", "ServiceNow prod"),
-                ("root_team_id", &team),
+                ("root_team_id", &team.to_string()),
                 ("forwarding", "only_on_forwarding"),
             ],
         )
@@ -607,7 +608,7 @@ async fn teams_sources_and_routing_rules_pages() {
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     assert!(duplicate.html.contains("a team with this name exists"));
     let teams = t.get("/api/v1/teams").await;
-    let team = teams[0]["id"].as_str().unwrap().to_owned();
+    let team = snowbound_testkit::id(&teams[0]);
     let integration = t
         .integration(team, "always_after_forwarding", json!({}))
         .await;

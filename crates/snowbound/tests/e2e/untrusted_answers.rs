@@ -34,7 +34,7 @@ async fn pages_in_front_of_the_instance_answering_creates_that_went_through_leav
         t.wait_synced(incident).await;
         assert_eq!(
             t.emulator
-                .records_by_correlation_id("incident", &incident)
+                .records_by_correlation_id("incident", &incident.to_string())
                 .len(),
             1,
             "HTTP {status}"
@@ -49,14 +49,14 @@ async fn pages_in_front_of_the_instance_answering_creates_that_went_through_leav
     }
 }
 
-async fn token(t: &TestApp, name: &str, team: &str) -> String {
+async fn token(t: &TestApp, name: &str, team: Uuid) -> String {
     let answer = t
         .post("/api/v1/tokens", json!({"name": name, "team_ids": [team]}))
         .await;
     answer["token"].as_str().unwrap().to_owned()
 }
 
-async fn calls_as(t: &TestApp, token: Option<&str>, integration: &str) -> Vec<Value> {
+async fn calls_as(t: &TestApp, token: Option<&str>, integration: Uuid) -> Vec<Value> {
     let path = format!("/api/v1/integrations/{integration}/api-calls");
     let (status, body) = match token {
         Some(token) => t.call_as(Method::GET, &path, token, None).await,
@@ -67,10 +67,10 @@ async fn calls_as(t: &TestApp, token: Option<&str>, integration: &str) -> Vec<Va
     body.as_array().unwrap().clone()
 }
 
-fn incidents_of(calls: &[Value]) -> Vec<Option<String>> {
-    let mut seen: Vec<Option<String>> = calls
+fn incidents_of(calls: &[Value]) -> Vec<Option<Uuid>> {
+    let mut seen: Vec<Option<Uuid>> = calls
         .iter()
-        .map(|c| c["incident_id"].as_str().map(str::to_owned))
+        .map(|c| c["incident_id"].as_str().map(|id| id.parse().unwrap()))
         .collect();
     seen.sort();
     seen.dedup();
@@ -90,10 +90,9 @@ async fn a_shared_integrations_call_log_shows_each_team_only_what_it_may_see() {
         json!({"team_ids": [shared]}),
     )
     .await;
-    let forward = |incident: String| {
+    let forward = |incident: Uuid| {
         let t = &t;
-        let integration = integration.clone();
-        async move {
+                async move {
             t.post(
                 &format!("/api/v1/incidents/{incident}/forward"),
                 json!({"integration_id": integration}),
@@ -109,8 +108,8 @@ async fn a_shared_integrations_call_log_shows_each_team_only_what_it_may_see() {
     )
     .await;
     let theirs = forward(t.incident(shared, "Shared team disk", "minor").await).await;
-    let root_token = token(&t, "root", &root).await;
-    let shared_token = token(&t, "shared", &shared).await;
+    let root_token = token(&t, "root", root).await;
+    let shared_token = token(&t, "shared", shared).await;
     // Something in front of the instance answers Test Connection with its own page.
     t.emulator
         .add_fault(Fault::html_after_write("GET", INCIDENTS, 200));
@@ -125,7 +124,7 @@ async fn a_shared_integrations_call_log_shows_each_team_only_what_it_may_see() {
         .parts();
     assert_eq!(status, StatusCode::OK);
 
-    let everything = calls_as(&t, None, &integration).await;
+    let everything = calls_as(&t, None, integration).await;
     assert_eq!(
         incidents_of(&everything),
         [None, Some(secret.clone()), Some(theirs.clone())]
@@ -138,12 +137,12 @@ async fn a_shared_integrations_call_log_shows_each_team_only_what_it_may_see() {
         .as_str()
         .is_some_and(|b| b.contains("<html>")));
 
-    let for_shared = calls_as(&t, Some(&shared_token), &integration).await;
+    let for_shared = calls_as(&t, Some(&shared_token), integration).await;
     assert_eq!(incidents_of(&for_shared), [Some(theirs.clone())]);
     let text = Value::Array(for_shared).to_string();
     assert!(!text.contains("payroll"), "{text}");
 
-    let for_root = calls_as(&t, Some(&root_token), &integration).await;
+    let for_root = calls_as(&t, Some(&root_token), integration).await;
     assert_eq!(incidents_of(&for_root), [None, Some(secret)]);
     for call in &for_root {
         // What answered was not ServiceNow: its body is for admins only.
@@ -187,7 +186,7 @@ async fn a_record_deleted_in_servicenow_is_created_again_on_request_once() {
     )
     .await;
     let (incident_id, integration_id): (Uuid, Uuid) =
-        (incident.parse().unwrap(), integration.parse().unwrap());
+        (incident, integration);
     eventually("the link parks", || async {
         t.store()
             .get_link(incident_id, integration_id)
@@ -203,7 +202,7 @@ async fn a_record_deleted_in_servicenow_is_created_again_on_request_once() {
     let answer = t.post(&recreate, json!({})).await;
     assert_eq!(id(&answer), incident);
     t.wait_synced(incident).await;
-    let records = t.emulator.records_by_correlation_id("incident", &incident);
+    let records = t.emulator.records_by_correlation_id("incident", &incident.to_string());
     assert_eq!(records.len(), 1);
     assert_ne!(records[0]["sys_id"], old);
     assert_eq!(
