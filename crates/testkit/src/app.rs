@@ -36,7 +36,9 @@ pub struct TestApp {
     pub emulator: Emulator,
     pub api: Api,
     pub dir: TempDir,
-    store: Arc<dyn Store>,
+    /// The store of an engine-less app; a node's is `app.store`, so that it goes (and
+    /// SQLite's file lock with it) when a test takes the node out and stops it.
+    api_store: Option<Arc<dyn Store>>,
     /// Dropped after the node, so the schema goes once nothing uses it.
     _schema: Option<TestSchema>,
 }
@@ -110,7 +112,7 @@ impl Spawn {
                 emulator,
                 api: Api::new(base),
                 dir,
-                store,
+                api_store: Some(store),
                 _schema: schema,
             }
         }
@@ -178,7 +180,7 @@ impl TestApp {
     pub fn from_app(app: App, emulator: Emulator, dir: TempDir) -> TestApp {
         TestApp {
             api: Api::new(app.url()),
-            store: Arc::clone(&app.store),
+            api_store: None,
             app: Some(app),
             emulator,
             dir,
@@ -187,7 +189,11 @@ impl TestApp {
     }
 
     pub fn store(&self) -> &dyn Store {
-        &*self.store
+        match (&self.app, &self.api_store) {
+            (Some(app), _) => &*app.store,
+            (None, Some(store)) => &**store,
+            (None, None) => panic!("the node was taken out of this TestApp"),
+        }
     }
 
     /// A ServiceNow integration on the emulator as admin, with `extra` merged into

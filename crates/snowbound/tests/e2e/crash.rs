@@ -75,7 +75,19 @@ async fn every_change_arrives_exactly_once_per_record_after_a_crash() {
         "the node must die with work in flight for this test to mean anything"
     );
 
-    let t = TestApp::from_app(App::start(config).await.unwrap(), emulator, dir);
+    // The dead runtime's SQLite connections close on their own threads, a moment after
+    // it is gone (a killed process's lock goes with it at once): restart when it is free.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let app = loop {
+        match App::start(config.clone()).await {
+            Ok(app) => break app,
+            Err(e) if format!("{e:?}").contains("InUse") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("the restart failed: {e}"),
+        }
+    };
+    let t = TestApp::from_app(app, emulator, dir);
     for (i, incident) in accepted.iter().enumerate() {
         t.wait_synced(incident.parse().unwrap()).await;
         let records = t.emulator.records_by_correlation_id("incident", incident);
