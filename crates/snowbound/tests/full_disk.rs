@@ -133,12 +133,16 @@ async fn a_full_disk_makes_health_fail_and_the_node_recovers_when_space_returns(
     };
     let team = test.team("disk").await;
     test.integration(team, "always", json!({})).await;
-    let before = test.incident(team, "before the disk fills", "warning").await;
+    let before = test
+        .incident(team, "before the disk fills", "warning")
+        .await;
     test.wait_synced(before).await;
 
     let filler = fill_until_refused(&test, &disk, team).await;
     space_returns(&test, filler).await;
-    let after = test.incident(team, "after space returned", "critical").await;
+    let after = test
+        .incident(team, "after space returned", "critical")
+        .await;
     test.wait_synced(after).await;
     assert!(test.record(after).is_some());
 }
@@ -188,13 +192,23 @@ async fn alerts_not_stored_on_a_full_disk_answer_503_and_their_resend_stores_the
 
     let filler = fill_until_refused(&test, &disk, team).await;
     // Alertmanager's body: the alert it sent before (stored, unchanged) and two new ones.
-    let body = json!({"version": "4", "alerts": [firing("known"), firing("new-1"), firing("new-2")]});
+    let body =
+        json!({"version": "4", "alerts": [firing("known"), firing("new-1"), firing("new-2")]});
     let answer = test.send_alert(&url, body.clone()).await;
-    assert_eq!((answer.status, answer.code()), (503, "not_stored"), "{answer:?}");
-    let alerts = answer.body["alerts"].as_array().expect("one answer per alert");
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, "not_stored"),
+        "{answer:?}"
+    );
+    let alerts = answer.body["alerts"]
+        .as_array()
+        .expect("one answer per alert");
     assert_eq!(alerts.len(), 3, "{answer:?}");
     assert_eq!(
-        (alerts[0]["dedup_key"].as_str(), alerts[0]["action"].as_str()),
+        (
+            alerts[0]["dedup_key"].as_str(),
+            alerts[0]["action"].as_str()
+        ),
         (Some("known"), Some("unchanged")),
         "{answer:?}"
     );

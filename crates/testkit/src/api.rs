@@ -168,9 +168,7 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        self.try_post(path, body)
-            .await
-            .ok(&format!("POST {path}"))
+        self.try_post(path, body).await.ok(&format!("POST {path}"))
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> Value {

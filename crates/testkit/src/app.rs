@@ -50,12 +50,14 @@ impl std::ops::Deref for TestApp {
     }
 }
 
+type Tweak = Box<dyn FnOnce(&mut ServeConfig) + Send>;
+
 /// How to start a [`TestApp`]; `.await` it.
 pub struct Spawn {
     backend: Backend,
     emulator: EmulatorConfig,
     engine: bool,
-    tweaks: Vec<Box<dyn FnOnce(&mut ServeConfig) + Send>>,
+    tweaks: Vec<Tweak>,
 }
 
 impl Spawn {

@@ -1,8 +1,6 @@
 //! A cookie-keeping HTTP client for the web UI, the way a browser without JavaScript
 //! uses it: GET pages, read the form's CSRF token, POST urlencoded forms.
 
-
-
 use std::collections::BTreeMap;
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};

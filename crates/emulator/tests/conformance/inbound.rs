@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use crate::common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use snowbound_emulator::{ActAsError, BusinessRule, EmulatorConfig, User};

@@ -40,7 +40,9 @@ async fn unknown_routes_and_methods_answer_json() {
     assert_eq!((answer.status, answer.code()), (404, "not_found"));
     let answer = server.try_get("/api/v2/teams").await;
     assert_eq!((answer.status, answer.code()), (404, "not_found"));
-    let answer = server.call_as(Method::PUT, "/api/v1/teams", ADMIN_TOKEN, None).await;
+    let answer = server
+        .call_as(Method::PUT, "/api/v1/teams", ADMIN_TOKEN, None)
+        .await;
     assert_eq!(answer.status, 405, "{answer:?}");
     assert_eq!(answer.code(), "method_not_allowed");
     let answer = server.try_get("/api/v1/incidents/not-a-uuid").await;

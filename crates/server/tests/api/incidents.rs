@@ -101,7 +101,9 @@ async fn edits_change_only_what_is_sent() {
     let team = server.team("ops").await;
     let id = server.incident(team, "Disk full", "warning").await;
     let path = format!("/api/v1/incidents/{id}");
-    let answer = server.try_patch(&path, json!({"severity": "critical"})).await;
+    let answer = server
+        .try_patch(&path, json!({"severity": "critical"}))
+        .await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["severity"], "critical");
     assert_eq!(answer.body["title"], "Disk full");
@@ -119,7 +121,9 @@ async fn edits_change_only_what_is_sent() {
     assert_eq!(answer.body["severity"], "critical");
 
     // Nothing new: no timeline entry.
-    let answer = server.try_patch(&path, json!({"severity": "critical"})).await;
+    let answer = server
+        .try_patch(&path, json!({"severity": "critical"}))
+        .await;
     assert_eq!(kinds(&answer.body).len(), 4);
     for (patch, field) in [
         (json!({"severity": "huge"}), "severity"),
@@ -172,7 +176,9 @@ async fn list_filters_and_team_scoping() {
         .call_as(Method::GET, "/api/v1/incidents?status=open", &token, None)
         .await;
     assert_eq!(ids(&open), [a.to_string()]);
-    let by_team = server.try_get(&format!("/api/v1/incidents?team_id={db}")).await;
+    let by_team = server
+        .try_get(&format!("/api/v1/incidents?team_id={db}"))
+        .await;
     assert_eq!(ids(&by_team), [theirs.to_string()]);
     let other_team = server
         .call_as(
@@ -189,7 +195,10 @@ async fn list_filters_and_team_scoping() {
     // Another team's incident does not exist for this token.
     let path = format!("/api/v1/incidents/{theirs}");
     assert_eq!(
-        server.call_as(Method::GET, &path, &token, None).await.status,
+        server
+            .call_as(Method::GET, &path, &token, None)
+            .await
+            .status,
         404
     );
     let answer = server
@@ -269,7 +278,12 @@ async fn forwarding_rules() {
         (422, "integration_id"),
         "{answer:?}"
     );
-    assert!(server.store().links_of_incident(id).await.unwrap().is_empty());
+    assert!(server
+        .store()
+        .links_of_incident(id)
+        .await
+        .unwrap()
+        .is_empty());
 
     let answer = server
         .try_post(&forward, json!({"integration_id": after}))

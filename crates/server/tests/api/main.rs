@@ -65,6 +65,10 @@ pub async fn integration(server: &TestApp, team: Uuid, forwarding: &str) -> Uuid
 /// The integration's password as stored (decrypted).
 pub async fn store_password(server: &TestApp, integration: Uuid) -> String {
     use secrecy::ExposeSecret;
-    let secret = server.store().integration_password(integration).await.unwrap();
+    let secret = server
+        .store()
+        .integration_password(integration)
+        .await
+        .unwrap();
     secret.expose_secret().to_owned()
 }

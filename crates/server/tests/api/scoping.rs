@@ -2,11 +2,10 @@
 //! integrations, sources and routing rules; another team's objects answer 404 on every
 //! endpoint; missing, wrong and revoked tokens answer 401.
 
-
 use crate::{integration, integration_body};
-use snowbound_testkit::{TestApp, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
+use snowbound_testkit::{TestApp, ADMIN_TOKEN};
 use uuid::Uuid;
 
 /// Everything one team owns, made by the admin.
@@ -20,8 +19,10 @@ struct Owned {
 
 async fn owned(server: &TestApp, name: &str) -> Owned {
     let team = server.team(name).await;
-    let integration = integration(&server, team, "always_after_forwarding").await;
-    let incident = server.incident(team, &format!("{name} incident"), "warning").await;
+    let integration = integration(server, team, "always_after_forwarding").await;
+    let incident = server
+        .incident(team, &format!("{name} incident"), "warning")
+        .await;
     let source = server
         .try_post(
             "/api/v1/sources",

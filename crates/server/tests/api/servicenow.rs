@@ -396,7 +396,9 @@ async fn preview_shows_the_create_then_only_the_diff() {
                      "state": "6", "urgency": "1"},
         }])
     );
-    let detail = server.try_get(&format!("/api/v1/incidents/{incident}")).await;
+    let detail = server
+        .try_get(&format!("/api/v1/incidents/{incident}"))
+        .await;
     assert_eq!(detail.body["links"][0]["sys_id"], "a1b2c3");
     assert_eq!(detail.body["links"][0]["number"], "INC0010001");
 }

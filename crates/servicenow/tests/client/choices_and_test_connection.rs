@@ -226,7 +226,9 @@ async fn test_connection_to_nothing_fails_the_instance_check() {
 #[tokio::test]
 async fn test_connection_refuses_plain_http_to_a_remote_host_without_calling() {
     let conn = connection("http://dev1.service-now.com", "admin", "admin", "incident");
-    let (report, calls) = crate::common::public_only_client().test_connection(&conn).await;
+    let (report, calls) = crate::common::public_only_client()
+        .test_connection(&conn)
+        .await;
     assert!(!report.ok);
     assert!(check(&report, "Instance reachable")
         .detail

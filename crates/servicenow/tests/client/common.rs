@@ -1,6 +1,5 @@
 //! Shared set-up for tests that talk HTTP to the emulator.
 
-
 use std::time::Duration;
 
 use secrecy::SecretString;

@@ -3,11 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::any;
 use axum::Router;
-use crate::common::*;
 use snowbound_servicenow::{Failure, MAX_LOGGED_BODY_BYTES};
 
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! The password must never leave the Authorization header: not in ApiCalls (which users
 //! see in the API call log), not in failures, not in Debug output.
 
-use base64::Engine;
 use crate::common::*;
+use base64::Engine;
 use snowbound_emulator::Fault;
 use snowbound_servicenow::ApiCall;
 

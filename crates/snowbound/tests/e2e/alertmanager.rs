@@ -2,7 +2,6 @@
 //! `.ci/run`) notifies Snowbound through a webhook receiver: a firing alert becomes an
 //! incident and a ServiceNow record, and its resolution resolves both.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

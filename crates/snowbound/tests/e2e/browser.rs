@@ -2,7 +2,6 @@
 //! running server and the ServiceNow emulator. One journey, the way an admin and an
 //! on-call engineer use it; screenshots of each screen land in docs/screenshots/.
 
-
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,9 +11,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use snowbound_emulator::EmulatorConfig;
+use snowbound_testkit::ui::{with_admin, ADMIN_EMAIL, ADMIN_PASSWORD};
 use snowbound_testkit::Backend;
 use snowbound_testkit::TestApp;
-use snowbound_testkit::ui::{with_admin, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const WAIT: Duration = Duration::from_secs(20);

@@ -2,7 +2,6 @@
 //! Snowbound is dropped while reconciles are in flight, and a new node on the same
 //! database finishes the work.
 
-
 use std::time::Duration;
 
 use serde_json::json;
@@ -81,7 +80,9 @@ async fn every_change_arrives_exactly_once_per_record_after_a_crash() {
     let app = loop {
         match App::start(config.clone()).await {
             Ok(app) => break app,
-            Err(e) if format!("{e:?}").contains("InUse") && std::time::Instant::now() < deadline => {
+            Err(e)
+                if format!("{e:?}").contains("InUse") && std::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await
             }
             Err(e) => panic!("the restart failed: {e}"),

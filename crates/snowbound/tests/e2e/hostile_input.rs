@@ -2,7 +2,6 @@
 //! never a 500, a panic or a half-stored incident — and odd but valid text is kept
 //! exactly as sent.
 
-
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use snowbound_testkit::Backend;

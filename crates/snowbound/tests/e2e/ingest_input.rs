@@ -3,7 +3,6 @@
 //! one bad alert in an Alertmanager body never costs its neighbours; Alertmanager's
 //! over-long values are cut, the webhook's are refused by name.
 
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use snowbound_testkit::Backend;
@@ -137,8 +136,10 @@ async fn one_malformed_alert_does_not_lose_its_neighbours_on_both_backends() {
         assert_eq!(titles, ["fifth", "first"], "{backend:?}");
 
         // A body of nothing but bad alerts is refused as a whole, naming the first.
-        let (status, answer) =
-            app.send_alert(&url, json!({"alerts": [{"status": "pending"}]})).await.parts();
+        let (status, answer) = app
+            .send_alert(&url, json!({"alerts": [{"status": "pending"}]}))
+            .await
+            .parts();
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
         assert_eq!(answer["error"]["field"], "alerts[0].status");
     }
@@ -151,7 +152,10 @@ async fn overlong_alert_values_are_cut_for_alertmanager_and_refused_for_webhooks
     let long = "é".repeat(30_000);
     let mut alert = am_alert("f1", &long, json!({"alertname": "A", "host": long}));
     alert["annotations"]["description"] = json!(long);
-    let (status, answer) = app.send_alert(&am, json!({"alerts": [alert]})).await.parts();
+    let (status, answer) = app
+        .send_alert(&am, json!({"alerts": [alert]}))
+        .await
+        .parts();
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let view = app
         .get(&format!(

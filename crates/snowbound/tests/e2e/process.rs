@@ -1,7 +1,6 @@
 //! The real `snowbound serve` process, killed with SIGKILL mid-burst and stopped with
 //! SIGTERM: every accepted change still reaches ServiceNow, nothing is created twice.
 
-
 use std::time::Duration;
 
 use futures::future::join_all;

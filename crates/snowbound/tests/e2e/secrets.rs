@@ -2,7 +2,6 @@
 //! any API answer, not in the API call log, not in the server's log at debug level, and
 //! not in the database files in clear.
 
-
 use std::time::Duration;
 
 use base64::Engine;
@@ -79,7 +78,13 @@ async fn the_password_appears_in_no_answer_log_or_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
-    let mut node = Node::start_with(crate::SNOWBOUND, &data, &[("RUST_LOG", "trace")], Some(&log)).await;
+    let mut node = Node::start_with(
+        crate::SNOWBOUND,
+        &data,
+        &[("RUST_LOG", "trace")],
+        Some(&log),
+    )
+    .await;
     let api = Client {
         base: node.base.clone(),
         http: reqwest::Client::new(),
@@ -206,7 +211,8 @@ async fn the_password_appears_in_no_answer_log_or_database_file() {
 async fn ingest_secrets_appear_in_no_log_line_at_trace_level() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("server.log");
-    let mut node = Node::start_with(crate::SNOWBOUND, 
+    let mut node = Node::start_with(
+        crate::SNOWBOUND,
         &dir.path().join("data"),
         &[("RUST_LOG", "trace")],
         Some(&log),

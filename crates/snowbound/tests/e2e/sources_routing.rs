@@ -1,7 +1,6 @@
 //! Sources and routing end to end: alerts arrive over /ingest, routing rules decide
 //! which incidents reach ServiceNow, and the emulator shows what ServiceNow holds.
 
-
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use snowbound_testkit::Backend;
@@ -276,9 +275,7 @@ async fn an_incident_that_escalates_to_critical_is_forwarded_by_a_rule_once() {
     )
     .await;
     app.wait_synced(incident).await;
-    let record = app
-        .record(incident)
-        .expect("escalation created the record");
+    let record = app.record(incident).expect("escalation created the record");
     assert_eq!(record["urgency"], "1");
     let view = app.get(&format!("/api/v1/incidents/{incident}")).await;
     assert!(
@@ -313,9 +310,7 @@ async fn an_incident_that_escalates_to_critical_is_forwarded_by_a_rule_once() {
 async fn only_on_forwarding_gets_one_snapshot_from_a_rule_not_one_per_change() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let team = app.team("ops").await;
-    let only = app
-        .integration(team, "only_on_forwarding", json!({}))
-        .await;
+    let only = app.integration(team, "only_on_forwarding", json!({})).await;
     rule(
         &app,
         team,

@@ -2,7 +2,6 @@
 //! rule, a corrupt or missing key file, a data directory it cannot write. A refused
 //! start writes nothing.
 
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 

@@ -1,7 +1,6 @@
 //! The engine's promises when ServiceNow is slow, flaky, strict or says no: every
 //! change arrives, nothing is created twice, and a refusal shows ServiceNow's words.
 
-
 use std::time::Duration;
 
 use serde_json::json;
@@ -129,16 +128,15 @@ async fn a_rate_limit_pauses_the_integration_for_retry_after(backend: Backend) {
     );
 }
 
-async fn a_rejected_change_parks_with_servicenows_words_and_goes_through_after_a_settings_fix(backend: Backend) {
+async fn a_rejected_change_parks_with_servicenows_words_and_goes_through_after_a_settings_fix(
+    backend: Backend,
+) {
     let t = TestApp::spawn(backend).await;
     let team = t.team("core").await;
     // A close-notes field the instance does not have: ServiceNow ignores it, and its
     // data policy then refuses the move to Resolved.
     let integration = t
-        .integration(team,
-            "always",
-            json!({"close_notes_field": "u_resolution"}),
-        )
+        .integration(team, "always", json!({"close_notes_field": "u_resolution"}))
         .await;
     let incident = t.incident(team, "Misconfigured", "minor").await;
     t.wait_synced(incident).await;
@@ -182,8 +180,11 @@ async fn a_rejected_change_parks_with_servicenows_words_and_goes_through_after_a
     );
 }
 
-async fn revoked_credentials_mark_the_integration_failing_and_a_new_password_resumes(backend: Backend) {
-    let t = TestApp::spawn_with(backend, 
+async fn revoked_credentials_mark_the_integration_failing_and_a_new_password_resumes(
+    backend: Backend,
+) {
+    let t = TestApp::spawn_with(
+        backend,
         EmulatorConfig {
             users: vec!["snowbound:right:itil".parse().unwrap()],
             ..EmulatorConfig::default()
@@ -193,7 +194,8 @@ async fn revoked_credentials_mark_the_integration_failing_and_a_new_password_res
     .await;
     let team = t.team("core").await;
     let integration = t
-        .integration(team,
+        .integration(
+            team,
             "always",
             json!({"username": "snowbound", "password": "wrong"}),
         )
@@ -284,7 +286,10 @@ async fn without_retry_after_the_rate_limit_cool_down_grows(backend: Backend) {
 }
 
 async fn a_call_that_hangs_times_out_and_the_link_retries(backend: Backend) {
-    let t = TestApp::spawn_with(backend, EmulatorConfig::default(), |c| c.servicenow_timeout_ms = 300).await;
+    let t = TestApp::spawn_with(backend, EmulatorConfig::default(), |c| {
+        c.servicenow_timeout_ms = 300
+    })
+    .await;
     let team = t.team("core").await;
     t.integration(team, "always", json!({})).await;
     let incident = t.incident(team, "Slow instance", "critical").await;
@@ -322,7 +327,8 @@ async fn a_call_that_hangs_times_out_and_the_link_retries(backend: Backend) {
 }
 
 async fn a_create_refused_by_an_acl_explains_itself_on_the_link(backend: Backend) {
-    let t = TestApp::spawn_with(backend, 
+    let t = TestApp::spawn_with(
+        backend,
         EmulatorConfig {
             users: vec!["reader:pw:incident_reader,personalize_choices"
                 .parse()
@@ -334,7 +340,8 @@ async fn a_create_refused_by_an_acl_explains_itself_on_the_link(backend: Backend
     .await;
     let team = t.team("core").await;
     let integration = t
-        .integration(team,
+        .integration(
+            team,
             "always",
             json!({"username": "reader", "password": "pw"}),
         )

@@ -2,7 +2,6 @@
 //! with ServiceNow played by the emulator; assertions are on what ServiceNow holds and
 //! on the exact writes it received.
 
-
 use serde_json::{json, Value};
 use snowbound_testkit::Backend;
 use snowbound_testkit::{body_fields, TestApp};
@@ -17,7 +16,8 @@ fn fields(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> 
 async fn always_creates_every_incident_and_keeps_the_record_in_step(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let team = t.team("payments").await;
-    t.integration(team,
+    t.integration(
+        team,
         "always",
         json!({"severity": {"secondary_field": "impact",
                             "secondary_map": {"critical": "1", "warning": "2", "minor": "3"}}}),
@@ -139,7 +139,9 @@ async fn always_creates_every_incident_and_keeps_the_record_in_step(backend: Bac
     assert_eq!(link["last_error"], Value::Null);
 }
 
-async fn always_after_forwarding_sends_nothing_until_a_forward_then_follows_changes(backend: Backend) {
+async fn always_after_forwarding_sends_nothing_until_a_forward_then_follows_changes(
+    backend: Backend,
+) {
     let t = TestApp::spawn(backend).await;
     let team = t.team("core").await;
     let integration = t

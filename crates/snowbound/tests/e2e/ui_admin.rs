@@ -2,13 +2,12 @@
 //! them: a team's alert sources and routing rules, the Users page, and team isolation
 //! across every page of another team.
 
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use snowbound_emulator::EmulatorConfig;
+use snowbound_testkit::ui::{with_admin, Ui, ADMIN_EMAIL, ADMIN_PASSWORD};
 use snowbound_testkit::Backend;
 use snowbound_testkit::TestApp;
-use snowbound_testkit::ui::{with_admin, Ui, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 async fn app_with_admin() -> TestApp {
     TestApp::spawn_with(Backend::Sqlite, EmulatorConfig::default(), with_admin).await
@@ -124,13 +123,19 @@ async fn sources_are_created_rotated_and_deleted_through_forms() {
     assert_ne!(new_url, url);
     let (old, _) = t.send_alert(&url, alert("db-2", "Old URL")).await.parts();
     assert_eq!(old, StatusCode::NOT_FOUND, "the old URL stops working");
-    let (new, _) = t.send_alert(&new_url, alert("db-2", "New URL")).await.parts();
+    let (new, _) = t
+        .send_alert(&new_url, alert("db-2", "New URL"))
+        .await
+        .parts();
     assert_eq!(new, StatusCode::ACCEPTED);
 
     let deleted = ui.submit(&page, &action(&after.html, "/delete"), &[]).await;
     assert_eq!(deleted.status, StatusCode::SEE_OTHER);
     assert!(ui.get(&page).await.html.contains("No sources yet."));
-    let (gone, _) = t.send_alert(&new_url, alert("db-3", "Deleted")).await.parts();
+    let (gone, _) = t
+        .send_alert(&new_url, alert("db-3", "Deleted"))
+        .await
+        .parts();
     assert_eq!(gone, StatusCode::NOT_FOUND);
 }
 

@@ -1,13 +1,12 @@
 //! The web UI over plain HTTP, as a browser with JavaScript off uses it: login, setup,
 //! sessions, CSRF, team scoping, escaping, and every form as a plain POST.
 
-
 use reqwest::StatusCode;
 use serde_json::json;
 use snowbound_emulator::EmulatorConfig;
+use snowbound_testkit::ui::{with_admin, Ui, ADMIN_EMAIL, ADMIN_PASSWORD};
 use snowbound_testkit::Backend;
 use snowbound_testkit::TestApp;
-use snowbound_testkit::ui::{with_admin, Ui, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 async fn app_with_admin() -> TestApp {
     TestApp::spawn_with(Backend::Sqlite, EmulatorConfig::default(), with_admin).await
@@ -256,7 +255,11 @@ async fn incident_forms_work_without_javascript() {
         .submit(
             "/incidents/new",
             "/incidents",
-            &[("team_id", &team.to_string()), ("title", " "), ("severity", "minor")],
+            &[
+                ("team_id", &team.to_string()),
+                ("title", " "),
+                ("severity", "minor"),
+            ],
         )
         .await;
     assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -272,8 +275,12 @@ async fn incident_forms_work_without_javascript() {
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert!(again.html.contains("cannot acknowledge"));
 
-    ui.submit(&page, &post("forward"), &[("integration_id", &integration.to_string())])
-        .await;
+    ui.submit(
+        &page,
+        &post("forward"),
+        &[("integration_id", &integration.to_string())],
+    )
+    .await;
     t.wait_synced(id).await;
     let detail = ui.get(&page).await;
     let number = t.record(id).unwrap()["number"].clone();
@@ -580,7 +587,8 @@ async fn without_sys_choice_access_the_mappings_are_text_inputs_with_the_warning
     let t = TestApp::spawn_with(Backend::Sqlite, emulator, with_admin).await;
     let team = t.team("ops").await;
     let id = t
-        .integration(team,
+        .integration(
+            team,
             "always",
             json!({"username": "itil_only", "password": "pw"}),
         )

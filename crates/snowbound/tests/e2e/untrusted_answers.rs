@@ -2,7 +2,6 @@
 //! API call log shows each team only what it may see, and a record deleted in ServiceNow
 //! can be created again on request, once.
 
-
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use snowbound_emulator::Fault;
@@ -92,7 +91,7 @@ async fn a_shared_integrations_call_log_shows_each_team_only_what_it_may_see() {
     .await;
     let forward = |incident: Uuid| {
         let t = &t;
-                async move {
+        async move {
             t.post(
                 &format!("/api/v1/incidents/{incident}/forward"),
                 json!({"integration_id": integration}),
@@ -127,7 +126,7 @@ async fn a_shared_integrations_call_log_shows_each_team_only_what_it_may_see() {
     let everything = calls_as(&t, None, integration).await;
     assert_eq!(
         incidents_of(&everything),
-        [None, Some(secret.clone()), Some(theirs.clone())]
+        [None, Some(secret), Some(theirs)]
     );
     let page = everything
         .iter()
@@ -138,7 +137,7 @@ async fn a_shared_integrations_call_log_shows_each_team_only_what_it_may_see() {
         .is_some_and(|b| b.contains("<html>")));
 
     let for_shared = calls_as(&t, Some(&shared_token), integration).await;
-    assert_eq!(incidents_of(&for_shared), [Some(theirs.clone())]);
+    assert_eq!(incidents_of(&for_shared), [Some(theirs)]);
     let text = Value::Array(for_shared).to_string();
     assert!(!text.contains("payroll"), "{text}");
 
@@ -185,8 +184,7 @@ async fn a_record_deleted_in_servicenow_is_created_again_on_request_once() {
         json!({"severity": "critical"}),
     )
     .await;
-    let (incident_id, integration_id): (Uuid, Uuid) =
-        (incident, integration);
+    let (incident_id, integration_id): (Uuid, Uuid) = (incident, integration);
     eventually("the link parks", || async {
         t.store()
             .get_link(incident_id, integration_id)
@@ -202,7 +200,9 @@ async fn a_record_deleted_in_servicenow_is_created_again_on_request_once() {
     let answer = t.post(&recreate, json!({})).await;
     assert_eq!(id(&answer), incident);
     t.wait_synced(incident).await;
-    let records = t.emulator.records_by_correlation_id("incident", &incident.to_string());
+    let records = t
+        .emulator
+        .records_by_correlation_id("incident", &incident.to_string());
     assert_eq!(records.len(), 1);
     assert_ne!(records[0]["sys_id"], old);
     assert_eq!(

@@ -1,9 +1,9 @@
 //! Where SQLite and PostgreSQL once answered differently. One implementation now serves
 //! both; these pin the answers so they cannot drift apart again.
 
-use chrono::{Duration, Utc};
 use crate::common::incident;
 use crate::common::{team_and_integration, TestDb};
+use chrono::{Duration, Utc};
 use secrecy::SecretString;
 use snowbound_core::routing::RoutingRule;
 use snowbound_core::source::{Source, SourceKind};

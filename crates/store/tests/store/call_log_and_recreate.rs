@@ -1,8 +1,8 @@
 //! The API call log filtered to what a team may see, and re-creating a deleted record —
 //! on SQLite and on PostgreSQL.
 
-use chrono::{Duration, Utc};
 use crate::common::{team_and_integration, TestDb};
+use chrono::{Duration, Utc};
 use snowbound_core::{new_id, FieldMap, Incident, IncidentStatus, Severity, Team};
 use snowbound_store::{
     ApiCallFilter, ApiCallRecord, LeaseOutcome, LinkState, NewLink, SecretBox, Store, StoreError,

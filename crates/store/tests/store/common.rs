@@ -84,12 +84,12 @@ macro_rules! on_both_backends {
         mod $test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$test(crate::common::TestDb::sqlite().await).await
+                super::$test($crate::common::TestDb::sqlite().await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$test(crate::common::TestDb::postgres().await).await
+                super::$test($crate::common::TestDb::postgres().await).await
             }
         }
     )*};

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
 use crate::common::incident;
 use crate::common::{team_and_integration, TestDb};
+use chrono::{DateTime, Duration, Utc};
 use snowbound_core::{new_id, FieldMap, Incident, Integration, Team};
 use snowbound_store::{
     ApiCallFilter, ApiCallRecord, Completion, Lease, LeaseOutcome, LinkState, NewLink, SecretBox,

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
 use crate::common::{team_and_integration, TestDb};
+use chrono::{Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use snowbound_core::{new_id, FieldMap, Incident, IncidentStatus, Integration, Severity};
 use snowbound_store::{LeaseOutcome, LinkState, NewLink, SecretBox, Store, StoreError};
