@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use snowbound::App;
 use snowbound_emulator::{Emulator, EmulatorConfig};
-use snowbound_testkit::{test_config, TestApp, ADMIN_TOKEN};
+use snowbound_testkit::{test_config, Api, TestApp};
 
 const INCIDENTS: usize = 20;
 
@@ -32,7 +32,7 @@ async fn every_change_arrives_exactly_once_per_record_after_a_crash() {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let accepted = runtime.block_on(async move {
             let app = App::start(first_config).await.unwrap();
-            let api = Api { base: app.url(), http: reqwest::Client::new() };
+            let api = Api::new(app.url());
             let team = api.post("/api/v1/teams", json!({"name": "core"})).await;
             api.post(
                 "/api/v1/integrations",
@@ -109,41 +109,4 @@ async fn every_change_arrives_exactly_once_per_record_after_a_crash() {
         );
     }
     assert_eq!(t.emulator.records("incident").len(), INCIDENTS);
-}
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: serde_json::Value,
-    ) -> serde_json::Value {
-        let response = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
-        self.send(reqwest::Method::POST, path, body).await
-    }
-
-    async fn patch(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
-        self.send(reqwest::Method::PATCH, path, body).await
-    }
 }
