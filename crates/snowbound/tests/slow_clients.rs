@@ -2,14 +2,12 @@
 //! at a time (more than the node has file descriptors for) are cut by the header
 //! timeout and held to the connection cap, while `/healthz` and an alert still get in.
 
-mod support;
-
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{eventually, ADMIN_TOKEN};
+use snowbound_testkit::{eventually, ADMIN_TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;

@@ -1,6 +1,7 @@
 //! What only a SQLite database on disk meets: one process per file, and a disk that
 //! fills up and frees again.
 
+#[path = "store/common.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -3,9 +3,8 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use snowbound_store::Store;
 
-use crate::common::start;
+use crate::{integration, start};
 
 fn kinds(incident: &Value) -> Vec<&str> {
     incident["timeline"]
@@ -22,7 +21,7 @@ async fn lifecycle_transitions_and_timeline() {
     let team = server.team("ops").await;
     let token = server.token("alice", &[team]).await;
     let created = server
-        .call(
+        .call_as(
             Method::POST,
             "/api/v1/incidents",
             &token,
@@ -46,7 +45,7 @@ async fn lifecycle_transitions_and_timeline() {
         let server = &server;
         let token = token.clone();
         let path = format!("{base}/{action}");
-        async move { server.call(Method::POST, &path, &token, body).await }
+        async move { server.call_as(Method::POST, &path, &token, body).await }
     };
 
     let answer = act("acknowledge", None).await;
@@ -78,7 +77,7 @@ async fn lifecycle_transitions_and_timeline() {
     let answer = act("reopen", Some(json!({"comment": "x"}))).await;
     assert_eq!((answer.status, answer.field()), (422, "comment"));
 
-    let answer = server.get(&base).await;
+    let answer = server.try_get(&base).await;
     assert_eq!(
         kinds(&answer.body),
         ["opened", "acknowledged", "resolved", "reopened", "resolved"]
@@ -100,9 +99,11 @@ async fn lifecycle_transitions_and_timeline() {
 async fn edits_change_only_what_is_sent() {
     let server = start().await;
     let team = server.team("ops").await;
-    let id = server.incident(team, "Disk full").await;
+    let id = server.incident(team, "Disk full", "warning").await;
     let path = format!("/api/v1/incidents/{id}");
-    let answer = server.patch(&path, json!({"severity": "critical"})).await;
+    let answer = server
+        .try_patch(&path, json!({"severity": "critical"}))
+        .await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["severity"], "critical");
     assert_eq!(answer.body["title"], "Disk full");
@@ -110,7 +111,7 @@ async fn edits_change_only_what_is_sent() {
     assert_eq!(answer.body["timeline"][1]["actor"], "admin");
 
     let answer = server
-        .patch(
+        .try_patch(
             &path,
             json!({"title": "Disk full on db-1", "description": "d"}),
         )
@@ -120,14 +121,16 @@ async fn edits_change_only_what_is_sent() {
     assert_eq!(answer.body["severity"], "critical");
 
     // Nothing new: no timeline entry.
-    let answer = server.patch(&path, json!({"severity": "critical"})).await;
+    let answer = server
+        .try_patch(&path, json!({"severity": "critical"}))
+        .await;
     assert_eq!(kinds(&answer.body).len(), 4);
     for (patch, field) in [
         (json!({"severity": "huge"}), "severity"),
         (json!({"title": ""}), "title"),
         (json!({"status": "resolved"}), "status"),
     ] {
-        let answer = server.patch(&path, patch.clone()).await;
+        let answer = server.try_patch(&path, patch.clone()).await;
         assert_eq!(
             (answer.status, answer.field()),
             (422, field),
@@ -141,15 +144,15 @@ async fn list_filters_and_team_scoping() {
     let server = start().await;
     let ops = server.team("ops").await;
     let db = server.team("db").await;
-    let a = server.incident(ops, "a").await;
-    let b = server.incident(ops, "b").await;
-    let theirs = server.incident(db, "c").await;
+    let a = server.incident(ops, "a", "warning").await;
+    let b = server.incident(ops, "b", "warning").await;
+    let theirs = server.incident(db, "c", "warning").await;
     server
-        .post(&format!("/api/v1/incidents/{b}/resolve"), json!({}))
+        .try_post(&format!("/api/v1/incidents/{b}/resolve"), json!({}))
         .await;
     let token = server.token("ops-bot", &[ops]).await;
 
-    let ids = |answer: &crate::common::Answer| -> Vec<String> {
+    let ids = |answer: &crate::Answer| -> Vec<String> {
         let mut ids: Vec<String> = answer
             .body
             .as_array()
@@ -162,21 +165,23 @@ async fn list_filters_and_team_scoping() {
     };
     let mut all = vec![a.to_string(), b.to_string(), theirs.to_string()];
     all.sort();
-    assert_eq!(ids(&server.get("/api/v1/incidents").await), all);
+    assert_eq!(ids(&server.try_get("/api/v1/incidents").await), all);
     let mine = server
-        .call(Method::GET, "/api/v1/incidents", &token, None)
+        .call_as(Method::GET, "/api/v1/incidents", &token, None)
         .await;
     let mut expected = vec![a.to_string(), b.to_string()];
     expected.sort();
     assert_eq!(ids(&mine), expected);
     let open = server
-        .call(Method::GET, "/api/v1/incidents?status=open", &token, None)
+        .call_as(Method::GET, "/api/v1/incidents?status=open", &token, None)
         .await;
     assert_eq!(ids(&open), [a.to_string()]);
-    let by_team = server.get(&format!("/api/v1/incidents?team_id={db}")).await;
+    let by_team = server
+        .try_get(&format!("/api/v1/incidents?team_id={db}"))
+        .await;
     assert_eq!(ids(&by_team), [theirs.to_string()]);
     let other_team = server
-        .call(
+        .call_as(
             Method::GET,
             &format!("/api/v1/incidents?team_id={db}"),
             &token,
@@ -184,25 +189,28 @@ async fn list_filters_and_team_scoping() {
         )
         .await;
     assert_eq!(other_team.body, json!([]));
-    let minor = server.get("/api/v1/incidents?severity=minor").await;
+    let minor = server.try_get("/api/v1/incidents?severity=minor").await;
     assert_eq!(minor.body, json!([]));
 
     // Another team's incident does not exist for this token.
     let path = format!("/api/v1/incidents/{theirs}");
     assert_eq!(
-        server.call(Method::GET, &path, &token, None).await.status,
+        server
+            .call_as(Method::GET, &path, &token, None)
+            .await
+            .status,
         404
     );
     let answer = server
-        .call(Method::POST, &format!("{path}/resolve"), &token, None)
+        .call_as(Method::POST, &format!("{path}/resolve"), &token, None)
         .await;
     assert_eq!(answer.status, 404);
     let answer = server
-        .call(Method::PATCH, &path, &token, Some(json!({"title": "x"})))
+        .call_as(Method::PATCH, &path, &token, Some(json!({"title": "x"})))
         .await;
     assert_eq!(answer.status, 404);
     let answer = server
-        .call(
+        .call_as(
             Method::POST,
             "/api/v1/incidents",
             &token,
@@ -210,7 +218,7 @@ async fn list_filters_and_team_scoping() {
         )
         .await;
     assert_eq!((answer.status, answer.field()), (422, "team_id"));
-    assert_eq!(server.get(&path).await.body["status"], "open");
+    assert_eq!(server.try_get(&path).await.body["status"], "open");
 }
 
 #[tokio::test]
@@ -218,11 +226,11 @@ async fn always_integrations_link_at_creation() {
     let server = start().await;
     let ops = server.team("ops").await;
     let db = server.team("db").await;
-    let always = server.integration(ops, "always").await;
-    server.integration(ops, "always_after_forwarding").await;
-    server.integration(db, "always").await;
+    let always = integration(&server, ops, "always").await;
+    integration(&server, ops, "always_after_forwarding").await;
+    integration(&server, db, "always").await;
     let answer = server
-        .post(
+        .try_post(
             "/api/v1/incidents",
             json!({"team_id": ops, "title": "t", "severity": "minor"}),
         )
@@ -242,14 +250,14 @@ async fn forwarding_rules() {
     let server = start().await;
     let ops = server.team("ops").await;
     let db = server.team("db").await;
-    let after = server.integration(ops, "always_after_forwarding").await;
-    let snapshot = server.integration(ops, "only_on_forwarding").await;
-    let theirs = server.integration(db, "always_after_forwarding").await;
-    let id = server.incident(ops, "Disk full").await;
+    let after = integration(&server, ops, "always_after_forwarding").await;
+    let snapshot = integration(&server, ops, "only_on_forwarding").await;
+    let theirs = integration(&server, db, "always_after_forwarding").await;
+    let id = server.incident(ops, "Disk full", "warning").await;
     let forward = format!("/api/v1/incidents/{id}/forward");
 
     let answer = server
-        .post(&forward, json!({"integration_id": theirs}))
+        .try_post(&forward, json!({"integration_id": theirs}))
         .await;
     assert_eq!(
         (answer.status, answer.field()),
@@ -257,23 +265,28 @@ async fn forwarding_rules() {
         "{answer:?}"
     );
     let answer = server
-        .post(&forward, json!({"integration_id": uuid::Uuid::now_v7()}))
+        .try_post(&forward, json!({"integration_id": uuid::Uuid::now_v7()}))
         .await;
     assert_eq!(
         (answer.status, answer.field()),
         (422, "integration_id"),
         "{answer:?}"
     );
-    let answer = server.post(&forward, json!({})).await;
+    let answer = server.try_post(&forward, json!({})).await;
     assert_eq!(
         (answer.status, answer.field()),
         (422, "integration_id"),
         "{answer:?}"
     );
-    assert!(server.store.links_of_incident(id).await.unwrap().is_empty());
+    assert!(server
+        .store()
+        .links_of_incident(id)
+        .await
+        .unwrap()
+        .is_empty());
 
     let answer = server
-        .post(&forward, json!({"integration_id": after}))
+        .try_post(&forward, json!({"integration_id": after}))
         .await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["links"].as_array().unwrap().len(), 1);
@@ -283,20 +296,20 @@ async fn forwarding_rules() {
         answer.body["timeline"][1]["detail"],
         "forwarded to ServiceNow"
     );
-    let link = server.store.get_link(id, after).await.unwrap();
+    let link = server.store().get_link(id, after).await.unwrap();
     assert!(link.snapshot.is_none());
 
     let answer = server
-        .post(&forward, json!({"integration_id": snapshot}))
+        .try_post(&forward, json!({"integration_id": snapshot}))
         .await;
     assert_eq!(answer.status, 200, "{answer:?}");
-    let link = server.store.get_link(id, snapshot).await.unwrap();
+    let link = server.store().get_link(id, snapshot).await.unwrap();
     assert_eq!(link.snapshot.unwrap().title, "Disk full");
 
     // A team token cannot forward to an integration it cannot see.
     let token = server.token("ops-bot", &[ops]).await;
     let answer = server
-        .call(
+        .call_as(
             Method::POST,
             &forward,
             &token,
@@ -306,9 +319,9 @@ async fn forwarding_rules() {
     assert_eq!((answer.status, answer.field()), (422, "integration_id"));
 
     let retry = format!("/api/v1/incidents/{id}/links/{after}/retry");
-    let answer = server.call(Method::POST, &retry, &token, None).await;
+    let answer = server.call_as(Method::POST, &retry, &token, None).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     let missing = format!("/api/v1/incidents/{id}/links/{theirs}/retry");
-    let answer = server.call(Method::POST, &missing, &token, None).await;
+    let answer = server.call_as(Method::POST, &missing, &token, None).await;
     assert_eq!(answer.status, 404, "{answer:?}");
 }

@@ -12,7 +12,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::common::{integration_body, start, start_public_only, Server, PASSWORD};
+use crate::{integration, integration_body, start, start_public_only, TestApp, PASSWORD};
 
 /// A host an attacker controls: counts connections and keeps every byte it receives.
 struct Listener {
@@ -51,7 +51,7 @@ async fn attacker() -> Listener {
 
 /// Team `name` with an integration on the emulator (as admin:admin) and a team token.
 async fn team_with_integration(
-    server: &Server,
+    server: &TestApp,
     emu: &Emulator,
     name: &str,
 ) -> (Uuid, Uuid, String) {
@@ -60,7 +60,7 @@ async fn team_with_integration(
     body["servicenow"]["instance_url"] = json!(emu.base_url());
     body["servicenow"]["username"] = json!("admin");
     body["servicenow"]["password"] = json!("admin");
-    let answer = server.post("/api/v1/integrations", body).await;
+    let answer = server.try_post("/api/v1/integrations", body).await;
     assert_eq!(answer.status, 201, "{answer:?}");
     let token = server.token(name, &[team]).await;
     (team, answer.id(), token)
@@ -80,19 +80,19 @@ async fn a_team_token_cannot_send_the_stored_password_to_another_host() {
         json!({"servicenow": {"username": "someone-else"}}),
     ] {
         let answer = server
-            .call(Method::PATCH, &path, &token, Some(patch.clone()))
+            .call_as(Method::PATCH, &path, &token, Some(patch.clone()))
             .await;
         assert_eq!(answer.status, 422, "{patch}: {answer:?}");
         assert_eq!(answer.field(), "servicenow.password", "{patch}");
     }
-    let stored = server.get(&path).await;
+    let stored = server.try_get(&path).await;
     assert_eq!(stored.body["servicenow"]["instance_url"], emu.base_url());
     assert_eq!(stored.body["servicenow"]["username"], "admin");
 
     // Test Connection and choice lists use the stored credentials: only where they were
     // entered.
     let report = server
-        .call(
+        .call_as(
             Method::POST,
             &format!("{path}/test-connection"),
             &token,
@@ -101,7 +101,7 @@ async fn a_team_token_cannot_send_the_stored_password_to_another_host() {
         .await;
     assert_eq!(report.body["ok"], true, "{report:?}");
     server
-        .call(
+        .call_as(
             Method::GET,
             &format!("{path}/choices?field=state"),
             &token,
@@ -112,7 +112,7 @@ async fn a_team_token_cannot_send_the_stored_password_to_another_host() {
 
     // With a password typed for the new address the change is the user's own.
     let answer = server
-        .call(
+        .call_as(
             Method::PATCH,
             &path,
             &token,
@@ -120,7 +120,7 @@ async fn a_team_token_cannot_send_the_stored_password_to_another_host() {
         )
         .await;
     assert_eq!(answer.status, 200, "{answer:?}");
-    let stored_password = server.store_password(integration).await;
+    let stored_password = crate::store_password(&server, integration).await;
     assert_eq!(stored_password, "typed-for-evil");
     assert!(!String::from_utf8_lossy(&evil.received.lock().unwrap()).contains("admin:admin"));
 }
@@ -137,14 +137,14 @@ async fn credentials_query_or_fragment_in_the_instance_url_are_refused() {
     ] {
         let mut body = integration_body(team);
         body["servicenow"]["instance_url"] = json!(url);
-        let answer = server.post("/api/v1/integrations", body).await;
+        let answer = server.try_post("/api/v1/integrations", body).await;
         assert_eq!(answer.status, 422, "{url}: {answer:?}");
         assert_eq!(answer.field(), "servicenow.instance_url", "{url}");
         assert!(!answer.text.contains("hunter2"), "{answer:?}");
     }
-    let integration = server.integration(team, "always").await;
+    let integration = integration(&server, team, "always").await;
     let answer = server
-        .patch(
+        .try_patch(
             &format!("/api/v1/integrations/{integration}"),
             json!({"servicenow": {"instance_url": "https://u:hunter2@acme.service-now.com",
                                   "password": PASSWORD}}),
@@ -152,7 +152,7 @@ async fn credentials_query_or_fragment_in_the_instance_url_are_refused() {
         .await;
     assert_eq!(answer.status, 422, "{answer:?}");
     assert_eq!(answer.field(), "servicenow.instance_url");
-    let listed = server.get("/api/v1/integrations").await;
+    let listed = server.try_get("/api/v1/integrations").await;
     assert!(!listed.text.contains("hunter2"));
 }
 
@@ -172,13 +172,13 @@ async fn without_the_local_flag_plain_http_and_local_addresses_are_refused_at_sa
     ] {
         let mut body = integration_body(team);
         body["servicenow"]["instance_url"] = json!(url);
-        let answer = server.post("/api/v1/integrations", body).await;
+        let answer = server.try_post("/api/v1/integrations", body).await;
         assert_eq!(answer.status, 422, "{url}: {answer:?}");
         assert_eq!(answer.field(), "servicenow.instance_url", "{url}");
     }
     let mut body = integration_body(team);
     body["servicenow"]["instance_url"] = json!("https://acme.service-now.com");
-    let answer = server.post("/api/v1/integrations", body).await;
+    let answer = server.try_post("/api/v1/integrations", body).await;
     assert_eq!(answer.status, 201, "{answer:?}");
 }
 
@@ -188,14 +188,14 @@ async fn the_root_team_edits_its_integration_after_an_admin_shared_it_with_a_tea
     let root = server.team("root").await;
     let other = server.team("other").await;
     let stranger = server.team("stranger").await;
-    let integration = server.integration(root, "always").await;
+    let integration = integration(&server, root, "always").await;
     let path = format!("/api/v1/integrations/{integration}");
-    let shared = server.patch(&path, json!({"team_ids": [other]})).await;
+    let shared = server.try_patch(&path, json!({"team_ids": [other]})).await;
     assert_eq!(shared.status, 200, "{shared:?}");
 
     let token = server.token("root", &[root]).await;
     let renamed = server
-        .call(
+        .call_as(
             Method::PATCH,
             &path,
             &token,
@@ -208,7 +208,7 @@ async fn the_root_team_edits_its_integration_after_an_admin_shared_it_with_a_tea
 
     // Adding a team the token cannot see is still refused.
     let added = server
-        .call(
+        .call_as(
             Method::PATCH,
             &path,
             &token,
@@ -259,7 +259,7 @@ async fn overlong_settings_are_refused_naming_the_field() {
     for (field, extra) in cases {
         let mut body = integration_body(team);
         merge(&mut body, extra.clone());
-        let answer = server.post("/api/v1/integrations", body).await;
+        let answer = server.try_post("/api/v1/integrations", body).await;
         assert_eq!(answer.status, 422, "{field}: {answer:?}");
         assert_eq!(answer.field(), field, "{answer:?}");
     }
@@ -268,7 +268,7 @@ async fn overlong_settings_are_refused_naming_the_field() {
         &mut fits,
         json!({"display_name": long(200), "servicenow": {"close_code": long(40)}}),
     );
-    let answer = server.post("/api/v1/integrations", fits).await;
+    let answer = server.try_post("/api/v1/integrations", fits).await;
     assert_eq!(answer.status, 201, "{answer:?}");
 }
 

@@ -4,16 +4,15 @@
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::json;
-use snowbound_store::Store;
 
-use crate::common::{integration_body, start, PASSWORD};
+use crate::{integration, integration_body, start, PASSWORD};
 
 #[tokio::test]
 async fn create_fills_in_the_seed_defaults_and_hides_the_password() {
     let server = start().await;
     let team = server.team("ops").await;
     let answer = server
-        .post("/api/v1/integrations", integration_body(team))
+        .try_post("/api/v1/integrations", integration_body(team))
         .await;
     assert_eq!(answer.status, 201, "{answer:?}");
     assert!(!answer.text.contains(PASSWORD));
@@ -40,17 +39,17 @@ async fn create_fills_in_the_seed_defaults_and_hides_the_password() {
     let id = answer.id();
     // The create answers what GET answers, plus the choice warnings (none: ServiceNow
     // cannot be reached).
-    let got = server.get(&format!("/api/v1/integrations/{id}")).await;
+    let got = server.try_get(&format!("/api/v1/integrations/{id}")).await;
     let mut created = answer.body.clone();
     assert_eq!(
         created.as_object_mut().unwrap().remove("warnings"),
         Some(json!([]))
     );
     assert_eq!(got.body, created);
-    let list = server.get("/api/v1/integrations").await;
+    let list = server.try_get("/api/v1/integrations").await;
     assert!(!list.text.contains(PASSWORD));
     assert_eq!(list.body.as_array().unwrap().len(), 1);
-    let stored = server.store.integration_password(id).await.unwrap();
+    let stored = server.store().integration_password(id).await.unwrap();
     assert_eq!(stored.expose_secret(), PASSWORD);
 }
 
@@ -125,7 +124,7 @@ async fn every_bad_field_is_named() {
     for (change, field) in cases {
         let mut body = integration_body(team);
         change(&mut body);
-        let answer = server.post("/api/v1/integrations", body.clone()).await;
+        let answer = server.try_post("/api/v1/integrations", body.clone()).await;
         assert!((400..500).contains(&answer.status), "{body} → {answer:?}");
         assert_eq!(answer.field(), field, "{body} → {answer:?}");
     }
@@ -133,7 +132,7 @@ async fn every_bad_field_is_named() {
     let mut body = integration_body(team);
     body["display_name"] = json!("");
     body["servicenow"]["close_code"] = json!("");
-    let answer = server.post("/api/v1/integrations", body).await;
+    let answer = server.try_post("/api/v1/integrations", body).await;
     assert_eq!(answer.field(), "display_name");
     let fields: Vec<&str> = answer.body["error"]["fields"]
         .as_array()
@@ -142,7 +141,7 @@ async fn every_bad_field_is_named() {
         .map(|f| f["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["display_name", "servicenow.close_code"]);
-    assert_eq!(server.get("/api/v1/integrations").await.body, json!([]));
+    assert_eq!(server.try_get("/api/v1/integrations").await.body, json!([]));
 }
 
 #[tokio::test]
@@ -154,13 +153,13 @@ async fn patch_merges_nested_keys_and_keeps_the_password() {
         "secondary_field": "impact",
         "secondary_map": {"critical": "1", "warning": "2", "minor": "2"},
     });
-    let created = server.post("/api/v1/integrations", body).await;
+    let created = server.try_post("/api/v1/integrations", body).await;
     assert_eq!(created.status, 201, "{created:?}");
     let id = created.id();
     let path = format!("/api/v1/integrations/{id}");
 
     let answer = server
-        .patch(
+        .try_patch(
             &path,
             json!({"servicenow": {"severity": {"primary_map": {"minor": "4"}},
                                              "state_acknowledged": "2"}}),
@@ -180,12 +179,12 @@ async fn patch_merges_nested_keys_and_keeps_the_password() {
     assert_eq!(sn["username"], "snowbound");
     assert_eq!(answer.body["display_name"], "ServiceNow");
     assert_eq!(answer.body["password_set"], true);
-    let stored = server.store.integration_password(id).await.unwrap();
+    let stored = server.store().integration_password(id).await.unwrap();
     assert_eq!(stored.expose_secret(), PASSWORD);
 
     // null turns the secondary field off; a new password replaces the old one.
     let answer = server
-        .patch(
+        .try_patch(
             &path,
             json!({"display_name": "SN prod",
                              "servicenow": {"severity": {"secondary_field": null},
@@ -207,11 +206,11 @@ async fn patch_merges_nested_keys_and_keeps_the_password() {
         "4"
     );
     assert_eq!(answer.body["display_name"], "SN prod");
-    let stored = server.store.integration_password(id).await.unwrap();
+    let stored = server.store().integration_password(id).await.unwrap();
     assert_eq!(stored.expose_secret(), "new-pass");
 
     // A bad PATCH names its field and changes nothing.
-    let before = server.get(&path).await.body;
+    let before = server.try_get(&path).await.body;
     for (patch, field) in [
         (
             json!({"servicenow": {"close_code": ""}}),
@@ -228,24 +227,24 @@ async fn patch_merges_nested_keys_and_keeps_the_password() {
             "servicenow.password",
         ),
     ] {
-        let answer = server.patch(&path, patch.clone()).await;
+        let answer = server.try_patch(&path, patch.clone()).await;
         assert!((400..500).contains(&answer.status), "{patch} → {answer:?}");
         assert_eq!(answer.field(), field, "{patch} → {answer:?}");
     }
-    assert_eq!(server.get(&path).await.body, before);
+    assert_eq!(server.try_get(&path).await.body, before);
 }
 
 #[tokio::test]
 async fn delete_removes_the_integration() {
     let server = start().await;
     let team = server.team("ops").await;
-    let id = server.integration(team, "always").await;
+    let id = integration(&server, team, "always").await;
     let path = format!("/api/v1/integrations/{id}");
     let answer = server
-        .call(Method::DELETE, &path, crate::common::ADMIN, None)
+        .call_as(Method::DELETE, &path, crate::ADMIN_TOKEN, None)
         .await;
     assert_eq!(answer.status, 204, "{answer:?}");
-    assert_eq!(server.get(&path).await.status, 404);
+    assert_eq!(server.try_get(&path).await.status, 404);
 }
 
 #[tokio::test]
@@ -253,12 +252,12 @@ async fn a_team_token_sees_only_its_teams_integrations() {
     let server = start().await;
     let ops = server.team("ops").await;
     let db = server.team("db").await;
-    let mine = server.integration(ops, "always").await;
-    let theirs = server.integration(db, "always").await;
+    let mine = integration(&server, ops, "always").await;
+    let theirs = integration(&server, db, "always").await;
     let token = server.token("ops-bot", &[ops]).await;
 
     let list = server
-        .call(Method::GET, "/api/v1/integrations", &token, None)
+        .call_as(Method::GET, "/api/v1/integrations", &token, None)
         .await;
     let ids: Vec<&str> = list
         .body
@@ -270,11 +269,11 @@ async fn a_team_token_sees_only_its_teams_integrations() {
     assert_eq!(ids, [mine.to_string()]);
     let path = format!("/api/v1/integrations/{theirs}");
     for method in [Method::GET, Method::DELETE] {
-        let answer = server.call(method, &path, &token, None).await;
+        let answer = server.call_as(method, &path, &token, None).await;
         assert_eq!(answer.status, 404, "{answer:?}");
     }
     let answer = server
-        .call(
+        .call_as(
             Method::PATCH,
             &path,
             &token,
@@ -284,7 +283,7 @@ async fn a_team_token_sees_only_its_teams_integrations() {
     assert_eq!(answer.status, 404, "{answer:?}");
     // Nor can it create one for another team, or move its own there.
     let answer = server
-        .call(
+        .call_as(
             Method::POST,
             "/api/v1/integrations",
             &token,
@@ -297,7 +296,7 @@ async fn a_team_token_sees_only_its_teams_integrations() {
         "{answer:?}"
     );
     let answer = server
-        .call(
+        .call_as(
             Method::PATCH,
             &format!("/api/v1/integrations/{mine}"),
             &token,
@@ -310,7 +309,7 @@ async fn a_team_token_sees_only_its_teams_integrations() {
         "{answer:?}"
     );
     let answer = server
-        .call(
+        .call_as(
             Method::PATCH,
             &format!("/api/v1/integrations/{mine}"),
             &token,

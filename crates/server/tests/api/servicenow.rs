@@ -5,10 +5,10 @@ use chrono::{Duration, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 use snowbound_emulator::{Emulator, EmulatorConfig, User};
-use snowbound_store::{LeaseOutcome, Store};
+use snowbound_store::LeaseOutcome;
 use uuid::Uuid;
 
-use crate::common::{integration_body, start, Server};
+use crate::{integration_body, start, TestApp};
 
 async fn emulator() -> Emulator {
     let users = [
@@ -25,7 +25,7 @@ async fn emulator() -> Emulator {
 
 /// An integration on the emulator as `user`; `servicenow` keys override the defaults.
 async fn integration(
-    server: &Server,
+    server: &TestApp,
     emu: &Emulator,
     user: (&str, &str),
     servicenow: Value,
@@ -38,7 +38,7 @@ async fn integration(
     for (key, value) in servicenow.as_object().unwrap() {
         body["servicenow"][key] = value.clone();
     }
-    let answer = server.post("/api/v1/integrations", body).await;
+    let answer = server.try_post("/api/v1/integrations", body).await;
     assert_eq!(answer.status, 201, "{answer:?}");
     answer.body
 }
@@ -62,7 +62,7 @@ async fn test_connection_reports_each_problem_and_logs_its_calls() {
     let good = integration(&server, &emu, GOOD, json!({})).await;
     let id = good["id"].as_str().unwrap();
     let answer = server
-        .post(
+        .try_post(
             &format!("/api/v1/integrations/{id}/test-connection"),
             json!({}),
         )
@@ -77,7 +77,7 @@ async fn test_connection_reports_each_problem_and_logs_its_calls() {
         .all(|c| c["ok"] == true));
 
     let calls = server
-        .get(&format!("/api/v1/integrations/{id}/api-calls"))
+        .try_get(&format!("/api/v1/integrations/{id}/api-calls"))
         .await;
     assert_eq!(calls.status, 200, "{calls:?}");
     let list = calls.body.as_array().unwrap();
@@ -88,19 +88,19 @@ async fn test_connection_reports_each_problem_and_logs_its_calls() {
     newest_first.sort_by(|a, b| b.cmp(a));
     assert_eq!(times, newest_first);
     let ok_calls = server
-        .get(&format!(
+        .try_get(&format!(
             "/api/v1/integrations/{id}/api-calls?status_class=2"
         ))
         .await;
     assert_eq!(ok_calls.body.as_array().unwrap().len(), list.len());
     let failed = server
-        .get(&format!(
+        .try_get(&format!(
             "/api/v1/integrations/{id}/api-calls?status_class=4"
         ))
         .await;
     assert_eq!(failed.body, json!([]));
     let bad = server
-        .get(&format!(
+        .try_get(&format!(
             "/api/v1/integrations/{id}/api-calls?status_class=7"
         ))
         .await;
@@ -109,17 +109,17 @@ async fn test_connection_reports_each_problem_and_logs_its_calls() {
     let wrong = integration(&server, &emu, ("snowbound", "wrong"), json!({})).await;
     let id = wrong["id"].as_str().unwrap();
     let answer = server
-        .call(
+        .call_as(
             Method::POST,
             &format!("/api/v1/integrations/{id}/test-connection"),
-            crate::common::ADMIN,
+            crate::ADMIN_TOKEN,
             None,
         )
         .await;
     assert_eq!(answer.body["ok"], false, "{answer:?}");
     assert_eq!(check(&answer.body, "Credentials accepted")["ok"], false);
     let failed = server
-        .get(&format!(
+        .try_get(&format!(
             "/api/v1/integrations/{id}/api-calls?status_class=4"
         ))
         .await;
@@ -128,7 +128,7 @@ async fn test_connection_reports_each_problem_and_logs_its_calls() {
     let no_table = integration(&server, &emu, GOOD, json!({"table": "u_no_such_table"})).await;
     let id = no_table["id"].as_str().unwrap();
     let answer = server
-        .post(
+        .try_post(
             &format!("/api/v1/integrations/{id}/test-connection"),
             json!({}),
         )
@@ -140,7 +140,7 @@ async fn test_connection_reports_each_problem_and_logs_its_calls() {
     let agent = integration(&server, &emu, ("agent", "agent-pass"), json!({})).await;
     let id = agent["id"].as_str().unwrap();
     let answer = server
-        .post(
+        .try_post(
             &format!("/api/v1/integrations/{id}/test-connection"),
             json!({}),
         )
@@ -172,7 +172,7 @@ async fn choices_are_cached_and_403_is_a_warning() {
         good["id"].as_str().unwrap()
     );
 
-    let answer = server.get(&format!("{path}?field=state")).await;
+    let answer = server.try_get(&format!("{path}?field=state")).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["field"], "state");
     assert!(answer.body.get("warning").is_none(), "{answer:?}");
@@ -183,16 +183,16 @@ async fn choices_are_cached_and_403_is_a_warning() {
     );
 
     let reads = sys_choice_reads(&emu);
-    let again = server.get(&format!("{path}?field=state")).await;
+    let again = server.try_get(&format!("{path}?field=state")).await;
     assert_eq!(again.body, answer.body);
     assert_eq!(sys_choice_reads(&emu), reads, "served from the cache");
     let refreshed = server
-        .get(&format!("{path}?field=state&refresh=true"))
+        .try_get(&format!("{path}?field=state&refresh=true"))
         .await;
     assert_eq!(refreshed.body, answer.body);
     assert_eq!(sys_choice_reads(&emu), reads + 1);
 
-    let close_codes = server.get(&format!("{path}?field=close_code")).await;
+    let close_codes = server.try_get(&format!("{path}?field=close_code")).await;
     let values: Vec<&str> = close_codes.body["choices"]
         .as_array()
         .unwrap()
@@ -210,7 +210,7 @@ async fn choices_are_cached_and_403_is_a_warning() {
         ("?field=State%5E", "field"),
         ("?field=state&refresh=maybe", "refresh"),
     ] {
-        let answer = server.get(&format!("{path}{query}")).await;
+        let answer = server.try_get(&format!("{path}{query}")).await;
         assert_eq!(
             (answer.status, answer.field()),
             (422, field),
@@ -223,7 +223,7 @@ async fn choices_are_cached_and_403_is_a_warning() {
         "/api/v1/integrations/{}/choices?field=state",
         agent["id"].as_str().unwrap()
     );
-    let answer = server.get(&path).await;
+    let answer = server.try_get(&path).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["choices"], json!([]));
     let warning = answer.body["warning"].as_str().unwrap();
@@ -267,7 +267,7 @@ async fn mapped_values_unknown_to_servicenow_are_warnings_not_errors() {
         ]
     );
     let stored = server
-        .get(&format!(
+        .try_get(&format!(
             "/api/v1/integrations/{}",
             odd["id"].as_str().unwrap()
         ))
@@ -277,7 +277,7 @@ async fn mapped_values_unknown_to_servicenow_are_warnings_not_errors() {
 
     let path = format!("/api/v1/integrations/{}", odd["id"].as_str().unwrap());
     let answer = server
-        .patch(
+        .try_patch(
             &path,
             json!({"servicenow": {"state_resolved": "6", "close_code": "Solution provided"}}),
         )
@@ -307,7 +307,7 @@ async fn preview_shows_the_create_then_only_the_diff() {
     let integration_id: Uuid = sn["id"].as_str().unwrap().parse().unwrap();
     let team: Uuid = sn["root_team_id"].as_str().unwrap().parse().unwrap();
     let incident = server
-        .post(
+        .try_post(
             "/api/v1/incidents",
             json!({"team_id": team, "title": "Disk full",
                                           "description": "95% used", "severity": "warning"}),
@@ -317,7 +317,7 @@ async fn preview_shows_the_create_then_only_the_diff() {
     let preview = format!("/api/v1/integrations/{integration_id}/preview");
 
     let answer = server
-        .post(&preview, json!({"incident_id": incident}))
+        .try_post(&preview, json!({"incident_id": incident}))
         .await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["linked"], false);
@@ -336,13 +336,13 @@ async fn preview_shows_the_create_then_only_the_diff() {
     );
 
     let answer = server
-        .post(&preview, json!({"incident_id": Uuid::now_v7()}))
+        .try_post(&preview, json!({"incident_id": Uuid::now_v7()}))
         .await;
     assert_eq!((answer.status, answer.field()), (422, "incident_id"));
 
     // Forward, and let the store record a sync as the engine would after the POST.
     let forward = server
-        .post(
+        .try_post(
             &format!("/api/v1/incidents/{incident}/forward"),
             json!({"integration_id": integration_id}),
         )
@@ -350,7 +350,7 @@ async fn preview_shows_the_create_then_only_the_diff() {
     assert_eq!(forward.status, 200, "{forward:?}");
     let now = Utc::now();
     let leases = server
-        .store
+        .store()
         .lease_due_links("test", now, now + Duration::minutes(1), 10, None)
         .await
         .unwrap();
@@ -363,29 +363,29 @@ async fn preview_shows_the_create_then_only_the_diff() {
         servicenow_state: Some("1".into()),
     };
     assert!(server
-        .store
+        .store()
         .complete_lease(&leases[0], &synced)
         .await
         .unwrap());
     let answer = server
-        .post(&preview, json!({"incident_id": incident}))
+        .try_post(&preview, json!({"incident_id": incident}))
         .await;
     assert_eq!(answer.body, json!({"linked": true, "requests": []}));
 
     server
-        .patch(
+        .try_patch(
             &format!("/api/v1/incidents/{incident}"),
             json!({"severity": "critical", "title": "renamed"}),
         )
         .await;
     server
-        .post(
+        .try_post(
             &format!("/api/v1/incidents/{incident}/resolve"),
             json!({"comment": "Freed 20 GB"}),
         )
         .await;
     let answer = server
-        .post(&preview, json!({"incident_id": incident}))
+        .try_post(&preview, json!({"incident_id": incident}))
         .await;
     assert_eq!(
         answer.body["requests"],
@@ -396,7 +396,9 @@ async fn preview_shows_the_create_then_only_the_diff() {
                      "state": "6", "urgency": "1"},
         }])
     );
-    let detail = server.get(&format!("/api/v1/incidents/{incident}")).await;
+    let detail = server
+        .try_get(&format!("/api/v1/incidents/{incident}"))
+        .await;
     assert_eq!(detail.body["links"][0]["sys_id"], "a1b2c3");
     assert_eq!(detail.body["links"][0]["number"], "INC0010001");
 }
@@ -405,14 +407,14 @@ async fn preview_shows_the_create_then_only_the_diff() {
 async fn incident_api_calls_are_scoped_to_the_incident() {
     let server = start().await;
     let team = server.team("ops").await;
-    let incident = server.incident(team, "x").await;
+    let incident = server.incident(team, "x", "warning").await;
     let answer = server
-        .get(&format!("/api/v1/incidents/{incident}/api-calls"))
+        .try_get(&format!("/api/v1/incidents/{incident}/api-calls"))
         .await;
     assert_eq!((answer.status, answer.body.clone()), (200, json!([])));
     let token = server.token("other", &[server.team("db").await]).await;
     let answer = server
-        .call(
+        .call_as(
             Method::GET,
             &format!("/api/v1/incidents/{incident}/api-calls"),
             &token,

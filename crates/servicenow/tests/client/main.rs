@@ -1,0 +1,11 @@
+//! The ServiceNow client against the emulator (and raw servers for answers the emulator
+//! never gives). One binary with a module per area: a new test file is a `mod` here.
+
+mod common;
+
+mod choices_and_test_connection;
+mod failures;
+mod local_instances;
+mod raw_server;
+mod secrets;
+mod writes;

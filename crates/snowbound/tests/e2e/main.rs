@@ -1,0 +1,24 @@
+//! The end-to-end suite: the real Snowbound (in-process, or the `snowbound` binary as a
+//! child process) against the ServiceNow emulator, over HTTP. One binary, so the harness
+//! (`snowbound-testkit`) and the suite are compiled and linked once. Tests that need a
+//! process of their own (a tmpfs disk, a thousand sockets) are `tests/full_disk.rs` and
+//! `tests/slow_clients.rs`.
+
+mod alertmanager;
+mod browser;
+mod crash;
+mod hostile_input;
+mod ingest_input;
+mod multi_node;
+mod process;
+mod secrets;
+mod sources_routing;
+mod start_up;
+mod sync_failures;
+mod sync_lifecycle;
+mod ui_admin;
+mod ui_http;
+mod untrusted_answers;
+
+/// The `snowbound` binary, for the tests that run it as a child process.
+pub const SNOWBOUND: &str = env!("CARGO_BIN_EXE_snowbound");

@@ -1,0 +1,11 @@
+//! The store on both backends, one binary with a module per area (`common` runs each test
+//! on SQLite and on PostgreSQL). What needs a tmpfs of its own is `tests/sqlite_file.rs`.
+
+#[macro_use]
+mod common;
+
+mod backends_agree;
+mod call_log_and_recreate;
+mod concurrency;
+mod leases;
+mod links;
