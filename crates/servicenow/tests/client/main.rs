@@ -5,6 +5,7 @@ mod common;
 
 mod choices_and_test_connection;
 mod failures;
+mod inbound_reads;
 mod local_instances;
 mod raw_server;
 mod secrets;

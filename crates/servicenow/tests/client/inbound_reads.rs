@@ -1,10 +1,9 @@
 //! The reads inbound sync makes (docs/servicenow/AUTH_AND_INBOUND.md §2.3), against the
 //! emulator on 127.0.0.1, with agents editing records through its control API.
 
-mod common;
 
 use chrono::Duration;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use snowbound_core::inbound::parse_servicenow_time;
 use snowbound_emulator::Emulator;

@@ -1,13 +1,12 @@
 //! Inbound sync's durable state (issue #15): the coalescing poke queue, per-source polls
 //! and per-link inbound state — on SQLite and on PostgreSQL.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use common::{incident, team_and_integration, TestDb};
+use crate::common::{incident, team_and_integration, TestDb};
 use secrecy::SecretString;
 use snowbound_core::inbound::{LinkNote, NoteKind};
 use snowbound_core::source::{Source, SourceKind};

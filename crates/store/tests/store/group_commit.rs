@@ -1,11 +1,10 @@
 //! `write_incidents`: many incident writes, one transaction, an answer for each.
 
-mod common;
 
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use common::{incident, team_and_integration, TestDb};
+use crate::common::{incident, team_and_integration, TestDb};
 use secrecy::SecretString;
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::{new_id, IncidentStatus, Team};
