@@ -4,9 +4,13 @@
 //! call [`sync::servicenow_fields`] and [`sync::plan_sync`], so what a user previews is
 //! exactly what the engine sends.
 
+pub mod checks;
 pub mod forwarding;
+pub mod ingest;
 pub mod instance_url;
 pub mod integration_limits;
+pub mod json;
+pub mod lifecycle;
 pub mod model;
 pub mod routing;
 pub mod source;
