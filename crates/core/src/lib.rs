@@ -1,8 +1,8 @@
-//! Snowbound's domain, free of IO: incidents, integrations, the decision of which
-//! integrations an incident reaches, and the pure mapping from an incident to the
-//! ServiceNow fields that should hold it. The engine and the preview endpoint both
-//! call [`sync::servicenow_fields`] and [`sync::plan_sync`], so what a user previews is
-//! exactly what the engine sends.
+//! Snowbound's domain, free of IO: incidents and their lifecycle, integrations, the
+//! decision of which integrations an incident reaches, the parsers of alert bodies, and
+//! the pure mapping from an incident to the ServiceNow fields that should hold it. The
+//! engine and the preview endpoint both call [`sync::servicenow_fields`] and
+//! [`sync::plan_sync`], so what a user previews is exactly what the engine sends.
 
 pub mod checks;
 pub mod forwarding;

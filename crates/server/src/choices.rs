@@ -1,5 +1,6 @@
-//! ServiceNow choice lists for the integration form: a short in-memory cache per
-//! integration and field, and the warnings for mapped values that no active choice knows.
+//! ServiceNow choice lists for the integration form, through the services' short cache
+//! per integration and field, and the warnings for mapped values that no active choice
+//! knows.
 //! Choice lists are a convenience: no failure here ever fails a request.
 
 use std::collections::BTreeMap;

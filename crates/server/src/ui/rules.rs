@@ -1,5 +1,5 @@
 //! A team's routing rules: in evaluation order and in words, created from a form, deleted
-//! and moved up or down. Every change goes through the same functions as
+//! and moved up or down. Every change goes through the rule service, like
 //! `/api/v1/routing-rules`, so the page cannot save a rule the API would refuse.
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,5 +1,5 @@
 //! A team's alert sources: create, show the ingest URL, rotate the secret, delete.
-//! Every change goes through the same functions as `/api/v1/sources`.
+//! Every change goes through the source service, like `/api/v1/sources`.
 
 use std::collections::BTreeMap;
 
