@@ -23,7 +23,7 @@ impl FieldError {
 
 /// Longest strings Snowbound stores, in characters (not bytes). The API refuses longer
 /// ones with 422 naming the field; alert sources that cannot fix their body have
-/// theirs cut instead (see `server::ingest`).
+/// theirs cut instead (see [`crate::ingest`]).
 pub mod limits {
     pub const TITLE: usize = 1000;
     pub const DESCRIPTION: usize = 20_000;

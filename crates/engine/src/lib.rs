@@ -14,7 +14,6 @@ mod outcome;
 mod rate_limit;
 mod reconcile;
 mod runner;
-mod waker;
 
 pub use api_log::api_call_records;
 pub use backoff::Backoff;
@@ -24,4 +23,5 @@ pub use config::{
 };
 pub use reconcile::{desired_fields, subject_of};
 pub use runner::{Engine, Tick, Worker};
-pub use waker::EngineWaker;
+/// Lives with the services, which wake the engine after every change they commit.
+pub use snowbound_services::EngineWaker;

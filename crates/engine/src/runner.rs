@@ -20,7 +20,7 @@ use crate::config::{heartbeat_interval, EngineConfig, CLOCK_SKEW_MARGIN};
 use crate::integrations::Integrations;
 use crate::job::Loaded;
 use crate::leases::HeldLeases;
-use crate::waker::EngineWaker;
+use snowbound_services::EngineWaker;
 
 /// The sync engine of one node. Cheap to clone; clones share state.
 #[derive(Clone)]

@@ -1,81 +1,17 @@
-//! Who is calling: the admin token sees everything; a team token sees only its teams.
-//! Objects of other teams answer 404, so a token cannot even learn that they exist.
+//! Who is calling, from the `Authorization` header: the admin token (compared as SHA-256
+//! in constant time) or a team token (stored hashed). The caller type itself is the
+//! services' ([`snowbound_services::Caller`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use rand::RngCore;
-use snowbound_core::Integration;
 use subtle::ConstantTimeEq;
-use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::{hash_token, AppState};
 
-/// Prefix of generated team tokens, so a leaked one is recognisable in logs and scanners.
-pub const TOKEN_PREFIX: &str = "sbt_";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    Admin,
-    Teams(Vec<Uuid>),
-}
-
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Named in timeline entries: "admin" or the token's name.
-    pub actor: String,
-    pub scope: Scope,
-}
-
-impl Caller {
-    pub fn admin() -> Self {
-        Caller {
-            actor: "admin".into(),
-            scope: Scope::Admin,
-        }
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.scope == Scope::Admin
-    }
-
-    pub fn sees_team(&self, team_id: Uuid) -> bool {
-        match &self.scope {
-            Scope::Admin => true,
-            Scope::Teams(teams) => teams.contains(&team_id),
-        }
-    }
-
-    /// A team token sees the integrations that serve any of its teams…
-    pub fn sees_integration(&self, integration: &Integration) -> bool {
-        integration
-            .all_team_ids()
-            .into_iter()
-            .any(|team| self.sees_team(team))
-    }
-
-    /// …but changes only those whose root team is one of its teams.
-    pub fn owns_integration(&self, integration: &Integration) -> bool {
-        self.sees_team(integration.root_team_id)
-    }
-
-    /// `None` = no restriction, the store's convention for "every team".
-    pub fn team_filter(&self) -> Option<Vec<Uuid>> {
-        match &self.scope {
-            Scope::Admin => None,
-            Scope::Teams(teams) => Some(teams.clone()),
-        }
-    }
-
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("only the admin token may do this"))
-        }
-    }
-}
+pub use snowbound_services::teams::{generate_token, TOKEN_PREFIX};
+pub use snowbound_services::{Caller, Scope};
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -86,11 +22,8 @@ impl FromRequestParts<AppState> for Caller {
         if bool::from(hash.ct_eq(&state.admin_token_hash)) {
             return Ok(Caller::admin());
         }
-        match state.store.token_by_hash(&hex::encode(hash)).await? {
-            Some(token) => Ok(Caller {
-                actor: token.name,
-                scope: Scope::Teams(token.team_ids),
-            }),
+        match state.services.teams().token_caller(&hash).await? {
+            Some(caller) => Ok(caller),
             None => Err(ApiError::unauthorized("the bearer token is not valid")),
         }
     }
@@ -114,11 +47,4 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         ));
     }
     Ok(token)
-}
-
-/// A new random token (256 bits) for a team; only its hash is stored.
-pub fn generate_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
 }

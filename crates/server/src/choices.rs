@@ -1,55 +1,20 @@
-//! ServiceNow choice lists for the integration form: a short in-memory cache per
-//! integration and field, and the warnings for mapped values that no active choice knows.
+//! ServiceNow choice lists for the integration form, through the services' short cache
+//! per integration and field, and the warnings for mapped values that no active choice
+//! knows.
 //! Choice lists are a convenience: no failure here ever fails a request.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use snowbound_core::{Integration, ServiceNowSettings, STATE_FIELD};
 use snowbound_servicenow::{Choice, Failure};
-use uuid::Uuid;
 
 use crate::servicenow::{connection, record_calls};
 use crate::state::AppState;
 
-/// Long enough that a form opening four dropdowns asks ServiceNow once per field, short
-/// enough that an admin's change in ServiceNow shows up without a refresh.
-pub const CACHE_TTL: Duration = Duration::from_secs(5 * 60);
-
 /// Warnings are a bonus on create/PATCH; an unreachable instance must not hold the
 /// answer for the client's full connect timeout.
 const WARNINGS_DEADLINE: Duration = Duration::from_secs(5);
-
-/// (integration, field) → when fetched, the active choices.
-type Entries = HashMap<(Uuid, String), (Instant, Vec<Choice>)>;
-
-#[derive(Default)]
-pub struct ChoiceCache {
-    entries: Mutex<Entries>,
-}
-
-impl ChoiceCache {
-    pub fn get(&self, integration: Uuid, field: &str) -> Option<Vec<Choice>> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(&(integration, field.to_owned()))
-            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
-            .map(|(_, choices)| choices.clone())
-    }
-
-    pub fn put(&self, integration: Uuid, field: &str, choices: Vec<Choice>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
-        entries.insert((integration, field.to_owned()), (Instant::now(), choices));
-    }
-
-    /// New settings may point at another instance, user or table.
-    pub fn invalidate(&self, integration: Uuid) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|(id, _), _| *id != integration);
-    }
-}
 
 /// The answer of `GET …/choices`: the list, or an empty one with a warning saying why.
 pub struct Loaded {
@@ -66,7 +31,7 @@ pub async fn load(
     refresh: bool,
 ) -> Loaded {
     if !refresh {
-        if let Some(choices) = state.choice_cache.get(integration.id, field) {
+        if let Some(choices) = state.services.choice_cache.get(integration.id, field) {
             return Loaded {
                 warning: empty_warning(&choices, &integration.servicenow.table, field),
                 choices,
@@ -87,6 +52,7 @@ pub async fn load(
     match exchange.outcome {
         Ok(choices) => {
             state
+                .services
                 .choice_cache
                 .put(integration.id, field, choices.clone());
             Loaded {
@@ -189,6 +155,7 @@ pub async fn unknown_value_warnings(state: &AppState, integration: &Integration)
             match exchange.outcome {
                 Ok(choices) => {
                     state
+                        .services
                         .choice_cache
                         .put(integration.id, field, choices.clone());
                     lists.insert(field, choices);

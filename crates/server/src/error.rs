@@ -5,7 +5,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use snowbound_core::validate::{check_text, FieldError};
+use snowbound_core::json::{BodyError, BodyErrorKind};
+use snowbound_core::validate::FieldError;
+use snowbound_services::ServiceError;
 use snowbound_store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -191,9 +193,58 @@ impl From<StoreError> for ApiError {
     }
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
-
-/// Refuses text the store must not hold (NUL) or longer than `max_chars`, naming `field`.
-pub fn check_field(field: &str, value: &str, max_chars: usize) -> ApiResult<()> {
-    check_text(value, max_chars).map_err(|message| ApiError::invalid_field(field, message))
+/// The services' errors as the API has always answered them: the one place that decides
+/// their status codes and JSON.
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::NotFound { what } => ApiError::not_found(what),
+            ServiceError::Invalid(e) => ApiError::invalid_field(e.field, e.message),
+            ServiceError::InvalidFields(errors) => ApiError::invalid_fields(errors),
+            ServiceError::Conflict {
+                code,
+                message,
+                field,
+            } => {
+                let err = ApiError::conflict(code, message);
+                match field {
+                    Some(field) => err.with_field(field),
+                    None => err,
+                }
+            }
+            ServiceError::Transition(e) => ApiError::conflict("invalid_transition", e.to_string()),
+            ServiceError::Forbidden(message) => ApiError::forbidden(message),
+            ServiceError::Store(e) => e.into(),
+            ServiceError::Internal(why) => {
+                tracing::error!(error = why, "internal error");
+                ApiError::internal()
+            }
+        }
+    }
 }
+
+/// A body that is not JSON is the client's 400; JSON of the wrong shape or with a bad
+/// value is 422, naming the field when there is one.
+impl From<BodyError> for ApiError {
+    fn from(err: BodyError) -> Self {
+        match (err.kind, err.field) {
+            (BodyErrorKind::Malformed, field) => {
+                let api = ApiError::bad_request("invalid_json", err.message);
+                match field {
+                    Some(field) => api.with_field(field),
+                    None => api,
+                }
+            }
+            (BodyErrorKind::InvalidField, Some(field)) => {
+                ApiError::invalid_field(field, err.message)
+            }
+            (BodyErrorKind::InvalidBody | BodyErrorKind::InvalidField, _) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                err.message,
+            ),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -105,57 +105,12 @@ fn not_json() -> ApiError {
 
 /// Parses `bytes` as `T`; errors name the JSON path of the culprit.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
-    de.end().map_err(|e| json_error(".".into(), e))?;
-    Ok(value)
+    Ok(snowbound_core::json::parse_json(bytes)?)
 }
 
 /// Deserializes an already-parsed value (a merged PATCH), naming the bad path.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(path_error)
-}
-
-fn path_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let path = err.path().to_string();
-    json_error(path, err.into_inner())
-}
-
-fn json_error(path: String, inner: serde_json::Error) -> ApiError {
-    let message = strip_position(&inner);
-    if !inner.is_data() {
-        let mut err = ApiError::bad_request("invalid_json", format!("malformed JSON: {message}"));
-        if path != "." {
-            err = err.with_field(path);
-        }
-        return err;
-    }
-    // serde reports a missing key at the enclosing object, so the key itself comes from
-    // the message; an unknown key is already the last segment of the path.
-    let key = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|prefix| message.strip_prefix(prefix))
-        .and_then(|rest| rest.split('`').next());
-    let field = match (path.as_str(), key) {
-        (".", Some(key)) => key.to_owned(),
-        (".", None) => String::new(),
-        (path, Some(key)) if path == key || path.ends_with(&format!(".{key}")) => path.to_owned(),
-        (path, Some(key)) => format!("{path}.{key}"),
-        (path, None) => path.to_owned(),
-    };
-    if field.is_empty() {
-        return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message);
-    }
-    ApiError::invalid_field(field, message)
-}
-
-fn strip_position(err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    if err.line() == 0 {
-        return text;
-    }
-    let suffix = format!(" at line {} column {}", err.line(), err.column());
-    text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
+    Ok(snowbound_core::json::from_value(value)?)
 }
 
 /// A path parameter; a malformed id is simply an object that does not exist.

@@ -1,7 +1,9 @@
-//! Snowbound's HTTP surface: `/api/v1` (teams, tokens, integrations, incidents) and
-//! `/healthz`. The binary resolves the admin token and builds an [`AppState`];
-//! [`router`] turns it into an axum `Router`, and [`listener::serve`] serves it within
-//! bounds that slow clients cannot exhaust.
+//! Snowbound's HTTP surface: `/api/v1`, `/ingest`, the web UI and `/healthz`. Handlers
+//! and pages translate HTTP and forms into the commands of `snowbound-services` and
+//! their answers back; [`error`] maps every service error to its status and JSON.
+//! The binary resolves the admin token and builds an [`AppState`]; [`router`] turns it
+//! into an axum `Router`, and [`listener::serve`] serves it within bounds that slow
+//! clients cannot exhaust.
 //!
 //! Every error is JSON: `{"error":{"code","message","field"?,"fields"?}}`.
 
@@ -10,13 +12,8 @@ pub mod auth;
 mod choices;
 pub mod error;
 pub mod extract;
-pub mod incidents;
-/// Public for the fuzz targets: the parsers read whatever the network sends.
-pub mod ingest;
-mod integration_input;
 pub mod listener;
 mod routes;
-mod routing;
 mod servicenow;
 mod state;
 mod ui;
@@ -24,6 +21,6 @@ mod views;
 
 pub use auth::{Caller, Scope};
 pub use error::{ApiError, ApiResult};
-pub use incidents::{Change, IncidentService, NewIncident};
 pub use routes::{router, MAX_BODY_BYTES};
+pub use snowbound_services::{Change, IncidentService, NewIncident};
 pub use state::{hash_token, AppState};

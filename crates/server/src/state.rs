@@ -2,24 +2,25 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use snowbound_engine::EngineWaker;
 use snowbound_servicenow::{Client, ClientConfig};
+use snowbound_services::incidents::IncidentService;
+use snowbound_services::integrations::IntegrationService;
+use snowbound_services::Services;
 use snowbound_store::Store;
 
-use crate::choices::ChoiceCache;
-use crate::incidents::IncidentService;
+pub use snowbound_services::teams::hash_token;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// For reads that only shape an answer (views, the API call log).
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) waker: EngineWaker,
+    pub(crate) services: Services,
     /// Base of the links back to Snowbound (`{public_url}/incidents/{id}`).
     pub(crate) public_url: Arc<str>,
     pub(crate) admin_token_hash: [u8; 32],
     /// For test connection and choice lists only; the engine has its own for syncing.
     pub(crate) servicenow: Client,
-    pub(crate) choice_cache: Arc<ChoiceCache>,
 }
 
 impl AppState {
@@ -38,17 +39,18 @@ impl AppState {
         let servicenow =
             Client::new(ClientConfig::default()).expect("the ServiceNow HTTP client builds");
         AppState {
+            services: Services::new(store.clone(), waker, servicenow.instance_policy()),
             store,
-            waker,
             public_url: public_url.into().trim_end_matches('/').into(),
             admin_token_hash,
             servicenow,
-            choice_cache: Arc::default(),
         }
     }
 
-    /// Shares the binary's client (one connection pool) or sets other timeouts.
+    /// Shares the binary's client (one connection pool) or sets other timeouts; the
+    /// client's rule for local instances is also the one settings are saved under.
     pub fn with_servicenow_client(mut self, client: Client) -> Self {
+        self.services.policy = client.instance_policy();
         self.servicenow = client;
         self
     }
@@ -58,11 +60,10 @@ impl AppState {
     }
 
     pub fn incidents(&self) -> IncidentService {
-        IncidentService::new(self.store.clone(), self.waker.clone())
+        self.services.incidents()
     }
-}
 
-/// SHA-256 of a bearer token: what is stored and compared, never the token itself.
-pub fn hash_token(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    pub(crate) fn integrations(&self) -> IntegrationService {
+        self.services.integrations()
+    }
 }

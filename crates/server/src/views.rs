@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use snowbound_core::{Incident, TimelineEntry};
+use snowbound_services::incidents::record_gone;
 use snowbound_store::{IntegrationRecord, Link, LinkState};
 use uuid::Uuid;
 
@@ -36,19 +37,6 @@ pub struct LinkView {
     /// Parked because the record no longer exists in ServiceNow: `POST …/recreate`
     /// creates it again.
     pub record_gone: bool,
-}
-
-/// The engine parks a link whose record answers 404 with these words (and never re-creates
-/// it on its own); only such a link may be re-created.
-const RECORD_GONE: &str = "no longer exists";
-
-pub(crate) fn record_gone(link: &Link) -> bool {
-    link.state == LinkState::Parked
-        && link.sys_id.is_some()
-        && link
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains(RECORD_GONE))
 }
 
 impl LinkView {

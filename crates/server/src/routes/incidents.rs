@@ -4,19 +4,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use snowbound_core::{Attributes, Incident, IncidentStatus, Severity};
-use snowbound_store::IncidentFilter;
+use snowbound_core::{Attributes, Incident, Severity};
+use snowbound_services::incidents::IncidentQuery;
+use snowbound_services::{Change, NewIncident};
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{Json, OptionalJson, Path, Query};
-use crate::incidents::{Change, NewIncident};
 use crate::state::AppState;
 use crate::views::{incident_view, IncidentView};
-
-const DEFAULT_LIMIT: u32 = 200;
-const MAX_LIMIT: u32 = 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,26 +82,14 @@ pub async fn list(
     caller: Caller,
     mut query: Query,
 ) -> ApiResult<impl IntoResponse> {
-    let status: Option<IncidentStatus> = query.parse("status")?;
-    let severity: Option<Severity> = query.parse("severity")?;
-    let team_id: Option<Uuid> = query.parse("team_id")?;
-    let limit: Option<u32> = query.parse("limit")?;
+    let incidents_query = IncidentQuery {
+        status: query.parse("status")?,
+        severity: query.parse("severity")?,
+        team_id: query.parse("team_id")?,
+        limit: query.parse("limit")?,
+    };
     query.finish()?;
-    let team_ids = match (team_id, caller.team_filter()) {
-        (Some(team), _) if !caller.sees_team(team) => return Ok(axum::Json(Vec::new())),
-        (Some(team), _) => Some(vec![team]),
-        (None, filter) => filter,
-    };
-    if team_ids.as_ref().is_some_and(Vec::is_empty) {
-        return Ok(axum::Json(Vec::new()));
-    }
-    let filter = IncidentFilter {
-        team_ids,
-        status,
-        severity,
-        limit: Some(limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)),
-    };
-    let incidents: Vec<Incident> = state.store.list_incidents(&filter).await?;
+    let incidents: Vec<Incident> = state.incidents().list(&caller, incidents_query).await?;
     Ok(axum::Json(incidents))
 }
 

@@ -16,11 +16,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use snowbound_core::ingest::{alertmanager, webhook};
 use snowbound_core::source::SourceKind;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, RawBody};
-use crate::ingest::{alertmanager, webhook};
 use crate::state::AppState;
 
 pub async fn ingest(
@@ -29,8 +29,9 @@ pub async fn ingest(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let source = state
-        .store
-        .source_by_secret(&secret)
+        .services
+        .sources()
+        .by_secret(&secret)
         .await?
         .ok_or_else(|| ApiError::not_found("source (unknown or rotated ingest URL)"))?;
     let service = state.incidents();
@@ -45,7 +46,7 @@ pub async fn ingest(
             let alerts = alertmanager::parse(&body, &source)?;
             if let Some(Err(first)) = alerts.first() {
                 if alerts.iter().all(Result::is_err) {
-                    return Err(first.clone());
+                    return Err(first.clone().into());
                 }
             }
             let intake = service.intake(source).await?;
@@ -53,12 +54,16 @@ pub async fn ingest(
             let mut unstored = 0;
             for alert in alerts {
                 let answer = match alert {
-                    Err(refused) => json!({"action": "refused", "error": refused.to_json()}),
+                    Err(refused) => {
+                        let refused = ApiError::from(refused);
+                        json!({"action": "refused", "error": refused.to_json()})
+                    }
                     Ok(alert) => {
                         let dedup_key = alert.dedup_key.clone();
                         match service.ingest(&intake, alert).await {
                             Ok(outcome) => json!(outcome),
                             Err(e) => {
+                                let e = ApiError::from(e);
                                 unstored += 1;
                                 json!({"dedup_key": dedup_key, "action": "failed",
                                        "error": e.to_json()})

@@ -1,44 +1,22 @@
-//! Outbound integrations: create, read, partial update, delete.
+//! Outbound integrations: create, read, partial update (a JSON merge patch onto the
+//! stored settings), delete. The service validates and stores; this translates.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use chrono::Utc;
 use serde_json::Value;
-use snowbound_core::{new_id, Integration};
-use snowbound_store::{IntegrationRecord, StoreError};
+use snowbound_core::Integration;
+use snowbound_services::integrations::IntegrationInput;
+use snowbound_store::IntegrationRecord;
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::choices::unknown_value_warnings;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path};
-use crate::integration_input::{check, merge_patch, IntegrationInput};
+use crate::extract::{from_value, Json, Path};
+use crate::routes::merge_patch::merge_patch_value;
 use crate::state::AppState;
 use crate::views::IntegrationView;
-
-/// The integration if the caller may see it; others' integrations do not exist.
-pub(crate) async fn visible(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-) -> ApiResult<IntegrationRecord> {
-    match state.store.get_integration(id).await {
-        Ok(record) if caller.sees_integration(&record.integration) => Ok(record),
-        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found("integration")),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn owned(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<IntegrationRecord> {
-    let record = visible(state, caller, id).await?;
-    if !caller.owns_integration(&record.integration) {
-        return Err(ApiError::forbidden(
-            "only a token of the integration's root team may change it",
-        ));
-    }
-    Ok(record)
-}
 
 /// The answer to a create or PATCH: the stored integration plus a warning for each
 /// mapped value ServiceNow's choice lists do not know (none when they cannot be read).
@@ -54,46 +32,19 @@ pub async fn create(
     caller: Caller,
     Json(input): Json<IntegrationInput>,
 ) -> ApiResult<impl IntoResponse> {
-    let record = create_integration(&state, &caller, input).await?;
+    let record = state.integrations().create(&caller, input).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(with_warnings(&state, record).await),
     ))
 }
 
-/// Validates and stores a new integration; the API and the web UI both create through here.
-pub(crate) async fn create_integration(
-    state: &AppState,
-    caller: &Caller,
-    input: IntegrationInput,
-) -> ApiResult<IntegrationRecord> {
-    let checked = check(state, caller, input, None).await?;
-    let password = checked.password.ok_or_else(ApiError::internal)?;
-    let now = Utc::now();
-    let integration = Integration {
-        id: new_id(),
-        display_name: checked.display_name,
-        root_team_id: checked.root_team_id,
-        team_ids: checked.team_ids,
-        forwarding: checked.forwarding,
-        servicenow: checked.servicenow,
-        created_at: now,
-        updated_at: now,
-    };
-    state
-        .store
-        .create_integration(&integration, &password)
-        .await?;
-    Ok(state.store.get_integration(integration.id).await?)
-}
-
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
     let views: Vec<IntegrationView> = state
-        .store
-        .list_integrations()
+        .integrations()
+        .list(&caller)
         .await?
         .into_iter()
-        .filter(|r| caller.sees_integration(&r.integration))
         .map(IntegrationView::new)
         .collect();
     Ok(axum::Json(views))
@@ -104,7 +55,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
-    let record = visible(&state, &caller, id).await?;
+    let record = state.integrations().visible(&caller, id).await?;
     Ok(axum::Json(IntegrationView::new(record)))
 }
 
@@ -114,43 +65,11 @@ pub async fn patch(
     Path(id): Path<Uuid>,
     Json(patch): Json<Value>,
 ) -> ApiResult<impl IntoResponse> {
-    let record = update_integration(&state, &caller, id, patch).await?;
-    Ok(axum::Json(with_warnings(&state, record).await))
-}
-
-/// Merges a JSON merge patch into the stored integration, validates and stores it; the
-/// API's PATCH and the web UI's forms both change integrations through here.
-pub(crate) async fn update_integration(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    patch: Value,
-) -> ApiResult<IntegrationRecord> {
-    let current = owned(state, caller, id).await?.integration;
+    let service = state.integrations();
+    let current = service.owned(&caller, id).await?.integration;
     let input = merge_patch(&current, patch)?;
-    let checked = check(state, caller, input, Some(&current)).await?;
-    let integration = Integration {
-        id: current.id,
-        display_name: checked.display_name,
-        root_team_id: checked.root_team_id,
-        team_ids: checked.team_ids,
-        forwarding: checked.forwarding,
-        servicenow: checked.servicenow,
-        created_at: current.created_at,
-        updated_at: Utc::now(),
-    };
-    state
-        .store
-        .update_integration(&integration, checked.password.as_ref())
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found("integration"),
-            other => other.into(),
-        })?;
-    // New settings un-park and bump every link: the engine re-applies them now.
-    state.waker.wake();
-    state.choice_cache.invalidate(id);
-    Ok(state.store.get_integration(id).await?)
+    let record = service.update(&caller, id, input).await?;
+    Ok(axum::Json(with_warnings(&state, record).await))
 }
 
 pub async fn delete(
@@ -158,10 +77,112 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
-    owned(&state, &caller, id).await?;
-    state.choice_cache.invalidate(id);
-    match state.store.delete_integration(id).await {
-        Ok(()) | Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT),
-        Err(e) => Err(e.into()),
+    state.integrations().delete(&caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The stored integration with `patch` merged in (RFC 7386 JSON merge patch: objects
+/// merge key by key, `null` removes), plus the new password if one was sent.
+pub fn merge_patch(current: &Integration, mut patch: Value) -> ApiResult<IntegrationInput> {
+    if !patch.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "a PATCH body must be a JSON object",
+        ));
+    }
+    let mut password = None;
+    if let Some(Value::Object(servicenow)) = patch.get_mut("servicenow") {
+        match servicenow.remove("password") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(p)) => password = Some(p),
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    "servicenow.password",
+                    "must be a string",
+                ))
+            }
+        }
+        // Turning the secondary field off drops its map too, unless a map was sent.
+        if let Some(Value::Object(severity)) = servicenow.get_mut("severity") {
+            if severity.get("secondary_field") == Some(&Value::Null)
+                && !severity.contains_key("secondary_map")
+            {
+                severity.insert("secondary_map".into(), Value::Null);
+            }
+        }
+    }
+    let mut merged =
+        serde_json::to_value(IntegrationInput::from(current)).map_err(|_| ApiError::internal())?;
+    merge_patch_value(&mut merged, patch);
+    let mut input: IntegrationInput = from_value(merged)?;
+    input.servicenow.password = password;
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use serde_json::json;
+    use snowbound_core::validate::validate_servicenow;
+    use snowbound_core::{ForwardingMode, ServiceNowSettings, SeverityMap};
+
+    fn stored() -> Integration {
+        let mut servicenow = ServiceNowSettings::with_defaults(
+            "https://acme.service-now.com".into(),
+            "snowbound".into(),
+            "Solution provided".into(),
+        );
+        servicenow.severity.secondary_field = Some("impact".into());
+        servicenow.severity.secondary_map = Some(SeverityMap::default());
+        Integration {
+            id: Uuid::now_v7(),
+            display_name: "SN".into(),
+            root_team_id: Uuid::now_v7(),
+            team_ids: vec![],
+            forwarding: ForwardingMode::Always,
+            servicenow,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn patch_changes_only_the_keys_sent() {
+        let current = stored();
+        let patch = json!({"servicenow": {"severity": {"primary_map": {"minor": "4"}}}});
+        let input = merge_patch(&current, patch).unwrap();
+        let s = input.servicenow.to_settings();
+        assert_eq!(s.severity.primary_map.minor, "4");
+        assert_eq!(s.severity.primary_map.critical, "1");
+        assert_eq!(s.severity.secondary_field.as_deref(), Some("impact"));
+        assert_eq!(s.close_code, "Solution provided");
+        assert_eq!(input.forwarding, ForwardingMode::Always);
+        assert_eq!(input.servicenow.password, None);
+    }
+
+    #[test]
+    fn null_secondary_field_turns_secondary_off() {
+        let patch = json!({"servicenow": {"severity": {"secondary_field": null},
+                                          "password": "new"}});
+        let input = merge_patch(&stored(), patch).unwrap();
+        let s = input.servicenow.to_settings();
+        assert_eq!(s.severity.secondary_field, None);
+        assert_eq!(s.severity.secondary_map, None);
+        assert!(validate_servicenow(&s, Default::default()).is_empty());
+        assert_eq!(input.servicenow.password.as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn unknown_keys_in_a_patch_are_named() {
+        let err = merge_patch(&stored(), json!({"servicenow": {"close_cod": "x"}})).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("servicenow.close_cod"));
+    }
+
+    #[test]
+    fn null_on_a_required_key_is_named() {
+        let err = merge_patch(&stored(), json!({"servicenow": {"close_code": null}})).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("servicenow.close_code"));
     }
 }

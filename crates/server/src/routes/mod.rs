@@ -2,11 +2,12 @@
 
 mod incidents;
 mod ingest;
-pub(crate) mod integrations;
-pub(crate) mod routing_rules;
+mod integrations;
+mod merge_patch;
+mod routing_rules;
 pub(crate) mod servicenow;
 pub(crate) mod sources;
-pub(crate) mod teams;
+mod teams;
 mod tokens;
 
 use std::any::Any;

@@ -12,7 +12,6 @@ use snowbound_servicenow::{speaks_table_api, Check, TestReport};
 use snowbound_store::{ApiCallFilter, ApiCallRecord, StoreError};
 use uuid::Uuid;
 
-use super::integrations::visible;
 use crate::auth::Caller;
 use crate::choices::load;
 use crate::error::{ApiError, ApiResult};
@@ -33,7 +32,7 @@ pub async fn test_connection(
     Path(id): Path<Uuid>,
     OptionalJson(NoBody {}): OptionalJson<NoBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let integration = visible(&state, &caller, id).await?.integration;
+    let integration = state.integrations().visible(&caller, id).await?.integration;
     Ok(axum::Json(run_test_connection(&state, &integration).await))
 }
 
@@ -75,7 +74,7 @@ pub async fn choices(
             format!("`{field}` is not a ServiceNow name (lowercase letters, digits and _)"),
         ));
     }
-    let integration = visible(&state, &caller, id).await?.integration;
+    let integration = state.integrations().visible(&caller, id).await?.integration;
     let loaded = load(&state, &integration, &field, refresh).await;
     let mut body = json!({"field": field, "choices": loaded.choices});
     if let Some(warning) = loaded.warning {
@@ -105,7 +104,7 @@ pub async fn preview(
     Path(id): Path<Uuid>,
     Json(body): Json<PreviewBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let integration = visible(&state, &caller, id).await?.integration;
+    let integration = state.integrations().visible(&caller, id).await?.integration;
     let incident = state
         .incidents()
         .visible(&caller, body.incident_id)
@@ -186,7 +185,7 @@ pub async fn integration_api_calls(
     let mut filter = call_filter(&mut query)?;
     filter.incident_id = query.parse("incident_id")?;
     query.finish()?;
-    let integration = visible(&state, &caller, id).await?.integration;
+    let integration = state.integrations().visible(&caller, id).await?.integration;
     filter.integration_id = Some(id);
     Ok(axum::Json(
         calls_seen_by(&state, &caller, &integration, filter).await?,

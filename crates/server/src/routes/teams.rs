@@ -3,19 +3,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use snowbound_core::validate::limits;
-use snowbound_core::{new_id, Team};
-use snowbound_store::{ApiToken, StoreError};
+use snowbound_services::teams::NewToken;
 use uuid::Uuid;
 
-use crate::auth::{generate_token, Caller};
-use crate::error::{check_field, ApiError, ApiResult};
+use crate::auth::Caller;
+use crate::error::ApiResult;
 use crate::extract::Json;
-use crate::state::{hash_token, AppState};
-
-const NAME_MAX_CHARS: usize = limits::NAME;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,50 +18,17 @@ pub struct CreateTeam {
     name: String,
 }
 
-fn checked_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(ApiError::invalid_field("name", "is required"));
-    }
-    check_field("name", name, NAME_MAX_CHARS)?;
-    Ok(name.to_owned())
-}
-
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<CreateTeam>,
 ) -> ApiResult<impl IntoResponse> {
-    let team = create_team(&state, &caller, &body.name).await?;
+    let team = state.services.teams().create(&caller, &body.name).await?;
     Ok((StatusCode::CREATED, axum::Json(team)))
 }
 
-/// Creates a team (admin only); the API and the web UI's Teams page both call this.
-pub(crate) async fn create_team(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Team> {
-    caller.require_admin()?;
-    let team = Team {
-        id: new_id(),
-        name: checked_name(name)?,
-        created_at: Utc::now(),
-    };
-    state.store.create_team(&team).await.map_err(|e| match e {
-        StoreError::Conflict { .. } => {
-            ApiError::conflict("conflict", "a team with this name exists").with_field("name")
-        }
-        other => other.into(),
-    })?;
-    Ok(team)
-}
-
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    let teams: Vec<Team> = state
-        .store
-        .list_teams()
-        .await?
-        .into_iter()
-        .filter(|t| caller.sees_team(t.id))
-        .collect();
-    Ok(axum::Json(teams))
+    Ok(axum::Json(state.services.teams().list(&caller).await?))
 }
 
 #[derive(Deserialize)]
@@ -90,46 +52,18 @@ pub async fn create_token(
     caller: Caller,
     Json(body): Json<CreateToken>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require_admin()?;
-    let name = checked_name(&body.name)?;
-    if body.team_ids.is_empty() {
-        return Err(ApiError::invalid_field(
-            "team_ids",
-            "a token needs at least one team",
-        ));
-    }
-    let mut team_ids = Vec::new();
-    for team in body.team_ids {
-        match state.store.get_team(team).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::invalid_field(
-                    "team_ids",
-                    format!("no such team {team}"),
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        if !team_ids.contains(&team) {
-            team_ids.push(team);
-        }
-    }
-    let token = generate_token();
-    let record = ApiToken {
-        id: new_id(),
-        name: name.clone(),
-        hash: hex::encode(hash_token(&token)),
-        team_ids: team_ids.clone(),
-        created_at: Utc::now(),
+    let new = NewToken {
+        name: body.name,
+        team_ids: body.team_ids,
     };
-    state.store.create_token(&record).await?;
+    let created = state.services.teams().create_token(&caller, new).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(CreatedToken {
-            id: record.id,
-            name,
-            team_ids,
-            token,
+            id: created.record.id,
+            name: created.record.name,
+            team_ids: created.record.team_ids,
+            token: created.token,
         }),
     ))
 }

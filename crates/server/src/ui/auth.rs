@@ -12,7 +12,9 @@ use super::session::{
     cookie, cookie_value, current_user, login, random_token, Posted, PostedAnonymously,
     PRE_LOGIN_COOKIE, SESSION_COOKIE,
 };
-use crate::accounts::{burn_verify, check_new_account, new_user, verify_password};
+use snowbound_services::accounts::Setup;
+use snowbound_services::ServiceError;
+
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -43,7 +45,7 @@ fn safe_next(next: &str) -> &str {
 pub async fn home(State(state): State<AppState>, parts: Parts) -> UiResult {
     let target = if current_user(&parts, &state).await?.is_some() {
         "/incidents"
-    } else if state.store.count_users().await? == 0 {
+    } else if state.services.accounts().setup_needed().await? {
         "/setup"
     } else {
         "/login"
@@ -91,7 +93,7 @@ pub async fn login_page(
     if current_user(&parts, &state).await?.is_some() {
         return Ok(Redirect::to("/incidents").into_response());
     }
-    if state.store.count_users().await? == 0 {
+    if state.services.accounts().setup_needed().await? {
         return Ok(Redirect::to("/setup").into_response());
     }
     let next = query.next.unwrap_or_default();
@@ -124,17 +126,9 @@ pub async fn login_submit(
     let email = form.text("email");
     let password = form.get("password").unwrap_or_default();
     let next = form.text("next");
-    let user = state.store.user_by_email(&email).await?;
-    let valid = match &user {
-        Some(user) => verify_password(password, &user.password_hash),
-        None => {
-            burn_verify(password);
-            false
-        }
-    };
-    match user {
-        Some(user) if valid => signed_in(&state, &user, &next).await,
-        _ => Ok(anonymous_form(
+    match state.services.accounts().login(&email, password).await? {
+        Some(user) => signed_in(&state, &user, &next).await,
+        None => Ok(anonymous_form(
             &state,
             &headers,
             StatusCode::UNAUTHORIZED,
@@ -156,7 +150,7 @@ fn setup_gone() -> Response {
 }
 
 pub async fn setup_page(State(state): State<AppState>, headers: HeaderMap) -> UiResult {
-    if state.store.count_users().await? > 0 {
+    if !state.services.accounts().setup_needed().await? {
         return Ok(setup_gone());
     }
     Ok(anonymous_form(
@@ -175,27 +169,25 @@ pub async fn setup_submit(
     headers: HeaderMap,
     PostedAnonymously { form }: PostedAnonymously,
 ) -> UiResult {
-    if state.store.count_users().await? > 0 {
+    if !state.services.accounts().setup_needed().await? {
         return Ok(setup_gone());
     }
     let email = form.text("email");
     let password = form.get("password").unwrap_or_default();
-    if let Err(problem) = check_new_account(&email, password) {
-        return Ok(anonymous_form(
+    match state.services.accounts().setup(&email, password).await {
+        Ok(Setup::Created(user)) => signed_in(&state, &user, "/integrations").await,
+        Ok(Setup::AlreadyDone) => Ok(setup_gone()),
+        Err(ServiceError::Invalid(problem)) => Ok(anonymous_form(
             &state,
             &headers,
             StatusCode::UNPROCESSABLE_ENTITY,
             true,
-            Some(problem),
+            Some(problem.message),
             email,
             "/integrations",
-        ));
+        )),
+        Err(e) => Err(e.into()),
     }
-    let user = new_user(&email, password, true, Vec::new());
-    if !state.store.create_first_user(&user).await? {
-        return Ok(setup_gone());
-    }
-    signed_in(&state, &user, "/integrations").await
 }
 
 pub async fn logout(State(state): State<AppState>, Posted { user, .. }: Posted) -> UiResult {

@@ -1,6 +1,6 @@
 //! Incident screens: the list with filters, a new-incident form, and the detail page
 //! where an on-call engineer changes severity, acknowledges, resolves, reopens and
-//! forwards. Every action goes through [`IncidentService`](crate::incidents::IncidentService).
+//! forwards. Every action goes through the incident service, like the API's.
 
 use std::collections::HashMap;
 
@@ -12,16 +12,17 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use snowbound_core::{Attributes, Incident, IncidentStatus, Severity, Team};
-use snowbound_store::{IncidentFilter, IntegrationRecord};
+use snowbound_services::incidents::IncidentQuery;
+use snowbound_store::IntegrationRecord;
 use uuid::Uuid;
 
 use super::layout::{ok, render, when, Page, UiResult};
 use super::session::{Posted, UiUser};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::incidents::{Change, NewIncident};
 use crate::state::AppState;
 use crate::views::incident_view;
+use snowbound_services::{Change, NewIncident, ServiceError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,13 +43,7 @@ pub fn router() -> Router<AppState> {
 
 /// Teams the user may see, by name.
 pub async fn visible_teams(state: &AppState, caller: &Caller) -> UiResult<Vec<Team>> {
-    Ok(state
-        .store
-        .list_teams()
-        .await?
-        .into_iter()
-        .filter(|t| caller.sees_team(t.id))
-        .collect())
+    Ok(state.services.teams().list(caller).await?)
 }
 
 pub struct Row {
@@ -88,22 +83,16 @@ async fn list(
 ) -> UiResult {
     let caller = user.caller();
     let teams = visible_teams(&state, &caller).await?;
-    let team_filter: Option<Uuid> = query.team.parse().ok();
-    let team_ids = match team_filter {
-        Some(team) if caller.sees_team(team) => Some(vec![team]),
-        Some(_) => Some(Vec::new()),
-        None => caller.team_filter(),
-    };
-    let filter = IncidentFilter {
-        team_ids,
+    let filter = IncidentQuery {
         status: query.status.parse::<IncidentStatus>().ok(),
         severity: query.severity.parse::<Severity>().ok(),
+        team_id: query.team.parse().ok(),
         limit: Some(200),
     };
     let names: HashMap<Uuid, String> = teams.iter().map(|t| (t.id, t.name.clone())).collect();
     let rows = state
-        .store
-        .list_incidents(&filter)
+        .incidents()
+        .list(&caller, filter)
         .await?
         .into_iter()
         .map(|i| Row {
@@ -165,14 +154,15 @@ async fn create(State(state): State<AppState>, Posted { user, form }: Posted) ->
             };
             state.incidents().create(&caller, new).await
         }
-        (Err(_), _) => Err(ApiError::invalid_field("team_id", "choose a team")),
-        (_, Err(_)) => Err(ApiError::invalid_field("severity", "choose a severity")),
+        (Err(_), _) => Err(ServiceError::invalid("team_id", "choose a team")),
+        (_, Err(_)) => Err(ServiceError::invalid("severity", "choose a severity")),
     };
     match result {
         Ok(incident) => {
             Ok(Redirect::to(&format!("/incidents/{}?done=created", incident.id)).into_response())
         }
         Err(e) => {
+            let e = ApiError::from(e);
             let teams = visible_teams(&state, &caller).await?;
             Ok(render(
                 e.status,
@@ -335,9 +325,9 @@ async fn detail(
 async fn act<F, Fut>(state: &AppState, user: &UiUser, id: Uuid, done: &str, action: F) -> UiResult
 where
     F: FnOnce(Caller) -> Fut,
-    Fut: std::future::Future<Output = Result<Incident, ApiError>>,
+    Fut: std::future::Future<Output = Result<Incident, ServiceError>>,
 {
-    match action(user.caller()).await {
+    match action(user.caller()).await.map_err(ApiError::from) {
         Ok(_) => Ok(Redirect::to(&format!("/incidents/{id}?done={done}")).into_response()),
         Err(e) if e.status == StatusCode::NOT_FOUND => Err(e.into()),
         Err(e) => {
@@ -353,7 +343,7 @@ fn change(state: &AppState, id: Uuid, change: Change) -> impl FnOnce(Caller) -> 
 }
 
 type ChangeFut =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Incident, ApiError>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Incident, ServiceError>> + Send>>;
 
 async fn severity(
     State(state): State<AppState>,
@@ -428,7 +418,7 @@ async fn forward(
     let result = act(&state, &user, id, "forwarded", |caller| async move {
         match target {
             Ok(integration) => service.forward(&caller, id, integration).await,
-            Err(_) => Err(ApiError::invalid_field(
+            Err(_) => Err(ServiceError::invalid(
                 "integration_id",
                 "choose an integration to forward to",
             )),

@@ -1,5 +1,5 @@
 //! Outbound Integrations: the list with health, "+ Create" and the Edit tab. Creating and
-//! editing go through the same functions as `POST`/`PATCH /api/v1/integrations`.
+//! editing go through the integration service, like `POST`/`PATCH /api/v1/integrations`.
 
 use std::collections::HashMap;
 
@@ -9,16 +9,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::Router;
-use serde_json::{json, Value};
 use snowbound_core::validate::FieldError;
 use snowbound_core::{ForwardingMode, Team};
+use snowbound_services::integrations::{IntegrationInput, IntegrationType, ServiceNowInput};
+use snowbound_services::{ServiceError, ServiceResult};
 use uuid::Uuid;
 
 use super::incidents::{visible_teams, Done};
 use super::layout::{ok, render, when, Page, UiResult};
 use super::session::{FormData, Posted, UiUser};
+use super::typed::form_errors;
 use crate::error::ApiError;
-use crate::routes::integrations::{create_integration, update_integration, visible};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -63,11 +64,10 @@ async fn list(State(state): State<AppState>, user: UiUser, Query(done): Query<Do
         .map(|t| (t.id, t.name))
         .collect();
     let rows = state
-        .store
-        .list_integrations()
+        .integrations()
+        .list(&caller)
         .await?
         .into_iter()
-        .filter(|r| caller.sees_integration(&r.integration))
         .map(|r| {
             let health = &r.health;
             let problem = match (&health.failing, health.paused_until) {
@@ -160,17 +160,6 @@ const FORWARDING_MODES: [(&str, &str, &str); 3] = [
     ),
 ];
 
-pub(super) fn form_errors(e: &ApiError) -> Vec<FieldError> {
-    if e.fields.is_empty() {
-        e.field
-            .iter()
-            .map(|f| FieldError::new(f.clone(), e.message.clone()))
-            .collect()
-    } else {
-        e.fields.clone()
-    }
-}
-
 async fn new_form(State(state): State<AppState>, user: UiUser) -> UiResult {
     let teams = visible_teams(&state, &user.caller()).await?;
     let values = FormData(vec![
@@ -188,31 +177,50 @@ async fn new_form(State(state): State<AppState>, user: UiUser) -> UiResult {
     }))
 }
 
-fn opt(form: &FormData, name: &str) -> Value {
-    Value::String(form.get(name).unwrap_or_default().to_owned())
+/// A field as typed (the service trims what it must).
+fn raw(form: &FormData, name: &str) -> String {
+    form.get(name).unwrap_or_default().to_owned()
+}
+
+fn forwarding(form: &FormData) -> ServiceResult<ForwardingMode> {
+    form.text("forwarding")
+        .parse()
+        .map_err(|e: snowbound_core::UnknownValue| {
+            ServiceError::invalid("forwarding", e.to_string())
+        })
+}
+
+fn root_team(form: &FormData) -> Uuid {
+    form.text("root_team_id").parse().unwrap_or_default()
+}
+
+/// The create form as a command: what it asks for, the seed's defaults for the rest.
+fn new_integration(form: &FormData) -> ServiceResult<IntegrationInput> {
+    let mut servicenow: ServiceNowInput = snowbound_core::ServiceNowSettings::with_defaults(
+        raw(form, "instance_url"),
+        raw(form, "username"),
+        raw(form, "close_code"),
+    )
+    .into();
+    servicenow.table = raw(form, "table");
+    servicenow.password = Some(raw(form, "password"));
+    Ok(IntegrationInput {
+        display_name: raw(form, "display_name"),
+        root_team_id: root_team(form),
+        team_ids: form.ids("team_ids"),
+        kind: IntegrationType::Servicenow,
+        forwarding: forwarding(form)?,
+        servicenow,
+    })
 }
 
 async fn create(State(state): State<AppState>, Posted { user, form }: Posted) -> UiResult {
     let caller = user.caller();
-    let body = json!({
-        "display_name": opt(&form, "display_name"),
-        "root_team_id": form.text("root_team_id").parse::<Uuid>().unwrap_or_default(),
-        "team_ids": form.ids("team_ids"),
-        "type": "servicenow",
-        "forwarding": form.text("forwarding"),
-        "servicenow": {
-            "instance_url": opt(&form, "instance_url"),
-            "username": opt(&form, "username"),
-            "password": opt(&form, "password"),
-            "table": opt(&form, "table"),
-            "close_code": opt(&form, "close_code"),
-        },
-    });
-    let result = match crate::extract::from_value(body) {
-        Ok(input) => create_integration(&state, &caller, input).await,
+    let result = match new_integration(&form) {
+        Ok(input) => state.integrations().create(&caller, input).await,
         Err(e) => Err(e),
     };
-    match result {
+    match result.map_err(ApiError::from) {
         Ok(record) => Ok(Redirect::to(&format!(
             "/integrations/{}/settings?done=created",
             record.integration.id
@@ -244,7 +252,7 @@ async fn edit_form(
     Query(done): Query<Done>,
 ) -> UiResult {
     let caller = user.caller();
-    let integration = visible(&state, &caller, id).await?.integration;
+    let integration = state.integrations().visible(&caller, id).await?.integration;
     let mut values = vec![
         ("display_name".to_owned(), integration.display_name.clone()),
         (
@@ -279,13 +287,20 @@ async fn edit(
     Posted { user, form }: Posted,
 ) -> UiResult {
     let caller = user.caller();
-    let patch = json!({
-        "display_name": opt(&form, "display_name"),
-        "root_team_id": form.text("root_team_id").parse::<Uuid>().unwrap_or_default(),
-        "team_ids": form.ids("team_ids"),
-        "forwarding": form.text("forwarding"),
-    });
-    match update_integration(&state, &caller, id, patch).await {
+    let service = state.integrations();
+    let result = async {
+        let current = service.owned(&caller, id).await?.integration;
+        let input = IntegrationInput {
+            display_name: raw(&form, "display_name"),
+            root_team_id: root_team(&form),
+            team_ids: form.ids("team_ids"),
+            forwarding: forwarding(&form)?,
+            ..IntegrationInput::from(&current)
+        };
+        service.update(&caller, id, input).await
+    }
+    .await;
+    match result.map_err(ApiError::from) {
         Ok(_) => Ok(Redirect::to(&format!("/integrations/{id}/edit?done=saved")).into_response()),
         Err(e) if e.status == StatusCode::NOT_FOUND => Err(e.into()),
         Err(e) => Ok(render(

@@ -7,6 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::session::UiUser;
 use crate::error::ApiError;
+use snowbound_services::ServiceError;
 use snowbound_store::StoreError;
 
 pub const CSS: &str = include_str!("../../assets/snowbound.css");
@@ -127,6 +128,12 @@ pub struct UiError(pub ApiError);
 impl From<ApiError> for UiError {
     fn from(e: ApiError) -> Self {
         UiError(e)
+    }
+}
+
+impl From<ServiceError> for UiError {
+    fn from(e: ServiceError) -> Self {
+        UiError(e.into())
     }
 }
 

@@ -1,5 +1,6 @@
-//! The web UI: server-rendered HTML (askama) over the same services and store as the
-//! API. Every form works without JavaScript; the one small script only refreshes choice
+//! The web UI: server-rendered HTML (askama) over the same application services as the
+//! API (`snowbound-services`): pages turn forms into the services' commands and their
+//! errors into the fields to mark. Every form works without JavaScript; the one small script only refreshes choice
 //! lists and runs Test Connection in place.
 
 mod auth;

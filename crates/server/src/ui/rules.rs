@@ -1,5 +1,5 @@
 //! A team's routing rules: in evaluation order and in words, created from a form, deleted
-//! and moved up or down. Every change goes through the same functions as
+//! and moved up or down. Every change goes through the rule service, like
 //! `/api/v1/routing-rules`, so the page cannot save a rule the API would refuse.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::json;
 use snowbound_core::routing::{Actions, AttributeMatcher, Conditions, RoutingRule};
 use snowbound_core::{Severity, Team};
-use snowbound_store::StoreError;
+use snowbound_services::rules::RuleInput;
+use snowbound_services::{ServiceError, ServiceResult};
 use uuid::Uuid;
 
 use super::incidents::Done;
@@ -21,9 +21,7 @@ use super::layout::{render, Page, UiResult};
 use super::session::{FormData, Posted, UiUser};
 use super::teams::team;
 use super::typed::Typed;
-use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::routing_rules::{create_rule, delete_rule, update_rule, RuleInput};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -51,13 +49,6 @@ struct RulesPage {
     targets: Vec<(Uuid, String)>,
     severities: &'static [Severity],
     form: Typed,
-}
-
-/// The order [`snowbound_core::routing::evaluate`] uses.
-async fn ordered(state: &AppState, team_id: Uuid) -> UiResult<Vec<RoutingRule>> {
-    let mut rules = state.store.list_routing_rules(Some(&[team_id])).await?;
-    rules.sort_by_key(|r| (r.position, r.created_at, r.id));
-    Ok(rules)
 }
 
 async fn targets(state: &AppState, team_id: Uuid) -> UiResult<Vec<(Uuid, String)>> {
@@ -135,7 +126,11 @@ async fn page(
         .into_iter()
         .map(|r| (r.integration.id, r.integration.display_name))
         .collect();
-    let rules = ordered(state, team.id).await?;
+    let rules = state
+        .services
+        .rules()
+        .ordered(&user.caller(), team.id)
+        .await?;
     let count = rules.len();
     let rows = rules
         .iter()
@@ -182,16 +177,15 @@ async fn list(
 }
 
 /// One condition per line: `key=value` (equals), `key~text` (contains), `key=~regex`.
-fn attribute_lines(text: &str) -> Result<BTreeMap<String, AttributeMatcher>, ApiError> {
+fn attribute_lines(text: &str) -> ServiceResult<BTreeMap<String, AttributeMatcher>> {
     let mut map = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        let problem = |why: &str| {
-            ApiError::invalid_field("when.attributes", format!("line {}: {why}", n + 1))
-        };
+        let problem =
+            |why: &str| ServiceError::invalid("when.attributes", format!("line {}: {why}", n + 1));
         let Some(at) = line.find(['=', '~']) else {
             return Err(problem("write key=value, key~text or key=~regex"));
         };
@@ -213,7 +207,7 @@ fn attribute_lines(text: &str) -> Result<BTreeMap<String, AttributeMatcher>, Api
     Ok(map)
 }
 
-fn conditions(form: &FormData) -> Result<Conditions, ApiError> {
+fn conditions(form: &FormData) -> ServiceResult<Conditions> {
     let severities: Vec<Severity> = form
         .all("severity")
         .into_iter()
@@ -245,31 +239,17 @@ async fn create(
                 stop: form.get("stop").is_some(),
             },
         };
-        create_rule(&state, &user.caller(), input).await
+        state.services.rules().create(&user.caller(), input).await
     }
-    .await;
+    .await
+    .map_err(ApiError::from);
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/teams/{id}/rules?done=created")).into_response()),
         Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
             let status = e.status;
-            let rename = [
-                ("when.severity", "severity"),
-                ("when.title_contains", "title_contains"),
-                ("when.attributes", "attributes"),
-                ("then", "then"),
-            ];
-            let form = Typed::refused(form, &e, &rename);
+            let form = Typed::refused(form, &e);
             page(&state, &user, team, form, status, None).await
         }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A rule of the team in the URL, for the same reason as sources' `of_team`.
-async fn of_team(state: &AppState, caller: &Caller, team: Uuid, rule: Uuid) -> UiResult<()> {
-    match state.store.get_routing_rule(rule).await {
-        Ok(r) if r.team_id == team && caller.sees_team(team) => Ok(()),
-        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found("routing rule").into()),
         Err(e) => Err(e.into()),
     }
 }
@@ -282,24 +262,24 @@ async fn move_rule(
     Path((id, rule)): Path<(Uuid, Uuid)>,
     Posted { user, form }: Posted,
 ) -> UiResult {
+    let rules_service = state.services.rules();
     let caller = user.caller();
-    of_team(&state, &caller, id, rule).await?;
-    let mut rules = ordered(&state, id).await?;
+    // A form of one team's page must not act on another team's rule.
+    rules_service.of_team(&caller, id, rule).await?;
+    let mut rules = rules_service.ordered(&caller, id).await?;
     let Some(at) = rules.iter().position(|r| r.id == rule) else {
-        return Err(ApiError::not_found("routing rule").into());
+        return Err(ServiceError::not_found("routing rule").into());
     };
     let other = match form.text("direction").as_str() {
         "up" => at.checked_sub(1),
         "down" => Some(at + 1).filter(|&i| i < rules.len()),
-        _ => return Err(ApiError::invalid_field("direction", "is up or down").into()),
+        _ => return Err(ServiceError::invalid("direction", "is up or down").into()),
     };
     if let Some(other) = other {
         rules.swap(at, other);
         for (i, r) in rules.iter().enumerate() {
             let position = (i as i64 + 1) * 10;
-            if r.position != position {
-                update_rule(&state, &caller, r.id, json!({ "position": position })).await?;
-            }
+            rules_service.set_position(&caller, r.id, position).await?;
         }
     }
     Ok(Redirect::to(&format!("/teams/{id}/rules?done=moved#rule-{rule}")).into_response())
@@ -310,8 +290,9 @@ async fn delete(
     Path((id, rule)): Path<(Uuid, Uuid)>,
     Posted { user, .. }: Posted,
 ) -> UiResult {
+    let rules_service = state.services.rules();
     let caller = user.caller();
-    of_team(&state, &caller, id, rule).await?;
-    delete_rule(&state, &caller, rule).await?;
+    rules_service.of_team(&caller, id, rule).await?;
+    rules_service.delete(&caller, rule).await?;
     Ok(Redirect::to(&format!("/teams/{id}/rules?done=deleted")).into_response())
 }

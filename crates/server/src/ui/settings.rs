@@ -1,6 +1,7 @@
 //! The ServiceNow Settings page: Authorization with Test Connection, State, Resolving and
 //! Severity mapping, a preview of what is sent, and the API call log. Saving goes through
-//! the API's PATCH merge; Test Connection and choice lists through the API's functions.
+//! the integration service, like the API's PATCH; Test Connection and choice lists through
+//! the API's functions.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -9,10 +10,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use snowbound_core::validate::{is_servicenow_name, FieldError};
 use snowbound_core::{ServiceNowSettings, SeverityMap};
 use snowbound_servicenow::TestReport;
+use snowbound_services::integrations::IntegrationInput;
 use snowbound_store::IntegrationRecord;
 use uuid::Uuid;
 
@@ -20,9 +22,9 @@ use super::incidents::Done;
 use super::layout::{render, Page, UiResult};
 use super::session::{FormData, Posted, UiUser};
 use super::settings_view::{attach_errors, calls, lists, mapping, preview, Call, Mapping, Request};
+use super::typed::form_errors;
 use crate::choices::load;
 use crate::error::ApiError;
-use crate::routes::integrations::{update_integration, visible};
 use crate::routes::servicenow::run_test_connection;
 use crate::state::AppState;
 
@@ -140,23 +142,12 @@ async fn show(
     Path(id): Path<Uuid>,
     Query(done): Query<Done>,
 ) -> UiResult {
-    let record = visible(&state, &user.caller(), id).await?;
+    let record = state.integrations().visible(&user.caller(), id).await?;
     let shown = Shown {
         done: done.done,
         ..Shown::default()
     };
     page(&state, &user, record, shown).await
-}
-
-fn field_errors(e: &ApiError) -> Vec<FieldError> {
-    if e.fields.is_empty() {
-        e.field
-            .iter()
-            .map(|f| FieldError::new(f.clone(), e.message.clone()))
-            .collect()
-    } else {
-        e.fields.clone()
-    }
 }
 
 async fn save_authorization(
@@ -165,27 +156,33 @@ async fn save_authorization(
     Posted { user, form }: Posted,
 ) -> UiResult {
     let caller = user.caller();
-    let mut servicenow = json!({
-        "instance_url": form.text("instance_url"),
-        "username": form.text("username"),
-        "table": form.text("table"),
-    });
-    // An empty password field keeps the stored password: it is never shown back.
-    if let Some(password) = form.get("password").filter(|p| !p.is_empty()) {
-        servicenow["password"] = json!(password);
+    let service = state.integrations();
+    let result = async {
+        let current = service.owned(&caller, id).await?.integration;
+        let mut input = IntegrationInput::from(&current);
+        input.servicenow.instance_url = form.text("instance_url");
+        input.servicenow.username = form.text("username");
+        input.servicenow.table = form.text("table");
+        // An empty password field keeps the stored password: it is never shown back.
+        input.servicenow.password = form
+            .get("password")
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned);
+        service.update(&caller, id, input).await
     }
-    match update_integration(&state, &caller, id, json!({ "servicenow": servicenow })).await {
+    .await;
+    match result.map_err(ApiError::from) {
         Ok(_) => Ok(saved(id)),
         Err(e) if e.status == StatusCode::NOT_FOUND => Err(e.into()),
         Err(e) => {
-            let record = visible(&state, &caller, id).await?;
+            let record = state.integrations().visible(&caller, id).await?;
             let mut typed = record.integration.servicenow.clone();
             typed.instance_url = form.text("instance_url");
             typed.username = form.text("username");
             typed.table = form.text("table");
             let shown = Shown {
                 typed: Some(typed),
-                auth_errors: field_errors(&e),
+                auth_errors: form_errors(&e),
                 auth_error: Some(e.message),
                 status: Some(e.status),
                 ..Shown::default()
@@ -228,41 +225,30 @@ fn typed_mapping(current: &ServiceNowSettings, form: &FormData) -> ServiceNowSet
     s
 }
 
-fn mapping_patch(s: &ServiceNowSettings) -> Value {
-    let map =
-        |m: &SeverityMap| json!({"critical": m.critical, "warning": m.warning, "minor": m.minor});
-    json!({"servicenow": {
-        "state_open": s.state_open,
-        "state_acknowledged": s.state_acknowledged,
-        "state_resolved": s.state_resolved,
-        "close_code_field": s.close_code_field,
-        "close_notes_field": s.close_notes_field,
-        "close_code": s.close_code,
-        "close_notes_default": s.close_notes_default,
-        "severity": {
-            "primary_field": s.severity.primary_field,
-            "primary_map": map(&s.severity.primary_map),
-            "secondary_field": s.severity.secondary_field,
-            "secondary_map": s.severity.secondary_map.as_ref().map(map),
-        },
-    }})
-}
-
 async fn save_mappings(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     Posted { user, form }: Posted,
 ) -> UiResult {
     let caller = user.caller();
-    let record = visible(&state, &caller, id).await?;
+    let record = state.integrations().visible(&caller, id).await?;
     let typed = typed_mapping(&record.integration.servicenow, &form);
-    match update_integration(&state, &caller, id, mapping_patch(&typed)).await {
+    let input = IntegrationInput {
+        servicenow: typed.clone().into(),
+        ..IntegrationInput::from(&record.integration)
+    };
+    match state
+        .integrations()
+        .update(&caller, id, input)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => Ok(saved(id)),
         Err(e) if e.status == StatusCode::NOT_FOUND => Err(e.into()),
         Err(e) => {
             let shown = Shown {
                 typed: Some(typed),
-                mapping_errors: field_errors(&e),
+                mapping_errors: form_errors(&e),
                 mapping_error: Some(e.message),
                 status: Some(e.status),
                 ..Shown::default()
@@ -287,12 +273,12 @@ async fn test_connection(
     headers: HeaderMap,
     Posted { user, .. }: Posted,
 ) -> UiResult {
-    let record = visible(&state, &user.caller(), id).await?;
+    let record = state.integrations().visible(&user.caller(), id).await?;
     let report = run_test_connection(&state, &record.integration).await;
     if wants_json(&headers) {
         return Ok(Json(report).into_response());
     }
-    let record = visible(&state, &user.caller(), id).await?;
+    let record = state.integrations().visible(&user.caller(), id).await?;
     let shown = Shown {
         report: Some(report),
         ..Shown::default()
@@ -317,7 +303,11 @@ async fn choices(
     if !is_servicenow_name(&query.field) {
         return Err(ApiError::invalid_field("field", "is not a ServiceNow name").into());
     }
-    let integration = visible(&state, &user.caller(), id).await?.integration;
+    let integration = state
+        .integrations()
+        .visible(&user.caller(), id)
+        .await?
+        .integration;
     let loaded = load(&state, &integration, &query.field, query.refresh).await;
     Ok(Json(json!({
         "field": query.field,

@@ -1,5 +1,5 @@
 //! A team's alert sources: create, show the ingest URL, rotate the secret, delete.
-//! Every change goes through the same functions as `/api/v1/sources`.
+//! Every change goes through the source service, like `/api/v1/sources`.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use snowbound_core::source::SourceKind;
 use snowbound_core::{Severity, Team};
-use snowbound_store::StoreError;
+use snowbound_services::sources::NewSource;
+use snowbound_services::{ServiceError, ServiceResult};
 use uuid::Uuid;
 
 use super::incidents::Done;
@@ -19,9 +20,8 @@ use super::layout::{render, when, Page, UiResult};
 use super::session::{FormData, Posted, UiUser};
 use super::teams::team;
 use super::typed::Typed;
-use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::sources::{create_source, delete_source, rotate_source, view, CreateSource};
+use crate::routes::sources::view;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -49,9 +49,15 @@ struct SourcesPage {
     form: Typed,
 }
 
-async fn rows(state: &AppState, team_id: Uuid) -> UiResult<Vec<SourceRow>> {
+async fn rows(state: &AppState, user: &UiUser, team_id: Uuid) -> UiResult<Vec<SourceRow>> {
     let mut rows = Vec::new();
-    for source in state.store.list_sources(Some(&[team_id])).await? {
+    let caller = user.caller();
+    let sources = state
+        .services
+        .sources()
+        .list(&caller, Some(team_id))
+        .await?;
+    for source in sources {
         let v = view(state, source).await?;
         rows.push(SourceRow {
             id: v.id,
@@ -78,7 +84,7 @@ async fn page(
     status: StatusCode,
     done: Option<&str>,
 ) -> UiResult {
-    let rows = rows(state, team.id).await?;
+    let rows = rows(state, user, team.id).await?;
     Ok(render(
         status,
         &SourcesPage {
@@ -110,7 +116,7 @@ async fn list(
 }
 
 /// `word=severity` per line, as in Alertmanager's `severity` label values.
-fn severity_lines(text: &str) -> Result<BTreeMap<String, Severity>, ApiError> {
+fn severity_lines(text: &str) -> ServiceResult<BTreeMap<String, Severity>> {
     let mut map = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -118,7 +124,7 @@ fn severity_lines(text: &str) -> Result<BTreeMap<String, Severity>, ApiError> {
             continue;
         }
         let problem =
-            |why: String| ApiError::invalid_field("severity_map", format!("line {}: {why}", n + 1));
+            |why: String| ServiceError::invalid("severity_map", format!("line {}: {why}", n + 1));
         let Some((word, severity)) = line.split_once('=') else {
             return Err(problem("write word=severity, e.g. page=critical".into()));
         };
@@ -142,21 +148,22 @@ async fn create(
             "webhook" => SourceKind::Webhook,
             "alertmanager" => SourceKind::Alertmanager,
             _ => {
-                return Err(ApiError::invalid_field(
+                return Err(ServiceError::invalid(
                     "type",
                     "choose webhook or alertmanager",
                 ))
             }
         };
-        let input = CreateSource {
+        let new = NewSource {
             team_id: team.id,
             kind,
             name: form.text("name"),
             severity_map: severity_lines(form.get("severity_map").unwrap_or_default())?,
         };
-        create_source(&state, &user.caller(), input).await
+        state.services.sources().create(&user.caller(), new).await
     }
-    .await;
+    .await
+    .map_err(ApiError::from);
     match result {
         Ok(v) => Ok(Redirect::to(&format!(
             "/teams/{}/sources?done=created#source-{}",
@@ -165,19 +172,9 @@ async fn create(
         .into_response()),
         Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
             let status = e.status;
-            let form = Typed::refused(form, &e, &[]);
+            let form = Typed::refused(form, &e);
             page(&state, &user, team, form, status, None).await
         }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The source when it belongs to the team in the URL: a form of one team's page must not
-/// act on another team's source, even one the user may also see.
-async fn of_team(state: &AppState, caller: &Caller, team: Uuid, source: Uuid) -> UiResult<()> {
-    match state.store.get_source(source).await {
-        Ok(s) if s.team_id == team && caller.sees_team(team) => Ok(()),
-        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found("source").into()),
         Err(e) => Err(e.into()),
     }
 }
@@ -187,9 +184,11 @@ async fn rotate(
     Path((id, source)): Path<(Uuid, Uuid)>,
     Posted { user, .. }: Posted,
 ) -> UiResult {
+    let sources = state.services.sources();
     let caller = user.caller();
-    of_team(&state, &caller, id, source).await?;
-    rotate_source(&state, &caller, source).await?;
+    // A form of one team's page must not act on another team's source.
+    sources.of_team(&caller, id, source).await?;
+    sources.rotate(&caller, source).await?;
     Ok(Redirect::to(&format!("/teams/{id}/sources?done=rotated#source-{source}")).into_response())
 }
 
@@ -198,8 +197,9 @@ async fn delete(
     Path((id, source)): Path<(Uuid, Uuid)>,
     Posted { user, .. }: Posted,
 ) -> UiResult {
+    let sources = state.services.sources();
     let caller = user.caller();
-    of_team(&state, &caller, id, source).await?;
-    delete_source(&state, &caller, source).await?;
+    sources.of_team(&caller, id, source).await?;
+    sources.delete(&caller, source).await?;
     Ok(Redirect::to(&format!("/teams/{id}/sources?done=deleted")).into_response())
 }

@@ -13,7 +13,6 @@ use super::incidents::{visible_teams, Done};
 use super::layout::{ok, render, Page, UiResult};
 use super::session::{Posted, UiUser};
 use crate::error::ApiError;
-use crate::routes::teams::create_team;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -40,27 +39,28 @@ async fn list(State(state): State<AppState>, user: UiUser, Query(done): Query<Do
 
 async fn create(State(state): State<AppState>, Posted { user, form }: Posted) -> UiResult {
     let caller = user.caller();
-    match create_team(&state, &caller, &form.text("name")).await {
+    match state
+        .services
+        .teams()
+        .create(&caller, &form.text("name"))
+        .await
+    {
         Ok(_) => Ok(Redirect::to("/teams?done=created").into_response()),
-        Err(e) => Ok(render(
-            e.status,
-            &TeamsPage {
-                page: Page::new("Teams", "teams", &user),
-                teams: visible_teams(&state, &caller).await?,
-                error: Some(e.message),
-                name: form.text("name"),
-            },
-        )),
+        Err(e) => {
+            let e = ApiError::from(e);
+            Ok(render(
+                e.status,
+                &TeamsPage {
+                    page: Page::new("Teams", "teams", &user),
+                    teams: visible_teams(&state, &caller).await?,
+                    error: Some(e.message),
+                    name: form.text("name"),
+                },
+            ))
+        }
     }
 }
 
 pub(super) async fn team(state: &AppState, user: &UiUser, id: Uuid) -> UiResult<Team> {
-    if !user.caller().sees_team(id) {
-        return Err(ApiError::not_found("team").into());
-    }
-    match state.store.get_team(id).await {
-        Ok(team) => Ok(team),
-        Err(snowbound_store::StoreError::NotFound) => Err(ApiError::not_found("team").into()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(state.services.teams().visible(&user.caller(), id).await?)
 }

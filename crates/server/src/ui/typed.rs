@@ -1,9 +1,10 @@
 //! A form as the user typed it, with the errors to show next to each field: pages
-//! re-render from this after a refused POST, so nothing typed is lost.
+//! re-render from this after a refused POST, so nothing typed is lost. Errors keep the
+//! field paths of the services' commands (`when.attributes`, `servicenow.username`);
+//! templates look them up by those paths.
 
 use snowbound_core::validate::FieldError;
 
-use super::integrations::form_errors;
 use super::session::FormData;
 use crate::error::ApiError;
 
@@ -15,6 +16,18 @@ pub struct Typed {
     pub error: Option<String>,
 }
 
+/// Every field error of `e`: the list when validation found several, else its one field.
+pub fn form_errors(e: &ApiError) -> Vec<FieldError> {
+    if e.fields.is_empty() {
+        e.field
+            .iter()
+            .map(|f| FieldError::new(f.clone(), e.message.clone()))
+            .collect()
+    } else {
+        e.fields.clone()
+    }
+}
+
 impl Typed {
     pub fn new(values: FormData) -> Self {
         Typed {
@@ -23,22 +36,28 @@ impl Typed {
         }
     }
 
-    /// `rename` maps the API's field paths (by prefix) to the form's field names.
-    pub fn refused(values: FormData, e: &ApiError, rename: &[(&str, &str)]) -> Self {
-        let errors = form_errors(e)
-            .into_iter()
-            .map(|mut fe| {
-                if let Some((_, to)) = rename.iter().find(|(from, _)| fe.field.starts_with(from)) {
-                    fe.field = (*to).to_owned();
-                }
-                fe
-            })
-            .collect();
+    pub fn refused(values: FormData, e: &ApiError) -> Self {
         Typed {
             values,
-            errors,
+            errors: form_errors(e),
             error: Some(e.message.clone()),
         }
+    }
+
+    /// [`Self::refused`] for refusals that are already sentences for the user (the
+    /// accounts' rules): the summary is the sentence itself, without the field's path.
+    pub fn refused_in_words(values: FormData, e: &ApiError) -> Self {
+        let mut typed = Typed::refused(values, e);
+        for error in &mut typed.errors {
+            let prefix = format!("{}: ", error.field);
+            if let Some(words) = error.message.strip_prefix(&prefix) {
+                error.message = words.to_owned();
+            }
+        }
+        if let Some(first) = typed.errors.first() {
+            typed.error = Some(first.message.clone());
+        }
+        typed
     }
 
     pub fn v(&self, name: &str) -> String {
@@ -49,10 +68,15 @@ impl Typed {
         self.values.all(name).contains(&value)
     }
 
+    /// The error of `field` or of anything inside it (`then` holds `then.forward_to[0]`).
     pub fn err(&self, field: &str) -> Option<&str> {
         self.errors
             .iter()
-            .find(|e| e.field == field)
+            .find(|e| {
+                e.field
+                    .strip_prefix(field)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+            })
             .map(|e| e.message.as_str())
     }
 }

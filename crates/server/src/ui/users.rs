@@ -11,14 +11,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use snowbound_core::Team;
-use snowbound_store::StoreError;
+use snowbound_services::accounts::{NewUser, MIN_PASSWORD_CHARS};
 use uuid::Uuid;
 
 use super::incidents::Done;
 use super::layout::{error_page, render, when, Page, UiResult};
 use super::session::{FormData, Posted, UiUser};
 use super::typed::Typed;
-use crate::accounts::{check_email, check_password, hash_password, new_user, MIN_PASSWORD_CHARS};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -70,8 +69,9 @@ async fn page(
     let teams = state.store.list_teams().await?;
     let names: HashMap<Uuid, &str> = teams.iter().map(|t| (t.id, t.name.as_str())).collect();
     let rows = state
-        .store
-        .list_users()
+        .services
+        .accounts()
+        .list()
         .await?
         .into_iter()
         .map(|u| UserRow {
@@ -122,56 +122,28 @@ async fn list(State(state): State<AppState>, user: UiUser, Query(done): Query<Do
     .await
 }
 
-/// A refusal whose message is already a sentence for the user, shown as it is.
-fn refused(field: &str, message: String) -> ApiError {
-    let mut e = ApiError::invalid_field(field, message.clone());
-    e.message = message;
-    e
-}
-
 async fn create(State(state): State<AppState>, Posted { user, form }: Posted) -> UiResult {
     if let Some(refused) = not_admin(&user) {
         return Ok(refused);
     }
-    let email = form.text("email");
-    let password = form.get("password").unwrap_or_default().to_owned();
-    let result = async {
-        check_email(&email).map_err(|m| refused("email", m))?;
-        check_password(&password).map_err(|m| refused("password", m))?;
-        let known: Vec<Uuid> = state
-            .store
-            .list_teams()
-            .await?
-            .iter()
-            .map(|t| t.id)
-            .collect();
-        let team_ids = form.ids("team_ids");
-        if team_ids.iter().any(|t| !known.contains(t)) {
-            return Err(refused(
-                "team_ids",
-                "A chosen team no longer exists.".into(),
-            ));
-        }
-        let is_admin = form.get("is_admin").is_some();
-        let account = new_user(&email, &password, is_admin, team_ids);
-        state
-            .store
-            .create_user(&account)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => {
-                    refused("email", "A user with this email exists already.".into())
-                }
-                other => other.into(),
-            })
-    }
-    .await;
+    let new = NewUser {
+        email: form.text("email"),
+        password: form.get("password").unwrap_or_default().to_owned(),
+        is_admin: form.get("is_admin").is_some(),
+        team_ids: form.ids("team_ids"),
+    };
+    let result = state
+        .services
+        .accounts()
+        .create(new)
+        .await
+        .map_err(ApiError::from);
     match result {
-        Ok(()) => Ok(Redirect::to("/users?done=created").into_response()),
+        Ok(_) => Ok(Redirect::to("/users?done=created").into_response()),
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
             let mut values = form;
             values.0.retain(|(k, _)| k != "password");
-            let form = Typed::refused(values, &e, &[]);
+            let form = Typed::refused_in_words(values, &e);
             page(&state, &user, form, e.status, None).await
         }
         Err(e) => Err(e.into()),
@@ -187,21 +159,24 @@ async fn reset_password(
         return Ok(refused);
     }
     let password = form.get("password").unwrap_or_default();
-    if let Err(message) = check_password(password) {
-        let e = refused(&format!("password-{id}"), message);
-        let form = Typed::refused(FormData::default(), &e, &[]);
-        return page(&state, &user, form, e.status, None).await;
-    }
     // An admin resetting their own password stays logged in here; every other session
     // of the account ends.
     let keep = (id == user.user.id).then_some(user.session_id.as_str());
-    match state
-        .store
-        .set_user_password(id, &hash_password(password), keep)
+    let accounts = state.services.accounts();
+    match accounts
+        .reset_password(id, password, keep)
         .await
+        .map_err(ApiError::from)
     {
         Ok(()) => Ok(Redirect::to("/users?done=password").into_response()),
-        Err(StoreError::NotFound) => Err(ApiError::not_found("user").into()),
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            let mut form = Typed::refused_in_words(FormData::default(), &e);
+            // The error shows next to this user's password field.
+            for error in &mut form.errors {
+                error.field = format!("password-{id}");
+            }
+            page(&state, &user, form, e.status, None).await
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -214,16 +189,15 @@ async fn delete(
     if let Some(refused) = not_admin(&user) {
         return Ok(refused);
     }
-    // There is always an administrator left: the one doing the deleting.
-    if id == user.user.id {
-        let e = ApiError::conflict("conflict", "You cannot delete yourself.");
-        let form = Typed::refused(FormData::default(), &e, &[]);
-        return page(&state, &user, form, e.status, None).await;
-    }
-    match state.store.delete_user(id).await {
-        Ok(()) | Err(StoreError::NotFound) => {
-            Ok(Redirect::to("/users?done=deleted").into_response())
+    match state.services.accounts().delete(user.user.id, id).await {
+        Ok(()) => Ok(Redirect::to("/users?done=deleted").into_response()),
+        Err(e) => {
+            let e = ApiError::from(e);
+            if e.status != StatusCode::CONFLICT {
+                return Err(e.into());
+            }
+            let form = Typed::refused(FormData::default(), &e);
+            page(&state, &user, form, e.status, None).await
         }
-        Err(e) => Err(e.into()),
     }
 }

@@ -1,9 +1,8 @@
 //! The reads inbound sync makes (docs/servicenow/AUTH_AND_INBOUND.md §2.3), against the
 //! emulator on 127.0.0.1, with agents editing records through its control API.
 
-
-use chrono::Duration;
 use crate::common::*;
+use chrono::Duration;
 use serde_json::{json, Value};
 use snowbound_core::inbound::parse_servicenow_time;
 use snowbound_emulator::Emulator;

@@ -9,6 +9,7 @@ mod browser;
 mod crash;
 mod hostile_input;
 mod ingest_input;
+mod login_input;
 mod multi_node;
 mod process;
 mod secrets;

@@ -1,10 +1,9 @@
 //! `write_incidents`: many incident writes, one transaction, an answer for each.
 
-
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
 use crate::common::{incident, team_and_integration, TestDb};
+use chrono::{Duration, Utc};
 use secrecy::SecretString;
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::{new_id, IncidentStatus, Team};

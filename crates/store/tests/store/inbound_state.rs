@@ -1,12 +1,11 @@
 //! Inbound sync's durable state (issue #15): the coalescing poke queue, per-source polls
 //! and per-link inbound state — on SQLite and on PostgreSQL.
 
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
 use crate::common::{incident, team_and_integration, TestDb};
+use chrono::{DateTime, Duration, Utc};
 use secrecy::SecretString;
 use snowbound_core::inbound::{LinkNote, NoteKind};
 use snowbound_core::source::{Source, SourceKind};

@@ -20,7 +20,7 @@ use snowbound_core::{ForwardingMode, Incident, IncidentStatus, Integration, Time
 use snowbound_store::{NewLink, Store};
 use uuid::Uuid;
 
-use crate::error::ApiResult;
+use crate::error::ServiceResult;
 
 /// What routing adds to an incident change.
 #[derive(Debug, Default)]
@@ -36,7 +36,7 @@ pub struct RoutingContext {
 }
 
 impl RoutingContext {
-    pub async fn load(store: &dyn Store, team_id: Uuid) -> ApiResult<Self> {
+    pub async fn load(store: &dyn Store, team_id: Uuid) -> ServiceResult<Self> {
         let integrations = store
             .list_integration_settings()
             .await?

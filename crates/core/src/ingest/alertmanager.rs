@@ -6,17 +6,15 @@
 
 use std::collections::BTreeMap;
 
+use crate::source::Source;
+use crate::Attributes;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use snowbound_core::source::Source;
-use snowbound_core::Attributes;
 
-use snowbound_core::validate::{cut, limits, replace_nul};
+use crate::validate::{cut, limits, replace_nul};
 
 use super::{checked_key, Alert, AlertEvent, AlertFields};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{from_value, parse_json};
-use crate::incidents::TITLE_MAX_CHARS;
+use crate::json::{from_value, parse_json, BodyError};
 
 /// Annotations share the attribute map with labels under this prefix, so a label and
 /// an annotation of one name never overwrite each other.
@@ -42,10 +40,10 @@ struct AmAlert {
 
 /// The body's alerts, each parsed or refused on its own; `Err` only when the body as a
 /// whole is not an Alertmanager notification.
-pub fn parse(body: &[u8], source: &Source) -> ApiResult<Vec<ApiResult<Alert>>> {
+pub fn parse(body: &[u8], source: &Source) -> Result<Vec<Result<Alert, BodyError>>, BodyError> {
     let body: Body = parse_json(body)?;
     if let Some(version) = body.version.as_deref().filter(|v| *v != "4") {
-        return Err(ApiError::invalid_field(
+        return Err(BodyError::field(
             "version",
             format!("unsupported Alertmanager webhook version `{version}`; expected 4"),
         ));
@@ -62,21 +60,15 @@ pub fn parse(body: &[u8], source: &Source) -> ApiResult<Vec<ApiResult<Alert>>> {
 }
 
 /// An error about one alert's JSON, with its path from the body's root.
-fn within_alert(index: usize, err: ApiError) -> ApiError {
+fn within_alert(index: usize, err: BodyError) -> BodyError {
     let prefix = format!("alerts[{index}]");
-    match err.field.as_deref() {
-        Some(field) => {
-            let message = err
-                .message
-                .strip_prefix(&format!("{field}: "))
-                .unwrap_or(&err.message);
-            ApiError::invalid_field(format!("{prefix}.{field}"), message)
-        }
-        None => ApiError::invalid_field(prefix, err.message),
+    match err.field {
+        Some(field) => BodyError::field(format!("{prefix}.{field}"), err.message),
+        None => BodyError::field(prefix, err.message),
     }
 }
 
-fn one(index: usize, alert: AmAlert, source: &Source) -> ApiResult<Alert> {
+fn one(index: usize, alert: AmAlert, source: &Source) -> Result<Alert, BodyError> {
     let path = |field: &str| format!("alerts[{index}].{field}");
     let dedup_key = match alert.fingerprint.as_deref() {
         Some(fingerprint) => checked_key(fingerprint, &path("fingerprint"))?,
@@ -88,7 +80,7 @@ fn one(index: usize, alert: AmAlert, source: &Source) -> ApiResult<Alert> {
         "firing" => AlertEvent::Firing(fields(alert, source)),
         "resolved" => AlertEvent::Resolved,
         other => {
-            return Err(ApiError::invalid_field(
+            return Err(BodyError::field(
                 path("status"),
                 format!("unknown status `{other}`; expected firing or resolved"),
             ))
@@ -101,7 +93,7 @@ fn fields(alert: AmAlert, source: &Source) -> AlertFields {
     let title = non_empty(alert.annotations.get("summary"))
         .or_else(|| non_empty(alert.labels.get("alertname")))
         .unwrap_or("Alertmanager alert");
-    let title = cut(replace_nul(title.to_owned()), TITLE_MAX_CHARS);
+    let title = cut(replace_nul(title.to_owned()), limits::TITLE);
     let description = non_empty(alert.annotations.get("description"))
         .map(|d| cut(replace_nul(d.to_owned()), limits::DESCRIPTION));
     let severity = source.alertmanager_severity(alert.labels.get("severity").map(String::as_str));
@@ -146,9 +138,9 @@ fn label_fingerprint(labels: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::SourceKind;
+    use crate::Severity;
     use chrono::Utc;
-    use snowbound_core::source::SourceKind;
-    use snowbound_core::Severity;
     use uuid::Uuid;
 
     fn source() -> Source {

@@ -5,17 +5,16 @@
 
 use std::collections::BTreeMap;
 
+use crate::source::Source;
+use crate::Attributes;
 use serde::Deserialize;
 use serde_json::Value;
-use snowbound_core::source::Source;
-use snowbound_core::Attributes;
 
-use snowbound_core::validate::{limits, replace_nul};
+use crate::validate::{check_field, limits, replace_nul};
 
 use super::{checked_key, Alert, AlertEvent, AlertFields};
-use crate::error::{check_field, ApiError, ApiResult};
-use crate::extract::parse_json;
-use crate::incidents::{check_attributes, TITLE_MAX_CHARS};
+use crate::checks::check_attributes;
+use crate::json::{parse_json, BodyError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,7 +32,7 @@ struct Body {
     attributes: Option<BTreeMap<String, Value>>,
 }
 
-pub fn parse(body: &[u8], source: &Source) -> ApiResult<Alert> {
+pub fn parse(body: &[u8], source: &Source) -> Result<Alert, BodyError> {
     let body: Body = parse_json(body)?;
     let dedup_key = checked_key(&body.dedup_key, "dedup_key")?;
     let event = match body.status.as_deref().unwrap_or("open") {
@@ -41,7 +40,7 @@ pub fn parse(body: &[u8], source: &Source) -> ApiResult<Alert> {
         // A resolve needs nothing but the key; whatever else came along is ignored.
         "resolved" => AlertEvent::Resolved,
         other => {
-            return Err(ApiError::invalid_field(
+            return Err(BodyError::field(
                 "status",
                 format!("unknown status `{other}`; expected one of: open, resolved"),
             ))
@@ -50,24 +49,24 @@ pub fn parse(body: &[u8], source: &Source) -> ApiResult<Alert> {
     Ok(Alert { dedup_key, event })
 }
 
-fn fields(body: Body, source: &Source) -> ApiResult<AlertFields> {
+fn fields(body: Body, source: &Source) -> Result<AlertFields, BodyError> {
     let title = replace_nul(body.title.unwrap_or_default());
     let title = title.trim();
     if title.is_empty() {
-        return Err(ApiError::invalid_field("title", "is required"));
+        return Err(BodyError::field("title", "is required"));
     }
-    check_field("title", title, TITLE_MAX_CHARS)?;
+    check_field("title", title, limits::TITLE)?;
     let description = body.description.map(replace_nul);
     if let Some(description) = &description {
         check_field("description", description, limits::DESCRIPTION)?;
     }
     let word = body
         .severity
-        .ok_or_else(|| ApiError::invalid_field("severity", "is required"))?;
+        .ok_or_else(|| BodyError::field("severity", "is required"))?;
     let severity = source.map_severity(&word).ok_or_else(|| {
         let mut known: Vec<&str> = vec!["critical", "warning", "minor"];
         known.extend(source.severity_map.keys().map(String::as_str));
-        ApiError::invalid_field(
+        BodyError::field(
             "severity",
             format!(
                 "unknown severity `{word}`; expected one of: {}",
@@ -89,7 +88,7 @@ fn fields(body: Body, source: &Source) -> ApiResult<AlertFields> {
 
 /// Scalars become their text (`5`, `true`); nested values have no place in a flat map
 /// that rules match on, so they are refused by name.
-fn attributes(raw: BTreeMap<String, Value>) -> ApiResult<Attributes> {
+fn attributes(raw: BTreeMap<String, Value>) -> Result<Attributes, BodyError> {
     raw.into_iter()
         .map(|(key, value)| {
             let key = replace_nul(key);
@@ -98,7 +97,7 @@ fn attributes(raw: BTreeMap<String, Value>) -> ApiResult<Attributes> {
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 Value::Null | Value::Array(_) | Value::Object(_) => {
-                    return Err(ApiError::invalid_field(
+                    return Err(BodyError::field(
                         format!("attributes.{key}"),
                         "must be a string, number or boolean",
                     ))
@@ -112,9 +111,9 @@ fn attributes(raw: BTreeMap<String, Value>) -> ApiResult<Attributes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::SourceKind;
+    use crate::Severity;
     use chrono::Utc;
-    use snowbound_core::source::SourceKind;
-    use snowbound_core::Severity;
     use uuid::Uuid;
 
     fn source() -> Source {
@@ -131,7 +130,7 @@ mod tests {
 
     fn field_of(body: &str) -> String {
         let err = parse(body.as_bytes(), &source()).unwrap_err();
-        err.field.unwrap_or_else(|| format!("<{}>", err.code))
+        err.field.unwrap_or_else(|| format!("<{:?}>", err.kind))
     }
 
     #[test]

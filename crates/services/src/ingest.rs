@@ -1,61 +1,25 @@
-//! Alerts from sources become incident changes. Parsers are pure (and must never
-//! panic: they read whatever the network sends); [`IncidentService::ingest`] applies
-//! one parsed alert through the same service as every other change, and answers only
-//! once the change is committed, so an accepted alert is never lost.
-//!
-//! Senders cannot be asked to fix a body the way a person using the API can
-//! (Alertmanager does not resend on a 4xx), so ingest keeps what it can: NUL, which
-//! PostgreSQL cannot store, becomes U+FFFD in every string of an alert; Alertmanager's
-//! over-long values are cut (the webhook, written by people, refuses them by name).
-
-pub mod alertmanager;
-pub mod webhook;
+//! Alerts from sources become incident changes: [`IncidentService::ingest`] applies one
+//! parsed alert ([`snowbound_core::ingest`]) through the same service as every other
+//! change, and answers only once the change is committed, so an accepted alert is never
+//! lost.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use serde::Serialize;
+use snowbound_core::ingest::{Alert, AlertEvent};
 use snowbound_core::source::Source;
-use snowbound_core::validate::{check_text, limits, replace_nul};
-use snowbound_core::{Attributes, Severity};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Scope};
-use crate::error::{ApiError, ApiResult};
+use crate::caller::{Caller, Scope};
+use crate::error::{ServiceError, ServiceResult};
 use crate::incidents::{Attempt, Change, IncidentService, NewIncident};
-use crate::routing::RoutingContext;
-
-/// Longest dedup key we keep; longer ones are refused, not cut (cutting could merge
-/// two different alerts into one incident).
-pub const DEDUP_KEY_MAX_CHARS: usize = limits::DEDUP_KEY;
+use crate::routing_links::RoutingContext;
 
 /// Races between alerts with one key, or with people editing the incident, are retried
 /// this often before the sender is told to retry (it will: 5xx/409 are retried by both
 /// Alertmanager and sensible webhooks).
 const MAX_ATTEMPTS: usize = 8;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Alert {
-    pub dedup_key: String,
-    pub event: AlertEvent,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AlertEvent {
-    /// Opens an incident for the key, or updates the one the key holds.
-    Firing(AlertFields),
-    /// Resolves the incident the key holds, if any.
-    Resolved,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertFields {
-    pub title: String,
-    pub description: Option<String>,
-    pub severity: Severity,
-    /// `None` keeps the incident's attributes on an update.
-    pub attributes: Option<Attributes>,
-}
 
 /// What one alert did.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -69,14 +33,14 @@ pub struct Outcome {
 /// What every alert of one body shares, read once per body rather than once per alert:
 /// the source, its caller, and its team's integrations and routing rules (a rule saved
 /// while a body is applied acts from the next body on).
-pub(crate) struct Intake {
+pub struct Intake {
     source: Source,
     caller: Caller,
     routing: RoutingContext,
 }
 
 impl IncidentService {
-    pub(crate) async fn intake(&self, source: Source) -> ApiResult<Intake> {
+    pub async fn intake(&self, source: Source) -> ServiceResult<Intake> {
         let routing = RoutingContext::load(&*self.store, source.team_id).await?;
         Ok(Intake {
             caller: Caller {
@@ -88,7 +52,7 @@ impl IncidentService {
         })
     }
 
-    pub(crate) async fn ingest(&self, intake: &Intake, alert: Alert) -> ApiResult<Outcome> {
+    pub async fn ingest(&self, intake: &Intake, alert: Alert) -> ServiceResult<Outcome> {
         let Intake {
             source,
             caller,
@@ -160,8 +124,7 @@ impl IncidentService {
                 }
             }
         }
-        Err(ApiError::conflict(
-            "conflict",
+        Err(ServiceError::keeps_changing(
             "the incident for this alert keeps changing concurrently; send the alert again",
         ))
     }
@@ -183,14 +146,4 @@ fn key_lock(source_id: Uuid, key: &str) -> Arc<tokio::sync::Mutex<()>> {
     let lock = Arc::new(tokio::sync::Mutex::new(()));
     locks.insert(id, Arc::downgrade(&lock));
     lock
-}
-
-/// `dedup_key` checks shared by every kind of source.
-pub(crate) fn checked_key(key: &str, field: &str) -> ApiResult<String> {
-    let key = replace_nul(key.trim().to_owned());
-    if key.is_empty() {
-        return Err(ApiError::invalid_field(field, "is required"));
-    }
-    check_text(&key, DEDUP_KEY_MAX_CHARS).map_err(|m| ApiError::invalid_field(field, m))?;
-    Ok(key)
 }

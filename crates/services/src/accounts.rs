@@ -1,0 +1,253 @@
+//! Web UI accounts: argon2 password hashes, the first admin, logging in, and the Users
+//! page's commands. Refusals are sentences for the user (the Users page shows them as
+//! they are), naming the form's field.
+
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use chrono::Utc;
+use snowbound_core::new_id;
+use snowbound_core::validate::{check_text, limits};
+use snowbound_store::{Store, StoreError, User};
+use uuid::Uuid;
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::scope::{gone_is_fine, named};
+
+/// Shorter passwords are refused: the UI can reach ServiceNow credentials.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters hashes any input")
+        .to_string()
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Spends the time of one verification, so an unknown email answers as slowly as a
+/// wrong password and the login form does not reveal which accounts exist.
+pub fn burn_verify(password: &str) {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = DUMMY.get_or_init(|| hash_password("not a real password"));
+    let _ = verify_password(password, hash);
+}
+
+/// Why an email/password pair cannot become an account; a sentence for the user.
+pub fn check_new_account(email: &str, password: &str) -> Result<(), String> {
+    check_email(email)?;
+    check_password(password)
+}
+
+pub fn check_email(email: &str) -> Result<(), String> {
+    let email = email.trim();
+    if email.len() < 3 || !email.contains('@') || email.contains(char::is_whitespace) {
+        return Err("Enter an email address such as ada@example.com.".into());
+    }
+    check_text(email, limits::EMAIL).map_err(|problem| format!("The email address {problem}."))
+}
+
+pub fn check_password(password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "The password needs at least {MIN_PASSWORD_CHARS} characters."
+        ));
+    }
+    Ok(())
+}
+
+pub fn new_user(email: &str, password: &str, is_admin: bool, team_ids: Vec<Uuid>) -> User {
+    User {
+        id: new_id(),
+        email: email.trim().to_owned(),
+        password_hash: hash_password(password),
+        is_admin,
+        team_ids,
+        created_at: Utc::now(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FirstAdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates the admin unless some user already exists. Answers whether it was created.
+pub async fn ensure_first_admin(
+    store: &dyn Store,
+    email: &str,
+    password: &str,
+) -> Result<bool, FirstAdminError> {
+    check_new_account(email, password).map_err(FirstAdminError::Invalid)?;
+    if store.count_users().await? > 0 {
+        return Ok(false);
+    }
+    let user = new_user(email, password, true, Vec::new());
+    Ok(store.create_first_user(&user).await?)
+}
+
+/// A user the Users page creates.
+pub struct NewUser {
+    pub email: String,
+    pub password: String,
+    pub is_admin: bool,
+    pub team_ids: Vec<Uuid>,
+}
+
+/// What the one-time setup page did.
+pub enum Setup {
+    Created(User),
+    /// Someone else set Snowbound up first.
+    AlreadyDone,
+}
+
+/// Accounts of the web UI. The pages decide who may call what (only administrators
+/// manage users); these keep the rules of the accounts themselves.
+#[derive(Clone)]
+pub struct AccountService {
+    store: Arc<dyn Store>,
+}
+
+impl AccountService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        AccountService { store }
+    }
+
+    /// The user whose email and password these are. An email no account can have (a
+    /// NUL, too long: `check_email` refused it at creation) is simply no account: it never
+    /// reaches the database, which could not even compare it (PostgreSQL refuses NUL).
+    pub async fn login(&self, email: &str, password: &str) -> ServiceResult<Option<User>> {
+        let user = if check_text(email.trim(), limits::EMAIL).is_ok() {
+            self.store.user_by_email(email).await?
+        } else {
+            None
+        };
+        Ok(match user {
+            Some(user) if verify_password(password, &user.password_hash) => Some(user),
+            Some(_) => None,
+            None => {
+                burn_verify(password);
+                None
+            }
+        })
+    }
+
+    pub async fn setup_needed(&self) -> ServiceResult<bool> {
+        Ok(self.store.count_users().await? == 0)
+    }
+
+    /// The first administrator, from the setup page.
+    pub async fn setup(&self, email: &str, password: &str) -> ServiceResult<Setup> {
+        if let Err(problem) = check_new_account(email, password) {
+            let field = if check_email(email).is_err() {
+                "email"
+            } else {
+                "password"
+            };
+            return Err(ServiceError::invalid(field, problem));
+        }
+        let user = new_user(email, password, true, Vec::new());
+        if self.store.create_first_user(&user).await? {
+            Ok(Setup::Created(user))
+        } else {
+            Ok(Setup::AlreadyDone)
+        }
+    }
+
+    pub async fn create(&self, new: NewUser) -> ServiceResult<User> {
+        check_email(&new.email).map_err(|m| ServiceError::invalid("email", m))?;
+        check_password(&new.password).map_err(|m| ServiceError::invalid("password", m))?;
+        let known: Vec<Uuid> = self
+            .store
+            .list_teams()
+            .await?
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        if new.team_ids.iter().any(|t| !known.contains(t)) {
+            return Err(ServiceError::invalid(
+                "team_ids",
+                "A chosen team no longer exists.",
+            ));
+        }
+        let user = new_user(&new.email, &new.password, new.is_admin, new.team_ids);
+        self.store.create_user(&user).await.map_err(|e| match e {
+            StoreError::Conflict { .. } => {
+                ServiceError::invalid("email", "A user with this email exists already.")
+            }
+            other => other.into(),
+        })?;
+        Ok(user)
+    }
+
+    pub async fn list(&self) -> ServiceResult<Vec<User>> {
+        Ok(self.store.list_users().await?)
+    }
+
+    /// Ends every session of the account but `keep` (an admin resetting their own
+    /// password stays logged in where they did it), in the same transaction.
+    pub async fn reset_password(
+        &self,
+        id: Uuid,
+        password: &str,
+        keep: Option<&str>,
+    ) -> ServiceResult<()> {
+        check_password(password).map_err(|m| ServiceError::invalid("password", m))?;
+        let result = self
+            .store
+            .set_user_password(id, &hash_password(password), keep)
+            .await;
+        named(result, "user")
+    }
+
+    /// `by` is the administrator deleting: there is always one left, the one doing it.
+    pub async fn delete(&self, by: Uuid, id: Uuid) -> ServiceResult<()> {
+        if id == by {
+            return Err(ServiceError::Conflict {
+                code: "conflict",
+                message: "You cannot delete yourself.".into(),
+                field: None,
+            });
+        }
+        gone_is_fine(self.store.delete_user(id).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_only_their_password() {
+        let hash = hash_password("correct horse battery");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("wrong", &hash));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn new_accounts_need_an_email_and_a_long_password() {
+        assert!(check_new_account("ada@example.com", "0123456789").is_ok());
+        assert!(check_new_account("ada", "0123456789").is_err());
+        assert!(check_new_account("ada@example.com", "short").is_err());
+        assert!(check_new_account("a\u{0}@example.com", "0123456789").is_err());
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(check_new_account(&long, "0123456789").is_err());
+    }
+}

@@ -1,0 +1,344 @@
+//! The incident service: every way an incident is born or changes goes through here
+//! (the API, the web UI, alert sources; the engine's inbound direction later), so each
+//! change gets its timeline entry, bumps its links in the same transaction and wakes the
+//! engine. What a change does is [`snowbound_core::lifecycle`]; this writes it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use snowbound_core::checks::{check_attributes, checked_title};
+use snowbound_core::forwarding::check_forward;
+use snowbound_core::lifecycle::{apply, entry};
+use snowbound_core::validate::{check_field, limits};
+use snowbound_core::{new_id, Attributes, ForwardingMode, Incident, IncidentStatus, Severity};
+use snowbound_store::{IncidentFilter, Link, LinkState, NewLink, Store, StoreError};
+use uuid::Uuid;
+
+pub use snowbound_core::lifecycle::Change;
+
+use crate::caller::Caller;
+use crate::error::{ServiceError, ServiceResult};
+use crate::routing_links::RoutingContext;
+use crate::scope::{named, visible};
+use crate::waker::EngineWaker;
+
+/// Optimistic concurrency: a change that loses a race re-reads and tries again this often
+/// before telling the client to retry.
+const MAX_ATTEMPTS: usize = 5;
+
+const DEFAULT_LIMIT: u32 = 200;
+const MAX_LIMIT: u32 = 1000;
+
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub team_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub attributes: Attributes,
+}
+
+/// Which incidents to list; `team_id` narrows to one of the caller's teams.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentQuery {
+    pub status: Option<IncidentStatus>,
+    pub severity: Option<Severity>,
+    pub team_id: Option<Uuid>,
+    pub limit: Option<u32>,
+}
+
+/// One try at writing a change.
+pub(crate) enum Attempt {
+    Unchanged(Incident),
+    Changed(Incident),
+    /// Someone changed the incident since it was read: read again and retry.
+    Stale,
+}
+
+#[derive(Clone)]
+pub struct IncidentService {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) waker: EngineWaker,
+}
+
+impl IncidentService {
+    pub fn new(store: Arc<dyn Store>, waker: EngineWaker) -> Self {
+        IncidentService { store, waker }
+    }
+
+    pub async fn create(&self, caller: &Caller, new: NewIncident) -> ServiceResult<Incident> {
+        if !caller.sees_team(new.team_id) {
+            return Err(ServiceError::invalid("team_id", "no such team"));
+        }
+        // Checked before the team, so a bad field is named even for a missing team.
+        check_new(&new)?;
+        match self.store.get_team(new.team_id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(ServiceError::invalid("team_id", "no such team"))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let routing = RoutingContext::load(&*self.store, new.team_id).await?;
+        let opened = self.open_in(caller, new, None, &routing).await?;
+        opened.ok_or(ServiceError::Internal(
+            "an incident without a key was not opened",
+        ))
+    }
+
+    /// Opens an incident in a team known to exist, with its routing already read (an
+    /// alert body reads it once for all its alerts). With `key` (source, dedup key) only
+    /// while no unresolved incident holds that key, else `Ok(None)` and nothing is written.
+    pub(crate) async fn open_in(
+        &self,
+        caller: &Caller,
+        new: NewIncident,
+        key: Option<(Uuid, &str)>,
+        routing: &RoutingContext,
+    ) -> ServiceResult<Option<Incident>> {
+        let title = check_new(&new)?;
+        let now = now_ms();
+        let incident = Incident {
+            id: new_id(),
+            team_id: new.team_id,
+            title,
+            description: new.description,
+            severity: new.severity,
+            status: IncidentStatus::Open,
+            attributes: new.attributes,
+            resolve_comment: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut timeline = vec![entry(
+            now,
+            &caller.actor,
+            "opened",
+            format!("opened with severity {}", incident.severity),
+        )];
+        let routed = routing.at_open(&incident, &caller.actor, now);
+        timeline.extend(routed.timeline);
+        let links = routed.links;
+        let written = match key {
+            None => {
+                self.store
+                    .create_incident(&incident, &timeline, &links)
+                    .await
+            }
+            Some((source_id, dedup_key)) => {
+                self.store
+                    .create_incident_for_key(source_id, dedup_key, &incident, &timeline, &links)
+                    .await
+            }
+        };
+        match written {
+            Ok(()) => {}
+            Err(StoreError::Conflict { field: "dedup_key" }) if key.is_some() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        if !links.is_empty() {
+            self.waker.wake();
+        }
+        Ok(Some(incident))
+    }
+
+    /// The incident if the caller may see it; another team's incident does not exist.
+    pub async fn visible(&self, caller: &Caller, id: Uuid) -> ServiceResult<Incident> {
+        visible(caller, self.store.get_incident(id)).await
+    }
+
+    /// Newest first, within the caller's teams.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: IncidentQuery,
+    ) -> ServiceResult<Vec<Incident>> {
+        let team_ids = match (query.team_id, caller.team_filter()) {
+            (Some(team), _) if !caller.sees_team(team) => return Ok(Vec::new()),
+            (Some(team), _) => Some(vec![team]),
+            (None, filter) => filter,
+        };
+        if team_ids.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let filter = IncidentFilter {
+            team_ids,
+            status: query.status,
+            severity: query.severity,
+            limit: Some(query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)),
+        };
+        Ok(self.store.list_incidents(&filter).await?)
+    }
+
+    /// Applies `change` to the current incident; a change that alters nothing writes
+    /// nothing and answers the incident as it is.
+    pub async fn change(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        change: Change,
+    ) -> ServiceResult<Incident> {
+        for _ in 0..MAX_ATTEMPTS {
+            let old = self.visible(caller, id).await?;
+            let routing = RoutingContext::load(&*self.store, old.team_id).await?;
+            match self
+                .attempt_in(old, &change, &caller.actor, &routing)
+                .await?
+            {
+                Attempt::Unchanged(incident) | Attempt::Changed(incident) => return Ok(incident),
+                Attempt::Stale => continue,
+            }
+        }
+        Err(ServiceError::keeps_changing(
+            "the incident keeps changing concurrently; try again",
+        ))
+    }
+
+    /// Writes `change` to `old` if nobody changed it since it was read, with the links
+    /// the routing rules add now that it changed.
+    pub(crate) async fn attempt_in(
+        &self,
+        old: Incident,
+        change: &Change,
+        actor: &str,
+        routing: &RoutingContext,
+    ) -> ServiceResult<Attempt> {
+        let now = now_ms();
+        let Some((new, mut timeline)) = apply(&old, change, actor, now)? else {
+            return Ok(Attempt::Unchanged(old));
+        };
+        let linked: Vec<Uuid> = self
+            .store
+            .links_of_incident(old.id)
+            .await?
+            .into_iter()
+            .map(|l| l.integration_id)
+            .collect();
+        let routed = routing.after_change(&new, &linked, now);
+        timeline.extend(routed.timeline);
+        match self
+            .store
+            .update_incident(&new, old.updated_at, &timeline, &routed.links)
+            .await
+        {
+            Ok(()) => {
+                self.waker.wake();
+                Ok(Attempt::Changed(new))
+            }
+            Err(StoreError::Stale) => Ok(Attempt::Stale),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A user's forward to an integration of the incident's team. `only_on_forwarding`
+    /// links freeze what was forwarded; the other modes follow the live incident.
+    pub async fn forward(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        integration_id: Uuid,
+    ) -> ServiceResult<Incident> {
+        let incident = self.visible(caller, id).await?;
+        let integration = match visible(caller, self.store.get_integration(integration_id)).await {
+            Ok(record) => record.integration,
+            Err(ServiceError::NotFound { .. }) => {
+                return Err(ServiceError::invalid(
+                    "integration_id",
+                    "no such integration",
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        check_forward(&integration, incident.team_id)
+            .map_err(|e| ServiceError::invalid("integration_id", e.to_string()))?;
+        let snapshot = (integration.forwarding == ForwardingMode::OnlyOnForwarding)
+            .then(|| incident.snapshot());
+        let link = NewLink {
+            incident_id: incident.id,
+            integration_id,
+            snapshot,
+        };
+        let timeline = entry(
+            Utc::now(),
+            &caller.actor,
+            "forwarded",
+            format!("forwarded to {}", integration.display_name),
+        );
+        self.store.forward(&link, &timeline).await?;
+        self.waker.wake();
+        Ok(incident)
+    }
+
+    /// A user asks to try a parked (or backing-off) link now.
+    pub async fn retry_link(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        integration_id: Uuid,
+    ) -> ServiceResult<Incident> {
+        let incident = self.visible(caller, id).await?;
+        named(self.store.retry_link(id, integration_id).await, "link")?;
+        self.waker.wake();
+        Ok(incident)
+    }
+
+    /// A user asks to create again the ServiceNow record of a link parked because the
+    /// record was deleted there. The engine looks it up by correlation id first, so a
+    /// record restored meanwhile is adopted, not doubled.
+    pub async fn recreate_link(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        integration_id: Uuid,
+    ) -> ServiceResult<Incident> {
+        let incident = self.visible(caller, id).await?;
+        let link = named(self.store.get_link(id, integration_id).await, "link")?;
+        let refused = || ServiceError::Conflict {
+            code: "record_not_gone",
+            message: "only a link parked because its ServiceNow record no longer exists can \
+                      be re-created; use retry for other problems"
+                .into(),
+            field: None,
+        };
+        if !record_gone(&link) {
+            return Err(refused());
+        }
+        match self.store.recreate_link(id, integration_id).await {
+            Ok(()) => {}
+            // Changed meanwhile (a retry or a settings change woke it).
+            Err(StoreError::NotFound) => return Err(refused()),
+            Err(e) => return Err(e.into()),
+        }
+        self.waker.wake();
+        Ok(incident)
+    }
+}
+
+/// The engine parks a link whose record answers 404 with these words (and never re-creates
+/// it on its own); only such a link may be re-created.
+const RECORD_GONE: &str = "no longer exists";
+
+/// Parked because its ServiceNow record no longer exists: `…/recreate` may create it again.
+pub fn record_gone(link: &Link) -> bool {
+    link.state == LinkState::Parked
+        && link.sys_id.is_some()
+        && link
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains(RECORD_GONE))
+}
+
+/// The checks of a new incident's fields; the trimmed title.
+fn check_new(new: &NewIncident) -> ServiceResult<String> {
+    let title = checked_title(&new.title)?;
+    check_field("description", &new.description, limits::DESCRIPTION)?;
+    check_attributes(&new.attributes)?;
+    Ok(title)
+}
+
+/// The store keeps milliseconds; an incident whose times already have that precision
+/// reads back exactly as it was written, and `updated_at` comparisons stay meaningful.
+fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.duration_trunc(Duration::milliseconds(1)).unwrap_or(now)
+}

@@ -1,0 +1,82 @@
+//! Snowbound's application services: every change to incidents, integrations, alert
+//! sources, routing rules, teams, tokens and users goes through here, whoever asks (the
+//! HTTP API, the web UI, alert sources, and the engine's inbound direction). Commands
+//! are typed values; answers are domain types or a [`ServiceError`], which the HTTP
+//! layer maps to its status codes in one place.
+//!
+//! Below the HTTP layer and beside the engine: this crate knows nothing of HTTP and does
+//! not call ServiceNow, so the engine can apply changes through the same services.
+
+pub mod accounts;
+pub mod caller;
+pub mod choice_cache;
+pub mod error;
+pub mod incidents;
+pub mod ingest;
+pub mod integrations;
+pub mod routing_links;
+pub mod rules;
+pub mod scope;
+pub mod sources;
+pub mod teams;
+pub mod waker;
+
+use std::sync::Arc;
+
+use snowbound_core::instance_url::InstancePolicy;
+use snowbound_store::Store;
+
+pub use caller::{Caller, Scope};
+pub use error::{ServiceError, ServiceResult};
+pub use incidents::{Change, IncidentService, NewIncident};
+pub use waker::EngineWaker;
+
+/// Everything the services share; cheap to clone (all `Arc`s).
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub waker: EngineWaker,
+    /// Where integrations may send credentials (the ServiceNow client's rule).
+    pub policy: InstancePolicy,
+    pub choice_cache: Arc<choice_cache::ChoiceCache>,
+}
+
+impl Services {
+    pub fn new(store: Arc<dyn Store>, waker: EngineWaker, policy: InstancePolicy) -> Self {
+        Services {
+            store,
+            waker,
+            policy,
+            choice_cache: Arc::default(),
+        }
+    }
+
+    pub fn incidents(&self) -> IncidentService {
+        IncidentService::new(self.store.clone(), self.waker.clone())
+    }
+
+    pub fn integrations(&self) -> integrations::IntegrationService {
+        integrations::IntegrationService::new(
+            self.store.clone(),
+            self.waker.clone(),
+            self.policy,
+            self.choice_cache.clone(),
+        )
+    }
+
+    pub fn sources(&self) -> sources::SourceService {
+        sources::SourceService::new(self.store.clone())
+    }
+
+    pub fn rules(&self) -> rules::RuleService {
+        rules::RuleService::new(self.store.clone())
+    }
+
+    pub fn teams(&self) -> teams::TeamService {
+        teams::TeamService::new(self.store.clone())
+    }
+
+    pub fn accounts(&self) -> accounts::AccountService {
+        accounts::AccountService::new(self.store.clone())
+    }
+}

@@ -1,0 +1,219 @@
+//! Routing rules: per team, ordered by `position`; `when` conditions decide, `then`
+//! forwards to or excludes from integrations. Rules act on incidents as they open and
+//! change from now on; saving a rule does not sweep existing incidents.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::Deserialize;
+use snowbound_core::checks::checked_name;
+use snowbound_core::new_id;
+use snowbound_core::routing::{validate_conditions, Actions, Conditions, RoutingRule};
+use snowbound_store::Store;
+use uuid::Uuid;
+
+use crate::caller::Caller;
+use crate::error::{ServiceError, ServiceResult};
+use crate::scope::{gone_is_fine, named, require_team, visible};
+
+const MAX_TARGETS: usize = 50;
+
+/// A rule as the caller wants it (new, or the whole rule after a change).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInput {
+    pub team_id: Uuid,
+    pub name: String,
+    /// Default: after the team's last rule.
+    #[serde(default)]
+    pub position: Option<i64>,
+    #[serde(default)]
+    pub when: Conditions,
+    pub then: Actions,
+}
+
+impl From<&RoutingRule> for RuleInput {
+    fn from(rule: &RoutingRule) -> Self {
+        RuleInput {
+            team_id: rule.team_id,
+            name: rule.name.clone(),
+            position: Some(rule.position),
+            when: rule.when.clone(),
+            then: rule.then.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RuleService {
+    store: Arc<dyn Store>,
+}
+
+impl RuleService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        RuleService { store }
+    }
+
+    /// The rule if the caller may see it; other teams' rules do not exist.
+    pub async fn visible(&self, caller: &Caller, id: Uuid) -> ServiceResult<RoutingRule> {
+        visible(caller, self.store.get_routing_rule(id)).await
+    }
+
+    /// The rule when it belongs to `team` (for pages of one team).
+    pub async fn of_team(
+        &self,
+        caller: &Caller,
+        team: Uuid,
+        id: Uuid,
+    ) -> ServiceResult<RoutingRule> {
+        match self.visible(caller, id).await? {
+            rule if rule.team_id == team => Ok(rule),
+            _ => Err(ServiceError::not_found("routing rule")),
+        }
+    }
+
+    /// In the store's order; `team` narrows to one team.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        team: Option<Uuid>,
+    ) -> ServiceResult<Vec<RoutingRule>> {
+        let teams = match team {
+            Some(team) if !caller.sees_team(team) => return Ok(Vec::new()),
+            Some(team) => Some(vec![team]),
+            None => caller.team_filter(),
+        };
+        Ok(self.store.list_routing_rules(teams.as_deref()).await?)
+    }
+
+    /// The team's rules in the order [`snowbound_core::routing::evaluate`] uses.
+    pub async fn ordered(&self, caller: &Caller, team: Uuid) -> ServiceResult<Vec<RoutingRule>> {
+        let mut rules = self.list(caller, Some(team)).await?;
+        rules.sort_by_key(|r| (r.position, r.created_at, r.id));
+        Ok(rules)
+    }
+
+    pub async fn create(&self, caller: &Caller, input: RuleInput) -> ServiceResult<RoutingRule> {
+        let name = self.checked(caller, &input).await?;
+        let position = match input.position {
+            Some(position) => position,
+            None => self
+                .store
+                .list_routing_rules(Some(&[input.team_id]))
+                .await?
+                .iter()
+                .map(|r| r.position + 1)
+                .max()
+                .unwrap_or(0),
+        };
+        let now = Utc::now();
+        let rule = RoutingRule {
+            id: new_id(),
+            team_id: input.team_id,
+            name,
+            position,
+            when: input.when,
+            then: input.then,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_routing_rule(&rule).await?;
+        Ok(rule)
+    }
+
+    /// Replaces the rule by `input`, validated as a whole like a new rule.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        input: RuleInput,
+    ) -> ServiceResult<RoutingRule> {
+        let current = self.visible(caller, id).await?;
+        if input.team_id != current.team_id {
+            return Err(ServiceError::invalid(
+                "team_id",
+                "a rule stays in its team; create one in the other team instead",
+            ));
+        }
+        let name = self.checked(caller, &input).await?;
+        let rule = RoutingRule {
+            name,
+            position: input.position.unwrap_or(current.position),
+            when: input.when,
+            then: input.then,
+            updated_at: Utc::now(),
+            ..current
+        };
+        named(self.store.update_routing_rule(&rule).await, "routing rule")?;
+        Ok(rule)
+    }
+
+    /// Moves the rule to `position`; a rule already there is not written.
+    pub async fn set_position(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        position: i64,
+    ) -> ServiceResult<RoutingRule> {
+        let current = self.visible(caller, id).await?;
+        if current.position == position {
+            return Ok(current);
+        }
+        let input = RuleInput {
+            position: Some(position),
+            ..RuleInput::from(&current)
+        };
+        self.update(caller, id, input).await
+    }
+
+    pub async fn delete(&self, caller: &Caller, id: Uuid) -> ServiceResult<()> {
+        self.visible(caller, id).await?;
+        gone_is_fine(self.store.delete_routing_rule(id).await)
+    }
+
+    async fn checked(&self, caller: &Caller, input: &RuleInput) -> ServiceResult<String> {
+        let name = checked_name(&input.name)?;
+        require_team(&*self.store, caller, input.team_id).await?;
+        let errors = validate_conditions(&input.when);
+        if !errors.is_empty() {
+            return Err(ServiceError::InvalidFields(errors));
+        }
+        self.check_targets(input.team_id, &input.then).await?;
+        Ok(name)
+    }
+
+    /// A rule may only name integrations that serve its team: forwarding elsewhere would
+    /// leak the incident to another team, and excluding elsewhere means nothing.
+    async fn check_targets(&self, team_id: Uuid, then: &Actions) -> ServiceResult<()> {
+        if then.forward_to.is_empty() && then.exclude_from.is_empty() && !then.stop {
+            return Err(ServiceError::invalid(
+                "then",
+                "must forward_to or exclude_from at least one integration, or stop",
+            ));
+        }
+        let integrations = self.store.list_integrations().await?;
+        for (list, ids) in [
+            ("forward_to", &then.forward_to),
+            ("exclude_from", &then.exclude_from),
+        ] {
+            if ids.len() > MAX_TARGETS {
+                return Err(ServiceError::invalid(
+                    format!("then.{list}"),
+                    format!("names more than {MAX_TARGETS} integrations"),
+                ));
+            }
+            for (index, id) in ids.iter().enumerate() {
+                let serves = integrations
+                    .iter()
+                    .any(|r| r.integration.id == *id && r.integration.serves_team(team_id));
+                if !serves {
+                    return Err(ServiceError::invalid(
+                        format!("then.{list}[{index}]"),
+                        format!("no integration {id} serves the rule's team"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
