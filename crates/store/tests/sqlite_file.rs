@@ -47,7 +47,19 @@ async fn a_second_open_of_one_sqlite_file_is_refused_until_the_first_store_is_go
     );
     first.set_meta("still", "mine").await.unwrap();
     drop(first);
-    let again = SqliteStore::open(&url, key).await.unwrap();
+    // The lock goes with the last descriptor of the lock file. A child process forked
+    // by the other test of this binary (mount, umount) shares our descriptors until it
+    // execs, so the release may take a moment to show here.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let again = loop {
+        match SqliteStore::open(&url, key.clone()).await {
+            Ok(store) => break store,
+            Err(StoreError::InUse(_)) if std::time::Instant::now() < deadline => {
+                tokio::task::yield_now().await
+            }
+            Err(e) => panic!("reopening after the first store is gone: {e}"),
+        }
+    };
     assert_eq!(
         again.get_meta("still").await.unwrap().as_deref(),
         Some("mine")
