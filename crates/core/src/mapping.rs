@@ -368,7 +368,8 @@ mod tests {
             url: "",
             rule_fields: &BTreeMap::new(),
         };
-        let template = "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}";
+        let template =
+            "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}";
         assert!(render(template, &input).is_err());
     }
 

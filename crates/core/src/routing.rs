@@ -487,7 +487,10 @@ mod tests {
                 team,
                 2,
                 Conditions::default(),
-                sets(&[("assignment_group", "Service Desk"), ("category", "software")]),
+                sets(&[
+                    ("assignment_group", "Service Desk"),
+                    ("category", "software"),
+                ]),
             ),
         ];
         let of = |severity| set_fields(&rules, &incident(team, severity, &[]));
@@ -498,7 +501,10 @@ mod tests {
             serde_json::from_str(r#"{"set_fields": {"assignment_group": "Network L2"}}"#).unwrap();
         assert_eq!(json.set_fields["assignment_group"], "Network L2");
         let bad = sets(&[("Bad", "x"), ("ok", "a\u{0}b")]);
-        let fields: Vec<String> = validate_set_fields(&bad).into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = validate_set_fields(&bad)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(fields, vec!["then.set_fields", "then.set_fields.ok"]);
     }
 

@@ -493,13 +493,25 @@ mod tests {
             let s = with_mappings(vec![
                 mapping("cmdb_ci", "{{ attributes.instance }}", When::Create, true),
                 mapping("assignment_group", "{{ team }}", When::Always, true),
-                mapping("short_description", "[{{ severity }}] {{ title }}", When::Create, false),
+                mapping(
+                    "short_description",
+                    "[{{ severity }}] {{ title }}",
+                    When::Create,
+                    false,
+                ),
             ]);
             let inc = incident(IncidentStatus::Open);
-            let d = desired(&inc, &s, &[("assignment_group", "Database"), ("state", "3")]);
+            let d = desired(
+                &inc,
+                &s,
+                &[("assignment_group", "Database"), ("state", "3")],
+            );
             assert_eq!(d.fields["cmdb_ci"], "db-1");
             assert_eq!(d.fields["assignment_group"], "Database");
-            assert_eq!(d.fields["short_description"], "[critical] Disk full on db-1");
+            assert_eq!(
+                d.fields["short_description"],
+                "[critical] Disk full on db-1"
+            );
             assert_eq!(d.fields["state"], "1", "a rule cannot take an owned field");
             assert_eq!(
                 d.display.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -562,20 +574,35 @@ mod tests {
             let mut off = s.clone();
             off.mapping.updates.severity = false;
             let changed = servicenow_fields(&warning, &s, "u");
-            assert_eq!(plan_sync(&changed, &open, true, true, &off), SyncPlan::UpToDate);
+            assert_eq!(
+                plan_sync(&changed, &open, true, true, &off),
+                SyncPlan::UpToDate
+            );
 
             let mut off = s.clone();
             off.mapping.updates.resolve = false;
-            assert_eq!(plan_sync(&resolved, &open, true, true, &off), SyncPlan::UpToDate);
+            assert_eq!(
+                plan_sync(&resolved, &open, true, true, &off),
+                SyncPlan::UpToDate
+            );
 
             let mut off = s.clone();
             off.mapping.updates.reopen = false;
-            assert_eq!(plan_sync(&open, &resolved, true, true, &off), SyncPlan::UpToDate);
-            assert!(matches!(plan_sync(&open, &resolved, true, true, &s), SyncPlan::Update(_)));
+            assert_eq!(
+                plan_sync(&open, &resolved, true, true, &off),
+                SyncPlan::UpToDate
+            );
+            assert!(matches!(
+                plan_sync(&open, &resolved, true, true, &s),
+                SyncPlan::Update(_)
+            ));
 
             let mut off = s.clone();
             off.mapping.updates.acknowledge = false;
-            assert_eq!(plan_sync(&acked, &open, true, true, &off), SyncPlan::UpToDate);
+            assert_eq!(
+                plan_sync(&acked, &open, true, true, &off),
+                SyncPlan::UpToDate
+            );
             assert_eq!(
                 plan_sync(&acked, &open, true, true, &s),
                 SyncPlan::Update(map(&[("state", "2")]))

@@ -50,8 +50,16 @@ pub(crate) struct Data {
 
 /// Reference targets every emulator has, with fixed sys_ids so tests can name them.
 pub const REFERENCE_ROWS: &[(Kind, &str, &str)] = &[
-    (Kind::Group, "Service Desk", "d625dccec0a8016700a222a0f7900d06"),
-    (Kind::Group, "Network L2", "287ee6fea9fe198100ada7950d0b1b73"),
+    (
+        Kind::Group,
+        "Service Desk",
+        "d625dccec0a8016700a222a0f7900d06",
+    ),
+    (
+        Kind::Group,
+        "Network L2",
+        "287ee6fea9fe198100ada7950d0b1b73",
+    ),
     (Kind::Group, "Database", "287ebd7da9fe198100f92cc8d1d2154e"),
     (Kind::Ci, "db-1", "27d32778c0a8000b00db970eeaa60f16"),
     (Kind::Ci, "web-1", "27d3f35cc0a8000b001df42d019a418f"),

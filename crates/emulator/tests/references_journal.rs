@@ -26,7 +26,11 @@ async fn reference_tables_have_rows() {
         .await;
         assert_eq!(rows.as_array().unwrap().len(), 1, "{table}");
     }
-    let users = result(env.get("/api/now/table/sys_user?sysparm_query=user_name=agent").await).await;
+    let users = result(
+        env.get("/api/now/table/sys_user?sysparm_query=user_name=agent")
+            .await,
+    )
+    .await;
     assert_eq!(users.as_array().unwrap().len(), 1);
 }
 

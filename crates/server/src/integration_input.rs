@@ -219,6 +219,8 @@ impl ServiceNowInput {
             },
             // Not settable through the API yet (issue #15, next round): the default.
             who_wins: Default::default(),
+            // Field mappings come to the API with issue #17's next round: the default.
+            mapping: Default::default(),
         }
     }
 }

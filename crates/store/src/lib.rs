@@ -25,10 +25,10 @@ pub use inbound::{
     InboundIncidentChange, InboundLink, InboundWrite, PokeLease, PokeOutcome, PollLease,
     PollResult, PollState,
 };
+pub use journal::{JournalItem, JournalState};
 pub use postgres::{Migrations, PostgresBackend, PostgresStore, CHANNEL as CHANGE_CHANNEL};
 pub use sql::{Dialect, SqlStore};
 pub use sqlite::{SqliteBackend, SqliteStore};
-pub use journal::{JournalItem, JournalState};
 pub use types::*;
 
 use async_trait::async_trait;

@@ -45,7 +45,10 @@ async fn fixture(db: TestDb) -> Fixture {
     store
         .create_incident(
             &incident,
-            &[entry("opened", "opened"), entry("forwarded", "forwarded to desk")],
+            &[
+                entry("opened", "opened"),
+                entry("forwarded", "forwarded to desk"),
+            ],
             &[link],
         )
         .await
@@ -76,7 +79,11 @@ async fn a_comment_is_a_timeline_entry_that_wakes_the_links(db: TestDb) {
         .complete_lease(&lease, &snowbound_store::LeaseOutcome::UpToDate)
         .await
         .unwrap();
-    let link = f.store.get_link(f.incident.id, f.integration.id).await.unwrap();
+    let link = f
+        .store
+        .get_link(f.incident.id, f.integration.id)
+        .await
+        .unwrap();
     assert_eq!(link.state, LinkState::Synced);
 
     f.store
@@ -85,10 +92,21 @@ async fn a_comment_is_a_timeline_entry_that_wakes_the_links(db: TestDb) {
         .unwrap();
     let timeline = f.store.timeline(f.incident.id).await.unwrap();
     let last = timeline.last().unwrap();
-    assert_eq!((last.kind.as_str(), last.actor.as_str()), ("comment", "bob"));
+    assert_eq!(
+        (last.kind.as_str(), last.actor.as_str()),
+        ("comment", "bob")
+    );
     assert_eq!(last.detail, "restarted the pod");
-    let link = f.store.get_link(f.incident.id, f.integration.id).await.unwrap();
-    assert_eq!(link.state, LinkState::Pending, "the comment must reach ServiceNow");
+    let link = f
+        .store
+        .get_link(f.incident.id, f.integration.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        link.state,
+        LinkState::Pending,
+        "the comment must reach ServiceNow"
+    );
     assert!(link.rev > link.synced_rev);
 }
 
@@ -161,7 +179,9 @@ async fn journal_entries_go_from_pending_to_unsure_to_written(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(
-        two.iter().map(|i| i.entry.detail.as_str()).collect::<Vec<_>>(),
+        two.iter()
+            .map(|i| i.entry.detail.as_str())
+            .collect::<Vec<_>>(),
         vec!["c0", "c1"]
     );
 }

@@ -55,7 +55,8 @@ pub async fn journal_pending<D: Dialect>(
     .bind(incident_id)
     .bind(integration_id);
     sql.push_in(JOURNAL_KINDS);
-    sql.push(" ORDER BY t.id LIMIT ").push_bind(i64::from(limit));
+    sql.push(" ORDER BY t.id LIMIT ")
+        .push_bind(i64::from(limit));
     let rows = store.db.read_all(sql).await?;
     rows.iter()
         .map(|row| {

@@ -11,13 +11,13 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::{
-    api_calls, inbound, incidents, integrations, journal, links, meta, rules, sources, teams, tokens, users,
-    SqlStore,
+    api_calls, inbound, incidents, integrations, journal, links, meta, rules, sources, teams,
+    tokens, users, SqlStore,
 };
 use crate::types::*;
 use crate::{
-    Completion, InboundLink, InboundWrite, JournalItem, JournalState, LeaseOutcome, PokeLease, PokeOutcome, PollLease,
-    PollResult, PollState, Result, Session, Store, User,
+    Completion, InboundLink, InboundWrite, JournalItem, JournalState, LeaseOutcome, PokeLease,
+    PokeOutcome, PollLease, PollResult, PollState, Result, Session, Store, User,
 };
 
 #[async_trait]
