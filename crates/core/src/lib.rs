@@ -12,6 +12,7 @@ pub mod instance_url;
 pub mod integration_limits;
 pub mod json;
 pub mod lifecycle;
+pub mod mapping;
 pub mod model;
 pub mod routing;
 pub mod source;
@@ -19,4 +20,7 @@ pub mod sync;
 pub mod validate;
 
 pub use model::*;
-pub use sync::{incident_url, plan_sync, servicenow_fields, FieldMap, SyncPlan, STATE_FIELD};
+pub use sync::{
+    incident_url, mapped_fields, plan_sync, servicenow_fields, Desired, FieldMap, SyncPlan,
+    STATE_FIELD,
+};

@@ -220,6 +220,11 @@ pub struct ServiceNowSettings {
     /// stored before it have none and get `latest` for both.
     #[serde(default)]
     pub who_wins: WhoWins,
+    /// Field mappings, closed-record handling and which updates are sent (issue #17).
+    /// Flattened so the API keeps `servicenow.fields`, `servicenow.updates`, …; every
+    /// part has a default, so settings stored before it read as today's behaviour.
+    #[serde(flatten)]
+    pub mapping: crate::mapping::MappingSettings,
 }
 
 pub const DEFAULT_CLOSE_NOTES: &str = "Resolved from Snowbound";
@@ -241,6 +246,7 @@ impl ServiceNowSettings {
             close_notes_default: DEFAULT_CLOSE_NOTES.into(),
             severity: SeverityMapping::default(),
             who_wins: WhoWins::default(),
+            mapping: crate::mapping::MappingSettings::default(),
         }
     }
 

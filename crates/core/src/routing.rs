@@ -53,6 +53,11 @@ pub struct Actions {
     /// Later rules are not evaluated once this one matched.
     #[serde(default)]
     pub stop: bool,
+    /// ServiceNow fields this rule sets (`assignment_group: "Network L2"`): sent on
+    /// create, and on change for fields an integration maps `always`. A field's
+    /// mapping says whether the value is a display value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set_fields: BTreeMap<String, String>,
 }
 
 /// `"v"` is shorthand for `{"equals": "v"}`.
@@ -222,6 +227,52 @@ pub fn evaluate(rules: &[RoutingRule], incident: &Incident) -> Decision {
         }
     }
     decision
+}
+
+/// The fields the matching rules of the incident's team set, in rule order: an earlier
+/// rule's value for a field wins, and `stop` ends the evaluation as it does for forwards.
+pub fn set_fields(rules: &[RoutingRule], incident: &Incident) -> BTreeMap<String, String> {
+    let mut ordered: Vec<&RoutingRule> = rules
+        .iter()
+        .filter(|r| r.team_id == incident.team_id)
+        .collect();
+    ordered.sort_by_key(|r| (r.position, r.created_at, r.id));
+    let mut fields = BTreeMap::new();
+    for rule in ordered {
+        if !rule.when.matches(incident) {
+            continue;
+        }
+        for (field, value) in &rule.then.set_fields {
+            fields.entry(field.clone()).or_insert_with(|| value.clone());
+        }
+        if rule.then.stop {
+            break;
+        }
+    }
+    fields
+}
+
+/// Longest value a rule may set, in characters.
+pub const SET_FIELD_VALUE_MAX_CHARS: usize = 4000;
+
+/// Problems with a rule's `then.set_fields`, named by their JSON path.
+pub fn validate_set_fields(then: &Actions) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (field, value) in &then.set_fields {
+        if !crate::validate::is_servicenow_name(field) {
+            errors.push(FieldError::new(
+                "then.set_fields",
+                "field names must be ServiceNow names (lowercase letters, digits and _)",
+            ));
+        } else if let Err(e) = check_field(
+            &format!("then.set_fields.{field}"),
+            value,
+            SET_FIELD_VALUE_MAX_CHARS,
+        ) {
+            errors.push(e);
+        }
+    }
+    errors
 }
 
 /// Problems with a rule's conditions, named by their JSON path. Which integrations the
@@ -414,6 +465,47 @@ mod tests {
         let d = evaluate(&rules, &incident(team, Severity::Minor, &[]));
         assert_eq!(d.forwards.len(), 1);
         assert_eq!(d.forwards[0].integration_id, a);
+    }
+
+    #[test]
+    fn set_fields_route_criticals_and_minors_to_different_groups() {
+        let team = Uuid::now_v7();
+        let sets = |pairs: &[(&str, &str)]| Actions {
+            set_fields: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Actions::default()
+        };
+        let critical = Conditions {
+            severity: Some(vec![Severity::Critical]),
+            ..Conditions::default()
+        };
+        let rules = vec![
+            rule(team, 1, critical, sets(&[("assignment_group", "Database")])),
+            rule(
+                team,
+                2,
+                Conditions::default(),
+                sets(&[
+                    ("assignment_group", "Service Desk"),
+                    ("category", "software"),
+                ]),
+            ),
+        ];
+        let of = |severity| set_fields(&rules, &incident(team, severity, &[]));
+        assert_eq!(of(Severity::Critical)["assignment_group"], "Database");
+        assert_eq!(of(Severity::Critical)["category"], "software");
+        assert_eq!(of(Severity::Minor)["assignment_group"], "Service Desk");
+        let json: Actions =
+            serde_json::from_str(r#"{"set_fields": {"assignment_group": "Network L2"}}"#).unwrap();
+        assert_eq!(json.set_fields["assignment_group"], "Network L2");
+        let bad = sets(&[("Bad", "x"), ("ok", "a\u{0}b")]);
+        let fields: Vec<String> = validate_set_fields(&bad)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, vec!["then.set_fields", "then.set_fields.ok"]);
     }
 
     #[test]

@@ -171,6 +171,7 @@ pub fn validate_servicenow(
         ),
         (None, None) => {}
     }
+    errors.extend(crate::mapping::validate_mapping(settings));
     errors
 }
 

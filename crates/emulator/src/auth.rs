@@ -80,7 +80,9 @@ impl User {
                 "incident_reader",
             ]),
             Kind::Choice => self.any_role(&["personalize_choices"]),
-            Kind::User => true,
+            Kind::User | Kind::Group | Kind::Ci => true,
+            // Journal rows are read by whoever may read the records they belong to.
+            Kind::JournalField => self.can_read(Kind::Incident),
         }
     }
 
@@ -88,8 +90,15 @@ impl User {
         match kind {
             Kind::Incident => self.any_role(&["itil", "sn_incident_write"]),
             Kind::Choice => self.any_role(&["personalize_choices"]),
-            Kind::User => self.any_role(&[]),
+            Kind::User | Kind::Group | Kind::Ci => self.any_role(&[]),
+            Kind::JournalField => false,
         }
+    }
+
+    /// Admins may still change a Closed record; everyone else finds it locked, as
+    /// instances' ACLs make Closed incidents read-only.
+    pub(crate) fn may_change_closed(&self) -> bool {
+        self.has_role("admin")
     }
 
     /// Deleting incidents is an admin job on a base instance; itil may not.

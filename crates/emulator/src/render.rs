@@ -54,6 +54,11 @@ impl<'a> Renderer<'a> {
                 .data
                 .get_any(Kind::User, id)
                 .and_then(|r| r.get("name")),
+            "sys_user_group" => self
+                .data
+                .get_any(Kind::Group, id)
+                .and_then(|r| r.get("name")),
+            "cmdb_ci" => self.data.get_any(Kind::Ci, id).and_then(|r| r.get("name")),
             "incident" => self
                 .data
                 .get_any(Kind::Incident, id)

@@ -137,6 +137,21 @@ pub(crate) const CHOICE_FIELDS: &[Field] = &[
     f("hint", "Hint", Text, Some(255)),
 ];
 
+/// `sys_user_group` and `cmdb_ci`: reference targets, found by `name` (their display
+/// field) when a write gives a display value.
+pub(crate) const NAMED_FIELDS: &[Field] = &[
+    f("name", "Name", Text, Some(255)),
+    f("active", "Active", Boolean, None),
+];
+
+/// `sys_journal_field`: one row per journal write, as instances keep them; read-only.
+pub(crate) const JOURNAL_FIELD_FIELDS: &[Field] = &[
+    f("name", "Table name", Text, Some(80)),
+    f("element", "Element", Text, Some(40)),
+    f("element_id", "Element ID", Text, Some(32)),
+    f("value", "Value", Text, None),
+];
+
 pub(crate) const USER_FIELDS: &[Field] = &[
     f("user_name", "User ID", Text, Some(40)),
     f("name", "Name", Text, Some(151)),
@@ -156,6 +171,12 @@ pub(crate) enum Kind {
     Incident,
     Choice,
     User,
+    /// `sys_user_group`.
+    Group,
+    /// `cmdb_ci`.
+    Ci,
+    /// `sys_journal_field`, written by the platform only.
+    JournalField,
 }
 
 #[derive(Clone, Debug)]
@@ -172,6 +193,8 @@ impl TableDef {
             Kind::Incident => INCIDENT_FIELDS,
             Kind::Choice => CHOICE_FIELDS,
             Kind::User => USER_FIELDS,
+            Kind::Group | Kind::Ci => NAMED_FIELDS,
+            Kind::JournalField => JOURNAL_FIELD_FIELDS,
         };
         SYS_FIELDS.iter().chain(own.iter())
     }

@@ -48,6 +48,24 @@ pub(crate) struct Data {
     choice_cache: OnceLock<Arc<ChoiceIndex>>,
 }
 
+/// Reference targets every emulator has, with fixed sys_ids so tests can name them.
+pub const REFERENCE_ROWS: &[(Kind, &str, &str)] = &[
+    (
+        Kind::Group,
+        "Service Desk",
+        "d625dccec0a8016700a222a0f7900d06",
+    ),
+    (
+        Kind::Group,
+        "Network L2",
+        "287ee6fea9fe198100ada7950d0b1b73",
+    ),
+    (Kind::Group, "Database", "287ebd7da9fe198100f92cc8d1d2154e"),
+    (Kind::Ci, "db-1", "27d32778c0a8000b00db970eeaa60f16"),
+    (Kind::Ci, "web-1", "27d3f35cc0a8000b001df42d019a418f"),
+    (Kind::Ci, "lb-1", "53958ff0c0a801640171ecc40bd0a1a8"),
+];
+
 pub(crate) fn new_sys_id() -> String {
     format!("{:032x}", rand::thread_rng().gen::<u128>())
 }
@@ -63,6 +81,9 @@ impl Data {
             ("incident", Kind::Incident, "INC"),
             ("sys_choice", Kind::Choice, ""),
             ("sys_user", Kind::User, ""),
+            ("sys_user_group", Kind::Group, ""),
+            ("cmdb_ci", Kind::Ci, ""),
+            ("sys_journal_field", Kind::JournalField, ""),
         ] {
             let d = TableDef {
                 name: name.into(),
@@ -105,7 +126,45 @@ impl Data {
         for u in users {
             data.upsert_user(u);
         }
+        for (kind, name, sys_id) in REFERENCE_ROWS {
+            let mut r = Record::new();
+            r.insert("name".into(), name.to_string());
+            r.insert("active".into(), "true".into());
+            let mut r = system(r, &now);
+            r.insert("sys_id".into(), sys_id.to_string());
+            data.insert(*kind, r);
+        }
         data
+    }
+
+    pub fn has_sys_id(&self, table: &str, sys_id: &str) -> bool {
+        let kind = match table {
+            "sys_user_group" => Kind::Group,
+            "cmdb_ci" => Kind::Ci,
+            "sys_user" => Kind::User,
+            "incident" => Kind::Incident,
+            _ => return false,
+        };
+        self.get_any(kind, sys_id).is_some()
+    }
+
+    /// The sys_id of the `table` record whose display value is `display`: `name` for
+    /// groups, CIs and users (then `user_name`), `number` for incidents.
+    pub fn sys_id_for_display(&self, table: &str, display: &str) -> Option<String> {
+        let (kind, columns): (Kind, &[&str]) = match table {
+            "sys_user_group" => (Kind::Group, &["name"]),
+            "cmdb_ci" => (Kind::Ci, &["name"]),
+            "sys_user" => (Kind::User, &["name", "user_name"]),
+            "incident" => (Kind::Incident, &["number"]),
+            _ => return None,
+        };
+        let rows = self.storages.get(&kind)?;
+        columns.iter().find_map(|column| {
+            rows.rows
+                .values()
+                .find(|r| r.get(*column).map(String::as_str) == Some(display))
+                .and_then(|r| r.get("sys_id").cloned())
+        })
     }
 
     /// Adds the user's `sys_user` row, or updates its flags if it exists.

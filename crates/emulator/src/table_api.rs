@@ -13,7 +13,7 @@ use crate::errors::{json_response, SnError};
 use crate::identity;
 use crate::query::{self, Condition, Op, Query};
 use crate::render::{Display, RenderOpts, Renderer};
-use crate::schema::{TableDef, Ty};
+use crate::schema::{Kind, TableDef, Ty};
 use crate::server::Shared;
 use crate::writes::{self, WriteCtx};
 
@@ -450,6 +450,10 @@ fn update(
     if !user.can_write(def.kind) {
         return Err(SnError::acl("Update"));
     }
+    if def.kind == Kind::Incident && !user.may_change_closed() && is_closed(shared, def, sys_id) {
+        // As instances lock Closed incidents: the write ACL fails for all but admins.
+        return Err(SnError::acl("Update"));
+    }
     let input = parse_body(body)?;
     let ctx = write_ctx(shared, user, params);
     writes::store(shared, def, Some(sys_id), &input, &ctx)?;
@@ -461,6 +465,17 @@ fn update(
         StatusCode::OK,
         opts,
     ))
+}
+
+/// State 7, Closed on a base instance.
+pub(crate) const STATE_CLOSED: &str = "7";
+
+fn is_closed(shared: &Shared, def: &TableDef, sys_id: &str) -> bool {
+    shared
+        .data()
+        .get(def, sys_id)
+        .and_then(|r| r.get("state"))
+        .is_some_and(|s| s == STATE_CLOSED)
 }
 
 fn delete(

@@ -120,6 +120,15 @@ pub(crate) fn prepare(
                     value = v.to_string();
                 }
             }
+            // A display value names the referenced record; one that names none leaves
+            // the field as it was (a sys_id given as is still works).
+            Ty::Reference(table) if ctx.input_display_value && !value.is_empty() => {
+                match data.sys_id_for_display(table, &value) {
+                    Some(id) => value = id,
+                    None if data.has_sys_id(table, &value) => {}
+                    None => continue,
+                }
+            }
             _ => {}
         }
         match field.ty {
@@ -192,6 +201,19 @@ pub(crate) fn commit(
         data.replace(def.kind, rec);
     }
     for (element, value) in journal {
+        // The Table API sees each journal write as a sys_journal_field row too.
+        let mut row = Record::new();
+        row.insert("sys_id".into(), new_sys_id());
+        row.insert("name".into(), def.name.clone());
+        row.insert("element".into(), element.clone());
+        row.insert("element_id".into(), sys_id.clone());
+        row.insert("value".into(), value.clone());
+        row.insert("sys_created_on".into(), ctx.now.clone());
+        row.insert("sys_created_by".into(), ctx.user_name.to_string());
+        row.insert("sys_updated_on".into(), ctx.now.clone());
+        row.insert("sys_updated_by".into(), ctx.user_name.to_string());
+        row.insert("sys_mod_count".into(), "0".into());
+        data.insert(Kind::JournalField, row);
         data.add_journal(JournalEntry {
             sys_id: new_sys_id(),
             name: def.name.clone(),

@@ -230,6 +230,8 @@ impl ServiceNowInput {
             },
             // Not settable through the API yet: the inbound direction's next round.
             who_wins: Default::default(),
+            // Field mappings come to the API with the mapping issue's next round.
+            mapping: Default::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod accounts;
 mod crypto;
 mod group_commit;
 mod inbound;
+mod journal;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -24,6 +25,7 @@ pub use inbound::{
     InboundIncidentChange, InboundLink, InboundWrite, PokeLease, PokeOutcome, PollLease,
     PollResult, PollState,
 };
+pub use journal::{JournalItem, JournalState};
 pub use postgres::{Migrations, PostgresBackend, PostgresStore, CHANNEL as CHANGE_CHANNEL};
 pub use sql::{Dialect, SqlStore};
 pub use sqlite::{SqliteBackend, SqliteStore};
@@ -145,6 +147,31 @@ pub trait Store: Send + Sync + 'static {
     async fn get_incident(&self, id: Uuid) -> Result<Incident>;
     async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>>;
     async fn timeline(&self, incident_id: Uuid) -> Result<Vec<TimelineEntry>>;
+    /// A comment on an incident: a timeline entry of kind `comment`, and its links
+    /// bumped so each record's journal gets it (`NotFound` for no such incident).
+    async fn add_comment(
+        &self,
+        incident_id: Uuid,
+        actor: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Timeline entries of journaled kinds (`core::mapping::JOURNAL_KINDS`) the link
+    /// has not written to its record yet, oldest first, at most `limit`.
+    async fn journal_pending(
+        &self,
+        incident_id: Uuid,
+        integration_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<JournalItem>>;
+    /// Records how far a journal write of `timeline_id` got, only while `lease` is held
+    /// (false when it is not: then nothing is written).
+    async fn mark_journal(
+        &self,
+        lease: &Lease,
+        timeline_id: i64,
+        state: JournalState,
+    ) -> Result<bool>;
 
     // --- links and their leases -------------------------------------------------------
     /// A forward: creates the link or, when it exists, bumps it (and replaces its frozen

@@ -8,4 +8,5 @@ mod control;
 mod inbound;
 mod incident;
 mod oauth;
+mod references_journal;
 mod table_api;

@@ -237,6 +237,7 @@ async fn create(
                 forward_to: form.ids("forward_to"),
                 exclude_from: form.ids("exclude_from"),
                 stop: form.get("stop").is_some(),
+                ..Actions::default()
             },
         };
         state.services.rules().create(&user.caller(), input).await

@@ -6,6 +6,7 @@ pub(crate) mod dialect;
 mod inbound;
 mod incidents;
 mod integrations;
+mod journal;
 mod links;
 pub(crate) mod meta;
 mod rows;

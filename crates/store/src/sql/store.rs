@@ -11,13 +11,13 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::{
-    api_calls, inbound, incidents, integrations, links, meta, rules, sources, teams, tokens, users,
-    SqlStore,
+    api_calls, inbound, incidents, integrations, journal, links, meta, rules, sources, teams,
+    tokens, users, SqlStore,
 };
 use crate::types::*;
 use crate::{
-    Completion, InboundLink, InboundWrite, LeaseOutcome, PokeLease, PokeOutcome, PollLease,
-    PollResult, PollState, Result, Session, Store, User,
+    Completion, InboundLink, InboundWrite, JournalItem, JournalState, LeaseOutcome, PokeLease,
+    PokeOutcome, PollLease, PollResult, PollState, Result, Session, Store, User,
 };
 
 #[async_trait]
@@ -139,6 +139,34 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn timeline(&self, incident_id: Uuid) -> Result<Vec<TimelineEntry>> {
         incidents::timeline(self, incident_id).await
+    }
+
+    async fn add_comment(
+        &self,
+        incident_id: Uuid,
+        actor: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        journal::add_comment(self, incident_id, actor, text, at).await
+    }
+
+    async fn journal_pending(
+        &self,
+        incident_id: Uuid,
+        integration_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<JournalItem>> {
+        journal::journal_pending(self, incident_id, integration_id, limit).await
+    }
+
+    async fn mark_journal(
+        &self,
+        lease: &Lease,
+        timeline_id: i64,
+        state: JournalState,
+    ) -> Result<bool> {
+        journal::mark_journal(self, lease, timeline_id, state).await
     }
 
     async fn forward(&self, link: &NewLink, timeline: &TimelineEntry) -> Result<()> {

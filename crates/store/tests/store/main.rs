@@ -9,5 +9,6 @@ mod call_log_and_recreate;
 mod concurrency;
 mod group_commit;
 mod inbound_state;
+mod journal;
 mod leases;
 mod links;
