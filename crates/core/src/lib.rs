@@ -4,6 +4,7 @@
 //! call [`sync::servicenow_fields`] and [`sync::plan_sync`], so what a user previews is
 //! exactly what the engine sends.
 
+pub mod auth;
 pub mod forwarding;
 pub mod instance_url;
 pub mod integration_limits;
@@ -13,5 +14,6 @@ pub mod source;
 pub mod sync;
 pub mod validate;
 
+pub use auth::{Credentials, SecretKind, ServiceNowAuth};
 pub use model::*;
 pub use sync::{incident_url, plan_sync, servicenow_fields, FieldMap, SyncPlan, STATE_FIELD};

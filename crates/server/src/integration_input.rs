@@ -9,7 +9,7 @@ use snowbound_core::instance_url::{is_public, LOCAL_REFUSED};
 use snowbound_core::integration_limits::{check_display_name, check_servicenow_lengths};
 use snowbound_core::validate::{validate_servicenow, FieldError};
 use snowbound_core::{
-    ForwardingMode, Integration, ServiceNowSettings, SeverityMap, SeverityMapping,
+    ForwardingMode, Integration, ServiceNowAuth, ServiceNowSettings, SeverityMap, SeverityMapping,
 };
 use snowbound_store::StoreError;
 use uuid::Uuid;
@@ -173,7 +173,7 @@ impl From<&Integration> for IntegrationInput {
             forwarding: integration.forwarding,
             servicenow: ServiceNowInput {
                 instance_url: s.instance_url,
-                username: s.username,
+                username: s.auth.username().unwrap_or_default().to_owned(),
                 password: None,
                 table: s.table,
                 state_open: s.state_open,
@@ -201,7 +201,10 @@ impl ServiceNowInput {
         let t = |s: &String| s.trim().to_owned();
         ServiceNowSettings {
             instance_url: t(&self.instance_url),
-            username: t(&self.username),
+            // Until the API takes `servicenow.auth`, the top-level username means Basic.
+            auth: ServiceNowAuth::Basic {
+                username: t(&self.username),
+            },
             table: t(&self.table),
             state_open: t(&self.state_open),
             state_acknowledged: self.state_acknowledged.as_ref().map(t),
@@ -278,7 +281,7 @@ pub async fn check(
             // The stored password goes only where, and as whom, it was entered.
             Some(current)
                 if current.servicenow.instance_url != servicenow.instance_url
-                    || current.servicenow.username != servicenow.username =>
+                    || current.servicenow.auth != servicenow.auth =>
             {
                 errors.push(FieldError::new(
                     "servicenow.password",
@@ -292,7 +295,17 @@ pub async fn check(
     };
     let policy = state.servicenow.instance_policy();
     let url_errors_before = errors.len();
-    errors.extend(validate_servicenow(&servicenow, policy));
+    // The input names the user at the top level, so its errors do too.
+    errors.extend(
+        validate_servicenow(&servicenow, policy)
+            .into_iter()
+            .map(|mut e| {
+                if e.field == "servicenow.auth.username" {
+                    e.field = "servicenow.username".into();
+                }
+                e
+            }),
+    );
     errors.extend(check_servicenow_lengths(&servicenow));
     let url_refused = errors[url_errors_before..]
         .iter()

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Utc;
 use serde_json::Value;
-use snowbound_core::{new_id, Integration};
+use snowbound_core::{new_id, Credentials, Integration};
 use snowbound_store::{IntegrationRecord, StoreError};
 use uuid::Uuid;
 
@@ -82,7 +82,7 @@ pub(crate) async fn create_integration(
     };
     state
         .store
-        .create_integration(&integration, &password)
+        .create_integration(&integration, &Credentials::basic(password))
         .await?;
     Ok(state.store.get_integration(integration.id).await?)
 }
@@ -141,7 +141,13 @@ pub(crate) async fn update_integration(
     };
     state
         .store
-        .update_integration(&integration, checked.password.as_ref())
+        .update_integration(
+            &integration,
+            &Credentials {
+                password: checked.password,
+                ..Credentials::default()
+            },
+        )
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::not_found("integration"),

@@ -150,7 +150,13 @@ impl Server {
     pub async fn store_password(&self, integration: Uuid) -> String {
         use secrecy::ExposeSecret;
         use snowbound_store::Store;
-        let secret = self.store.integration_password(integration).await.unwrap();
+        let secret = self
+            .store
+            .integration_credentials(integration)
+            .await
+            .unwrap()
+            .password
+            .unwrap();
         secret.expose_secret().to_owned()
     }
 
