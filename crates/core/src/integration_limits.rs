@@ -29,7 +29,6 @@ pub fn check_servicenow_lengths(settings: &ServiceNowSettings) -> Vec<FieldError
             &settings.instance_url,
             INSTANCE_URL_MAX_CHARS,
         ),
-        ("username".into(), &settings.username, USERNAME_MAX_CHARS),
         (
             "state_open".into(),
             &settings.state_open,

@@ -4,6 +4,7 @@
 //! engine and the preview endpoint both call [`sync::servicenow_fields`] and
 //! [`sync::plan_sync`], so what a user previews is exactly what the engine sends.
 
+pub mod auth;
 pub mod checks;
 pub mod forwarding;
 pub mod inbound;
@@ -19,6 +20,7 @@ pub mod source;
 pub mod sync;
 pub mod validate;
 
+pub use auth::{Credentials, SecretKind, ServiceNowAuth};
 pub use model::*;
 pub use sync::{
     incident_url, mapped_fields, plan_sync, servicenow_fields, Desired, FieldMap, SyncPlan,

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::ServiceNowAuth;
 pub use crate::inbound::settings::WhoWins;
 
 /// Ids are UUIDv7: time-ordered, so primary-key indexes stay append-mostly.
@@ -200,12 +201,13 @@ impl Default for SeverityMapping {
     }
 }
 
-/// ServiceNow settings of an outbound integration, without the password (which the
-/// store keeps encrypted and hands out only as a secret).
+/// ServiceNow settings of an outbound integration, without the secrets (which the
+/// store keeps encrypted and hands out only as [`crate::Credentials`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SettingsWire", into = "SettingsWire")]
 pub struct ServiceNowSettings {
     pub instance_url: String,
-    pub username: String,
+    pub auth: ServiceNowAuth,
     pub table: String,
     pub state_open: String,
     /// When unset, acknowledged counts as open.
@@ -216,26 +218,103 @@ pub struct ServiceNowSettings {
     pub close_code: String,
     pub close_notes_default: String,
     pub severity: SeverityMapping,
-    /// Which system wins a conflict on state and on severity (issue #15). Settings
+    /// Which system wins a conflict on state and on severity. Settings
     /// stored before it have none and get `latest` for both.
     #[serde(default)]
     pub who_wins: WhoWins,
-    /// Field mappings, closed-record handling and which updates are sent (issue #17).
+    /// Field mappings, closed-record handling and which updates are sent.
     /// Flattened so the API keeps `servicenow.fields`, `servicenow.updates`, …; every
     /// part has a default, so settings stored before it read as today's behaviour.
     #[serde(flatten)]
     pub mapping: crate::mapping::MappingSettings,
 }
 
+/// The stored and answered shape. Settings written before `auth` existed carry a
+/// top-level `username` and mean Basic; Basic settings still carry it, so readers of
+/// the old shape keep finding the user.
+#[derive(Serialize, Deserialize)]
+struct SettingsWire {
+    instance_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth: Option<ServiceNowAuth>,
+    table: String,
+    state_open: String,
+    state_acknowledged: Option<String>,
+    state_resolved: String,
+    close_code_field: String,
+    close_notes_field: String,
+    close_code: String,
+    close_notes_default: String,
+    severity: SeverityMapping,
+    #[serde(default)]
+    who_wins: WhoWins,
+    #[serde(flatten)]
+    mapping: crate::mapping::MappingSettings,
+}
+
+impl TryFrom<SettingsWire> for ServiceNowSettings {
+    type Error = String;
+
+    fn try_from(w: SettingsWire) -> Result<Self, String> {
+        let auth = match (w.auth, w.username) {
+            (Some(auth), _) => auth,
+            (None, Some(username)) => ServiceNowAuth::Basic { username },
+            (None, None) => return Err("ServiceNow settings need `auth` (or `username`)".into()),
+        };
+        Ok(ServiceNowSettings {
+            instance_url: w.instance_url,
+            auth,
+            table: w.table,
+            state_open: w.state_open,
+            state_acknowledged: w.state_acknowledged,
+            state_resolved: w.state_resolved,
+            close_code_field: w.close_code_field,
+            close_notes_field: w.close_notes_field,
+            close_code: w.close_code,
+            close_notes_default: w.close_notes_default,
+            severity: w.severity,
+            who_wins: w.who_wins,
+            mapping: w.mapping,
+        })
+    }
+}
+
+impl From<ServiceNowSettings> for SettingsWire {
+    fn from(s: ServiceNowSettings) -> Self {
+        let username = match &s.auth {
+            ServiceNowAuth::Basic { username } => Some(username.clone()),
+            _ => None,
+        };
+        SettingsWire {
+            instance_url: s.instance_url,
+            username,
+            auth: Some(s.auth),
+            table: s.table,
+            state_open: s.state_open,
+            state_acknowledged: s.state_acknowledged,
+            state_resolved: s.state_resolved,
+            close_code_field: s.close_code_field,
+            close_notes_field: s.close_notes_field,
+            close_code: s.close_code,
+            close_notes_default: s.close_notes_default,
+            severity: s.severity,
+            who_wins: s.who_wins,
+            mapping: s.mapping,
+        }
+    }
+}
+
 pub const DEFAULT_CLOSE_NOTES: &str = "Resolved from Snowbound";
 
 impl ServiceNowSettings {
-    /// The seed's defaults for everything but the instance, the user and the close
-    /// code, which an admin must choose.
+    /// The seed's defaults for everything but the instance, the (Basic) user and the
+    /// close code, which an admin must choose.
     pub fn with_defaults(instance_url: String, username: String, close_code: String) -> Self {
         ServiceNowSettings {
             instance_url,
-            username,
+            auth: ServiceNowAuth::Basic { username },
             table: "incident".into(),
             state_open: "1".into(),
             state_acknowledged: None,
@@ -289,5 +368,80 @@ impl Integration {
                 .filter(|t| *t != self.root_team_id),
         );
         ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The settings column as databases hold it since the first release.
+    fn stored_before_auth() -> serde_json::Value {
+        json!({
+            "instance_url": "https://acme.service-now.com",
+            "username": "snowbound",
+            "table": "incident",
+            "state_open": "1",
+            "state_acknowledged": null,
+            "state_resolved": "6",
+            "close_code_field": "close_code",
+            "close_notes_field": "close_notes",
+            "close_code": "Solution provided",
+            "close_notes_default": "Resolved from Snowbound",
+            "severity": {
+                "primary_field": "urgency",
+                "primary_map": {"critical": "1", "warning": "2", "minor": "3"},
+                "secondary_field": null,
+                "secondary_map": null
+            }
+        })
+    }
+
+    #[test]
+    fn settings_stored_before_auth_mean_basic() {
+        let settings: ServiceNowSettings = serde_json::from_value(stored_before_auth()).unwrap();
+        assert_eq!(
+            settings.auth,
+            ServiceNowAuth::Basic {
+                username: "snowbound".into()
+            }
+        );
+        assert_eq!(
+            settings,
+            ServiceNowSettings::with_defaults(
+                "https://acme.service-now.com".into(),
+                "snowbound".into(),
+                "Solution provided".into()
+            )
+        );
+        // Written back, the old shape is still there beside `auth`.
+        let written = serde_json::to_value(&settings).unwrap();
+        assert_eq!(written["username"], "snowbound");
+        assert_eq!(
+            written["auth"],
+            json!({"type": "basic", "username": "snowbound"})
+        );
+    }
+
+    #[test]
+    fn auth_wins_and_other_types_carry_no_top_level_username() {
+        let mut wire = stored_before_auth();
+        wire["auth"] = json!({"type": "oauth_client_credentials", "client_id": "abc"});
+        let settings: ServiceNowSettings = serde_json::from_value(wire).unwrap();
+        assert_eq!(
+            settings.auth,
+            ServiceNowAuth::OauthClientCredentials {
+                client_id: "abc".into()
+            }
+        );
+        let written = serde_json::to_value(&settings).unwrap();
+        assert!(written.get("username").is_none(), "{written}");
+        let back: ServiceNowSettings = serde_json::from_value(written).unwrap();
+        assert_eq!(back, settings);
+
+        let mut neither = stored_before_auth();
+        neither.as_object_mut().unwrap().remove("username");
+        assert!(serde_json::from_value::<ServiceNowSettings>(neither).is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::auth::validate_auth;
 use crate::instance_url::{parse_instance_url, InstancePolicy};
 use crate::model::{ServiceNowSettings, SeverityMap};
 
@@ -96,9 +97,10 @@ pub fn validate_servicenow(
     if let Err(message) = parse_instance_url(&settings.instance_url, policy) {
         err("instance_url", message);
     }
-    if settings.username.trim().is_empty() {
-        err("username", "is required".into());
-    }
+    errors.extend(validate_auth(&settings.auth));
+    let mut err = |field: &str, message: String| {
+        errors.push(FieldError::new(format!("servicenow.{field}"), message))
+    };
     for (field, value) in [
         ("table", &settings.table),
         ("close_code_field", &settings.close_code_field),

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use secrecy::SecretString;
+use snowbound_core::Credentials;
+use snowbound_servicenow::ConnectionError;
 use snowbound_store::{
     ApiCallRecord, Completion, IntegrationRecord, Lease, LeaseOutcome, StoreError,
 };
@@ -23,13 +24,15 @@ use crate::runner::Inner;
 pub(crate) enum Loaded {
     Ready {
         record: Box<IntegrationRecord>,
-        password: SecretString,
+        credentials: Credentials,
     },
     /// Deleted meanwhile: its links went with it.
     Gone,
     /// Reading it failed; the leases expire and the work is redone.
     Unavailable,
-    PasswordUnreadable(String),
+    /// The secrets cannot be read or one the auth type needs is not set: the
+    /// integration fails until its settings change.
+    CredentialsUnusable(String),
 }
 
 impl Inner {
@@ -42,13 +45,18 @@ impl Inner {
                 return Loaded::Unavailable;
             }
         };
-        match self.store.integration_password(integration_id).await {
-            Ok(password) => Loaded::Ready {
-                record: Box::new(record),
-                password,
+        match self.store.integration_credentials(integration_id).await {
+            Ok(credentials) => match credentials.missing_for(&record.integration.servicenow.auth) {
+                Some(kind) => {
+                    Loaded::CredentialsUnusable(ConnectionError::MissingSecret(kind).to_string())
+                }
+                None => Loaded::Ready {
+                    record: Box::new(record),
+                    credentials,
+                },
             },
             Err(e) => {
-                Loaded::PasswordUnreadable(format!("the stored password cannot be read: {e}"))
+                Loaded::CredentialsUnusable(format!("the stored credentials cannot be read: {e}"))
             }
         }
     }
@@ -124,10 +132,13 @@ impl Inner {
     ) -> Finish {
         let integration_id = lease.link.integration_id;
         let incident_id = lease.link.incident_id;
-        let (record, password) = match loaded {
-            Loaded::Ready { record, password } => (record, password.clone()),
+        let (record, credentials) = match loaded {
+            Loaded::Ready {
+                record,
+                credentials,
+            } => (record, credentials),
             Loaded::Gone | Loaded::Unavailable => return Finish::Nothing,
-            Loaded::PasswordUnreadable(error) => {
+            Loaded::CredentialsUnusable(error) => {
                 self.mark_failing(integration_id, error).await;
                 return Finish::Record(LeaseOutcome::Release, Vec::new());
             }
@@ -152,7 +163,9 @@ impl Inner {
             limiter: limiter.as_deref(),
             leases: &self.leases,
         };
-        let done = reconciler.run(lease, &record.integration, password).await;
+        let done = reconciler
+            .run(lease, &record.integration, credentials)
+            .await;
         // The slot limits calls to the instance; recording the outcome is ours to wait for.
         drop(slot);
         if !done.calls.is_empty() {

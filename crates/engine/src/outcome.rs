@@ -71,6 +71,7 @@ pub(crate) fn failed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use snowbound_servicenow::AuthRefusal;
 
     const BACKOFF: Backoff = Backoff {
         base: Duration::from_secs(1),
@@ -146,7 +147,8 @@ mod tests {
     #[test]
     fn unauthorized_releases_the_link_and_fails_the_integration() {
         let failure = Failure::Unauthorized {
-            message: "User Not Authenticated".into(),
+            message: "HTTP 401: User Not Authenticated".into(),
+            cause: AuthRefusal::BasicCredentials,
         };
         let (outcome, effect) = map(failure, Call::Update, 0);
         assert!(matches!(outcome, LeaseOutcome::Release));

@@ -2,10 +2,9 @@
 //! difference, and turn the answer into a [`LeaseOutcome`].
 
 use chrono::Utc;
-use secrecy::SecretString;
 use snowbound_core::{
-    incident_url, plan_sync, servicenow_fields, FieldMap, Incident, IncidentSnapshot, Integration,
-    SyncPlan,
+    incident_url, plan_sync, servicenow_fields, Credentials, FieldMap, Incident, IncidentSnapshot,
+    Integration, SyncPlan,
 };
 use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Record};
 use snowbound_store::{Lease, LeaseOutcome, Link};
@@ -86,19 +85,16 @@ impl Reconciler<'_> {
         &self,
         lease: &Lease,
         integration: &Integration,
-        password: SecretString,
+        credentials: &Credentials,
     ) -> Reconciled {
         let (link, incident) = (&lease.link, &lease.incident);
         let settings = &integration.servicenow;
-        let conn = match url::Url::parse(&settings.instance_url) {
-            Ok(instance_url) => Connection {
-                instance_url,
-                username: settings.username.clone(),
-                password,
-                table: settings.table.clone(),
-            },
+        // The connection carries the integration's id: the client caches its OAuth token
+        // under it, for every worker of this node.
+        let conn = match Connection::for_integration(integration, credentials) {
+            Ok(conn) => conn,
             Err(e) => {
-                let error = format!("the instance URL is not valid: {e}");
+                let error = e.to_string();
                 return Reconciled::done(LeaseOutcome::Park { error }, Vec::new());
             }
         };

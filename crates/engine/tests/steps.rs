@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use secrecy::SecretString;
 use snowbound_core::{
-    new_id, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings, Severity,
-    Team,
+    new_id, Credentials, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings,
+    Severity, Team,
 };
 use snowbound_emulator::{Emulator, EmulatorConfig, Fault};
 use snowbound_engine::{Backoff, Engine, EngineConfig, EngineWaker, Worker};
@@ -56,7 +56,10 @@ async fn bench(tweak: impl FnOnce(&mut EngineConfig)) -> Bench {
         updated_at: now,
     };
     store
-        .create_integration(&integration, &SecretString::from("admin"))
+        .create_integration(
+            &integration,
+            &Credentials::basic(SecretString::from("admin")),
+        )
         .await
         .unwrap();
     let mut config = EngineConfig {

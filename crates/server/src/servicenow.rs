@@ -9,25 +9,17 @@ use uuid::Uuid;
 
 use crate::state::AppState;
 
-/// How to reach the integration's instance, with the stored password. The answer on
+/// How to reach the integration's instance, with the stored secrets. The answer on
 /// failure is a sentence for the user.
 pub async fn connection(
     store: &dyn Store,
     integration: &Integration,
 ) -> Result<Connection, String> {
-    let settings = &integration.servicenow;
-    let instance_url = url::Url::parse(&settings.instance_url)
-        .map_err(|e| format!("the instance URL is not valid: {e}"))?;
-    let password = store.integration_password(integration.id).await.map_err(|e| {
-        tracing::error!(integration = %integration.id, error = %e, "cannot read the integration's password");
-        "the stored password cannot be read; set it again".to_owned()
+    let credentials = store.integration_credentials(integration.id).await.map_err(|e| {
+        tracing::error!(integration = %integration.id, error = %e, "cannot read the integration's credentials");
+        "the stored credentials cannot be read; set them again".to_owned()
     })?;
-    Ok(Connection {
-        instance_url,
-        username: settings.username.clone(),
-        password,
-        table: settings.table.clone(),
-    })
+    Connection::for_integration(integration, &credentials).map_err(|e| e.to_string())
 }
 
 /// Appends to the integration's API call log. A failure to log never fails the request

@@ -7,9 +7,10 @@ pub const MAX_LOGGED_BODY_BYTES: usize = 64 * 1024;
 
 /// One HTTP call to ServiceNow, as shown in the integration's API call log.
 ///
-/// No request headers are recorded at all, so the `Authorization` header (and with it the
-/// password) can never end up here; URLs never carry credentials either (see
-/// [`crate::Connection`]).
+/// No request headers are recorded at all, so the `Authorization` and `x-sn-apikey`
+/// headers (and with them passwords, tokens and API keys) can never end up here; URLs
+/// never carry credentials either (see [`crate::Connection`]). Token requests are logged
+/// with their secrets and the tokens they return replaced by `[redacted]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiCall {
     pub at: DateTime<Utc>,
@@ -23,6 +24,26 @@ pub struct ApiCall {
     pub duration_ms: u64,
     /// Transport error (connect, timeout, reset) in words; `None` when an answer was read.
     pub error: Option<String>,
+}
+
+impl ApiCall {
+    /// A call Snowbound refused to send; kept so the log shows what was attempted.
+    pub(crate) fn not_sent(
+        method: &reqwest::Method,
+        url: &url::Url,
+        request_body: Option<String>,
+    ) -> ApiCall {
+        ApiCall {
+            at: chrono::Utc::now(),
+            method: method.to_string(),
+            url: url.to_string(),
+            request_body,
+            status: None,
+            response_body: None,
+            duration_ms: 0,
+            error: Some("not sent".into()),
+        }
+    }
 }
 
 /// Decodes lossily (an HTML error page may not be UTF-8) and cuts on a char boundary so the

@@ -66,7 +66,7 @@ impl Client {
         };
         Exchange {
             outcome,
-            calls: vec![sent.call],
+            calls: sent.into_calls(),
         }
     }
 }

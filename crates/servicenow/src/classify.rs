@@ -6,6 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::auth::AuthKind;
+
 /// Why a call did not succeed, classified by what the caller should do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
@@ -27,9 +29,122 @@ pub enum Failure {
         message: String,
         detail: Option<String>,
     },
-    /// HTTP 401: wrong username/password, locked user, or Basic auth not allowed.
-    #[error("ServiceNow did not accept the credentials (HTTP 401): {message}")]
-    Unauthorized { message: String },
+    /// The credentials were refused: a 401 from the Table API, or the token endpoint
+    /// refusing to issue a token. `message` is what ServiceNow said, `cause` what it
+    /// means for the person fixing it.
+    #[error("ServiceNow did not accept the credentials: {message}")]
+    Unauthorized { message: String, cause: AuthRefusal },
+}
+
+/// What a refusal of the credentials means, by how the integration authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefusal {
+    /// Basic: wrong username or password, or an inactive or locked account.
+    BasicCredentials,
+    /// Basic refused by the Basic authentication restriction ("User is not
+    /// authenticated", AUTH §1.1).
+    BasicRestricted,
+    /// `oauth_token.do` refused the client id or secret (with the password grant: or
+    /// the user's name or password).
+    OAuthClient { password_grant: bool },
+    /// `oauth_token.do` does not allow the grant (client credentials: the property is off).
+    GrantNotEnabled { client_credentials: bool },
+    /// Any other refusal of a token request.
+    TokenRequest,
+    /// A freshly obtained bearer token was refused as well.
+    BearerToken,
+    /// The API key was refused; `policy`: ServiceNow said no REST API Access Policy
+    /// lets it in.
+    ApiKey { policy: bool },
+}
+
+/// Where the setup steps for each type are, for messages.
+const SETUP_DOC: &str = "docs/SERVICENOW_SETUP.md";
+
+impl AuthRefusal {
+    /// A 401 of the Table API to a call made with `kind`.
+    pub(crate) fn of_table_api(kind: AuthKind, message: &str) -> AuthRefusal {
+        match kind {
+            // The restriction's words differ from a wrong password's ("User Not
+            // Authenticated") only in case.
+            AuthKind::Basic if message.starts_with("User is not authenticated") => {
+                AuthRefusal::BasicRestricted
+            }
+            AuthKind::Basic => AuthRefusal::BasicCredentials,
+            AuthKind::OAuthClientCredentials | AuthKind::OAuthPassword => AuthRefusal::BearerToken,
+            AuthKind::ApiKey => AuthRefusal::ApiKey {
+                policy: message.contains("REST API Policy") || message.contains("Token Based Auth"),
+            },
+        }
+    }
+
+    fn user_message(self) -> String {
+        match self {
+            AuthRefusal::BasicCredentials => "ServiceNow did not accept the username or password \
+                 of the integration (HTTP 401). Check both in the integration settings; the \
+                 ServiceNow account must be active. If they are right, the instance may \
+                 restrict Basic authentication: make the account Web service access only, give \
+                 it the role snc_basic_auth_api_access, or switch the integration to OAuth."
+                .to_owned(),
+            AuthRefusal::BasicRestricted => format!(
+                "ServiceNow refused Basic authentication for the integration user (HTTP 401 \
+                 \"User is not authenticated\"): the instance enforces the Basic authentication \
+                 restriction. Mark the account Web service access only, give it the role \
+                 snc_basic_auth_api_access, or switch the integration to OAuth ({SETUP_DOC})."
+            ),
+            AuthRefusal::OAuthClient {
+                password_grant: false,
+            } => format!(
+                "ServiceNow refused the OAuth client id or client secret (oauth_token.do \
+                 answered access_denied). Check both against the instance's OAuth application \
+                 (Machine Identity Console, or System OAuth > Application Registry), and that \
+                 its OAuth Application User is set and active ({SETUP_DOC})."
+            ),
+            AuthRefusal::OAuthClient {
+                password_grant: true,
+            } => format!(
+                "ServiceNow refused the OAuth token request (oauth_token.do answered \
+                 access_denied): the client id or client secret, or the integration user's \
+                 name or password, is wrong, or the user is inactive. Check them against the \
+                 OAuth application registry entry and the user ({SETUP_DOC})."
+            ),
+            AuthRefusal::GrantNotEnabled {
+                client_credentials: true,
+            } => format!(
+                "ServiceNow does not allow the OAuth client credentials grant on this instance \
+                 (unsupported_grant_type). An admin (role oauth_admin) must create the system \
+                 property glide.oauth.inbound.client.credential.grant_type.enabled with the \
+                 value true (Washington DC release or later) ({SETUP_DOC})."
+            ),
+            AuthRefusal::GrantNotEnabled {
+                client_credentials: false,
+            } => format!(
+                "ServiceNow does not allow the OAuth password grant on this instance \
+                 (unsupported_grant_type). Use the client credentials grant or another type \
+                 ({SETUP_DOC})."
+            ),
+            AuthRefusal::TokenRequest => format!(
+                "ServiceNow refused to issue an OAuth token. Check the instance URL and the \
+                 OAuth settings of the integration ({SETUP_DOC})."
+            ),
+            AuthRefusal::BearerToken => "ServiceNow refused a freshly obtained OAuth token \
+                 (HTTP 401). The ServiceNow user the token acts as (the OAuth Application User, \
+                 or the integration user) may be inactive or locked, or the OAuth application's \
+                 token restrictions refuse the Table API."
+                .to_owned(),
+            AuthRefusal::ApiKey { policy: true } => format!(
+                "ServiceNow refused the API key: no REST API Access Policy lets API keys into \
+                 the Table API. An admin must create a REST API Access Policy for the Table API \
+                 (one per API version) with an inbound authentication profile of type API Key \
+                 ({SETUP_DOC})."
+            ),
+            AuthRefusal::ApiKey { policy: false } => format!(
+                "ServiceNow refused the API key (HTTP 401): it is wrong or expired, or its user \
+                 is inactive. Check the REST API Key record, and that a REST API Access Policy \
+                 for the Table API with an API Key authentication profile exists ({SETUP_DOC})."
+            ),
+        }
+    }
 }
 
 fn rejected_text(status: u16, message: &str, detail: &Option<String>) -> String {
@@ -45,6 +160,18 @@ fn rejected_text(status: u16, message: &str, detail: &Option<String>) -> String 
 }
 
 impl Failure {
+    /// A Table API 401 read for the way the call authenticated.
+    pub(crate) fn for_auth(self, kind: AuthKind) -> Failure {
+        match self {
+            Failure::Unauthorized { message, .. } => {
+                let said = message.strip_prefix("HTTP 401: ").unwrap_or(&message);
+                let cause = AuthRefusal::of_table_api(kind, said);
+                Failure::Unauthorized { message, cause }
+            }
+            other => other,
+        }
+    }
+
     /// The request may have been applied although no success was seen: after a create,
     /// look the record up by correlation id before creating it again.
     pub fn is_ambiguous(&self) -> bool {
@@ -96,11 +223,7 @@ impl Failure {
                 "ServiceNow could not be reached or is temporarily unavailable ({message}); \
                  Snowbound retries automatically."
             ),
-            Failure::Unauthorized { .. } => "ServiceNow did not accept the username or password \
-                 of the integration (HTTP 401). Check the credentials in the integration \
-                 settings; the ServiceNow account must be active and allowed to use Basic \
-                 authentication for web services."
-                .to_owned(),
+            Failure::Unauthorized { cause, .. } => cause.user_message(),
             Failure::Rejected {
                 status,
                 message,
@@ -206,10 +329,15 @@ pub(crate) fn classify_answer(write: bool, answer: &Answer<'_>) -> Result<Value,
     }
     match status {
         200..=299 => classify_success(write, answer),
-        401 => Err(Failure::Unauthorized {
-            message: envelope_text(answer.body)
-                .unwrap_or_else(|| format!("HTTP 401: {}", first_bytes(answer.body))),
-        }),
+        401 => {
+            let said = envelope_text(answer.body).unwrap_or_else(|| first_bytes(answer.body));
+            // Basic's reading; the client reads it again for the way it authenticated.
+            let cause = AuthRefusal::of_table_api(AuthKind::Basic, &said);
+            Err(Failure::Unauthorized {
+                message: format!("HTTP 401: {said}"),
+                cause,
+            })
+        }
         429 => Err(Failure::RateLimited {
             retry_after: answer
                 .retry_after

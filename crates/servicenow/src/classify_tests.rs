@@ -27,12 +27,61 @@ fn unauthorized_keeps_servicenow_words() {
     assert_eq!(
         failure,
         Failure::Unauthorized {
-            message: "User Not Authenticated: Required to provide Auth information".into()
+            message: "HTTP 401: User Not Authenticated: Required to provide Auth information"
+                .into(),
+            cause: AuthRefusal::BasicCredentials,
         }
     );
     assert!(failure
         .user_message("incident")
         .contains("username or password"));
+}
+
+#[test]
+fn each_refusal_of_the_credentials_says_what_to_do() {
+    let restricted = r#"{"error":{"message":"User is not authenticated","detail":"Required to provide Auth information"},"status":"failure"}"#;
+    let failure = classify_answer(false, &answer(401, restricted)).unwrap_err();
+    let text = failure.user_message("incident");
+    for words in [
+        "Web service access only",
+        "snc_basic_auth_api_access",
+        "OAuth",
+    ] {
+        assert!(text.contains(words), "{text}");
+    }
+    let policy = r#"{"error":{"message":"User Not Authenticated","detail":"Token Based Auth isn't allowed in the Global REST API Policy"},"status":"failure"}"#;
+    let failure = classify_answer(false, &answer(401, policy))
+        .unwrap_err()
+        .for_auth(AuthKind::ApiKey);
+    assert!(matches!(
+        failure,
+        Failure::Unauthorized {
+            cause: AuthRefusal::ApiKey { policy: true },
+            ..
+        }
+    ));
+    assert!(failure
+        .user_message("incident")
+        .contains("REST API Access Policy"));
+    let bearer = classify_answer(false, &answer(401, UNAUTHENTICATED))
+        .unwrap_err()
+        .for_auth(AuthKind::OAuthPassword);
+    assert!(matches!(
+        bearer,
+        Failure::Unauthorized {
+            cause: AuthRefusal::BearerToken,
+            ..
+        }
+    ));
+    let grant = Failure::Unauthorized {
+        message: String::new(),
+        cause: AuthRefusal::GrantNotEnabled {
+            client_credentials: true,
+        },
+    };
+    assert!(grant
+        .user_message("incident")
+        .contains("glide.oauth.inbound.client.credential.grant_type.enabled"));
 }
 
 #[test]

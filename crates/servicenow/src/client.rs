@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -13,12 +13,14 @@ use snowbound_core::instance_url::{is_public, InstancePolicy, LOCAL_REFUSED};
 use url::Url;
 
 use crate::api_call::{logged_body, ApiCall};
+use crate::auth::{Auth, API_KEY_HEADER};
 use crate::classify::{
     classify_answer, classify_transport, unexpected_body, Answer, Failure, TransportKind,
 };
 use crate::connection::{
     check_identifier, check_sys_id, encoded_query_value, table_api_url, Connection,
 };
+use crate::oauth::{Bearer, TokenCache, Want};
 use crate::record::Record;
 use crate::FieldMap;
 
@@ -62,8 +64,10 @@ pub struct BuildError(#[source] reqwest::Error);
 /// The ServiceNow Table API client. Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     policy: InstancePolicy,
+    /// OAuth tokens, shared by every clone (so by every worker of a node).
+    pub(crate) tokens: Arc<TokenCache>,
 }
 
 /// The classified outcome of one operation and every HTTP call it made, in order.
@@ -87,13 +91,24 @@ impl<T> Exchange<T> {
     }
 }
 
-/// One HTTP call's classified result: the envelope's `result` on success.
+/// One Table API call's classified result: the envelope's `result` on success.
 pub(crate) struct Sent {
     pub outcome: Result<Value, Failure>,
+    /// The Table API call (or, when no token could be had, the last token call).
     pub call: ApiCall,
+    /// Calls made before it: token requests, and a first attempt refused with a token
+    /// that had to be renewed.
+    pub before: Vec<ApiCall>,
 }
 
 impl Sent {
+    /// Every call, in order, for the API call log.
+    pub(crate) fn into_calls(self) -> Vec<ApiCall> {
+        let mut calls = self.before;
+        calls.push(self.call);
+        calls
+    }
+
     /// A success whose `result` did not have the expected shape.
     pub(crate) fn unexpected(&self, write: bool) -> Failure {
         let body = self.call.response_body.as_deref().unwrap_or("");
@@ -126,7 +141,11 @@ impl Client {
             .user_agent(config.user_agent.clone())
             .build()
             .map_err(BuildError)?;
-        Ok(Client { http, policy })
+        Ok(Client {
+            http,
+            policy,
+            tokens: Arc::default(),
+        })
     }
 
     /// Which instance addresses this client calls; the server checks saved settings with it.
@@ -147,7 +166,7 @@ impl Client {
         };
         Exchange {
             outcome,
-            calls: vec![sent.call],
+            calls: sent.into_calls(),
         }
     }
 
@@ -171,7 +190,7 @@ impl Client {
         };
         Exchange {
             outcome,
-            calls: vec![sent.call],
+            calls: sent.into_calls(),
         }
     }
 
@@ -190,7 +209,7 @@ impl Client {
         };
         Exchange {
             outcome,
-            calls: vec![sent.call],
+            calls: sent.into_calls(),
         }
     }
 
@@ -244,12 +263,13 @@ impl Client {
         };
         Exchange {
             outcome,
-            calls: vec![sent.call],
+            calls: sent.into_calls(),
         }
     }
 
-    /// One HTTP call, classified, with its log entry. The password leaves the secret only
-    /// here, straight into reqwest's (sensitive-marked) Authorization header.
+    /// One Table API call, classified, with its log entries. With OAuth it takes the
+    /// cached token (fetching one if needed) and, after a 401, renews it once and retries
+    /// before the refusal counts.
     pub(crate) async fn send(
         &self,
         conn: &Connection,
@@ -257,6 +277,59 @@ impl Client {
         url: Url,
         fields: Option<&FieldMap>,
     ) -> Sent {
+        let mut before = Vec::new();
+        if !conn.auth.is_oauth() {
+            let (outcome, call) = self.send_once(conn, &method, &url, fields, None).await;
+            return Sent {
+                outcome,
+                call,
+                before,
+            };
+        }
+        let bearer = match self.bearer(conn, Want::Cached, &mut before).await {
+            Ok(bearer) => bearer,
+            Err(failure) => return Sent::without_call(failure, before, &url),
+        };
+        let (outcome, call) = self
+            .send_once(conn, &method, &url, fields, Some(&bearer))
+            .await;
+        if !matches!(outcome, Err(Failure::Unauthorized { .. })) {
+            return Sent {
+                outcome,
+                call,
+                before,
+            };
+        }
+        // The instance forgot the token or it expired early: a 401 is certain not to
+        // have applied anything, so one more try with a new token is safe.
+        before.push(call);
+        let bearer = match self
+            .bearer(conn, Want::Replacing(bearer.id), &mut before)
+            .await
+        {
+            Ok(bearer) => bearer,
+            Err(failure) => return Sent::without_call(failure, before, &url),
+        };
+        let (outcome, call) = self
+            .send_once(conn, &method, &url, fields, Some(&bearer))
+            .await;
+        Sent {
+            outcome,
+            call,
+            before,
+        }
+    }
+
+    /// One HTTP call with the connection's credentials (`bearer` for OAuth). Secrets
+    /// leave their `SecretString` only here, into sensitive-marked headers.
+    async fn send_once(
+        &self,
+        conn: &Connection,
+        method: &Method,
+        url: &Url,
+        fields: Option<&FieldMap>,
+        bearer: Option<&Bearer>,
+    ) -> (Result<Value, Failure>, ApiCall) {
         let write = method != Method::GET && method != Method::HEAD;
         let request_body = fields.map(|f| serde_json::to_string(f).unwrap_or_default());
         let at = Utc::now();
@@ -264,8 +337,29 @@ impl Client {
         let mut request = self
             .http
             .request(method.clone(), url.clone())
-            .basic_auth(&conn.username, Some(conn.password.expose_secret()))
             .header(ACCEPT, "application/json");
+        request = match (&conn.auth, bearer) {
+            (Auth::Basic { username, password }, _) => {
+                request.basic_auth(username, Some(password.expose_secret()))
+            }
+            (Auth::ApiKey { api_key }, _) => match HeaderValue::from_str(api_key.expose_secret()) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    request.header(API_KEY_HEADER, value)
+                }
+                Err(_) => {
+                    let refused = Failure::Rejected {
+                        status: 0,
+                        message: "the API key contains characters an HTTP header cannot carry"
+                            .into(),
+                        detail: None,
+                    };
+                    return (Err(refused), ApiCall::not_sent(method, url, request_body));
+                }
+            },
+            (_, Some(bearer)) => request.bearer_auth(bearer.token.expose_secret()),
+            (_, None) => request,
+        };
         if let Some(body) = &request_body {
             request = request
                 .header(CONTENT_TYPE, "application/json")
@@ -331,6 +425,7 @@ impl Client {
                 }
             }
         };
+        let outcome = outcome.map_err(|failure| failure.for_auth(conn.auth.kind()));
         call.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &outcome {
             Ok(_) => tracing::debug!(
@@ -342,7 +437,21 @@ impl Client {
                 duration_ms = call.duration_ms, %failure, "ServiceNow call failed"
             ),
         }
-        Sent { outcome, call }
+        (outcome, call)
+    }
+}
+
+impl Sent {
+    /// No Table API call was made: getting a token failed. Its last call stands in.
+    fn without_call(failure: Failure, mut before: Vec<ApiCall>, url: &Url) -> Sent {
+        let call = before
+            .pop()
+            .unwrap_or_else(|| ApiCall::not_sent(&Method::POST, url, None));
+        Sent {
+            outcome: Err(failure),
+            call,
+            before,
+        }
     }
 }
 
@@ -401,7 +510,7 @@ struct LocalAddressRefused {
 }
 
 /// The resolver refused every address of the host: a policy refusal, not a network fault.
-fn refused_by_policy(error: &reqwest::Error) -> Option<String> {
+pub(crate) fn refused_by_policy(error: &reqwest::Error) -> Option<String> {
     let mut source = error.source();
     while let Some(cause) = source {
         if let Some(refused) = cause.downcast_ref::<LocalAddressRefused>() {
@@ -423,7 +532,7 @@ fn record_of(result: &Value, sys_id: &str) -> Option<Record> {
     Record::from_json(&Value::Object(with_id))
 }
 
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+pub(crate) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         let room = MAX_READ_BODY_BYTES.saturating_sub(body.len());
@@ -437,7 +546,7 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::
 
 /// Connect errors come first: reqwest also reports a connect *timeout* as a timeout, and
 /// nothing was sent in either case.
-fn transport_kind(error: &reqwest::Error) -> TransportKind {
+pub(crate) fn transport_kind(error: &reqwest::Error) -> TransportKind {
     if error.is_connect() {
         TransportKind::Connect
     } else if error.is_timeout() {
@@ -451,7 +560,7 @@ fn transport_kind(error: &reqwest::Error) -> TransportKind {
 
 /// reqwest's top-level message is generic ("error sending request"); the cause is in the
 /// source chain.
-fn error_text(error: &reqwest::Error) -> String {
+pub(crate) fn error_text(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -1,9 +1,11 @@
 use std::fmt;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use secrecy::SecretString;
 use snowbound_core::instance_url::{check_instance_url, InstancePolicy};
 use url::Url;
+use uuid::Uuid;
+
+use crate::auth::Auth;
 
 /// Where and as whom to reach one ServiceNow instance, and which table holds the incidents.
 #[derive(Clone)]
@@ -12,19 +14,22 @@ pub struct Connection {
     /// [`InstancePolicy`] allows them). May carry a path prefix (reverse proxy); a trailing
     /// slash makes no difference.
     pub instance_url: Url,
-    pub username: String,
-    pub password: SecretString,
+    pub auth: Auth,
     pub table: String,
+    /// The integration this is, for the client's token cache (`None`: tokens are cached
+    /// by the credentials alone).
+    pub integration: Option<Uuid>,
 }
 
 impl fmt::Debug for Connection {
-    // Written by hand so that no future field change can make the password printable.
+    // Written by hand so that no future field change can make a secret printable
+    // (`Auth`'s Debug redacts its own).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("instance_url", &self.instance_url.as_str())
-            .field("username", &self.username)
-            .field("password", &"[redacted]")
+            .field("auth", &self.auth)
             .field("table", &self.table)
+            .field("integration", &self.integration)
             .finish()
     }
 }
@@ -212,9 +217,12 @@ mod tests {
     fn debug_never_prints_the_password() {
         let conn = Connection {
             instance_url: url("https://dev1.service-now.com"),
-            username: "snowbound".into(),
-            password: SecretString::from("hunter2-very-secret"),
+            auth: Auth::Basic {
+                username: "snowbound".into(),
+                password: secrecy::SecretString::from("hunter2-very-secret"),
+            },
             table: "incident".into(),
+            integration: None,
         };
         let printed = format!("{conn:?} {conn:#?}");
         assert!(!printed.contains("hunter2"), "{printed}");

@@ -6,17 +6,20 @@
 //! [`Failure`] (back off, pause, park); they never inspect status codes themselves.
 
 mod api_call;
+mod auth;
 mod choices;
 mod classify;
 mod client;
 mod connection;
+mod oauth;
 mod read;
 mod record;
 mod test_connection;
 
 pub use api_call::{ApiCall, MAX_LOGGED_BODY_BYTES};
+pub use auth::{Auth, ConnectionError};
 pub use choices::Choice;
-pub use classify::{speaks_table_api, Failure};
+pub use classify::{speaks_table_api, AuthRefusal, Failure};
 pub use client::{BuildError, Client, ClientConfig, Exchange};
 pub use connection::{validate_instance_url, Connection};
 pub use read::{and_each_block, sys_id_scopes, Changes, ChangesQuery, ReadRecord};

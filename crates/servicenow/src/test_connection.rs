@@ -5,10 +5,14 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
+use url::Url;
+
 use crate::api_call::ApiCall;
+use crate::auth::Auth;
 use crate::classify::Failure;
 use crate::client::{Client, Sent, EXCLUDE_LINKS};
 use crate::connection::{check_identifier, validate_instance_url, Connection};
+use crate::oauth::Want;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TestReport {
@@ -27,6 +31,7 @@ pub struct Check {
 }
 
 pub(crate) const CHECK_INSTANCE: &str = "Instance reachable";
+pub(crate) const CHECK_TOKEN: &str = "Token obtained";
 pub(crate) const CHECK_CREDENTIALS: &str = "Credentials accepted";
 pub(crate) const CHECK_TABLE: &str = "Table readable";
 pub(crate) const CHECK_CHOICES: &str = "sys_choice readable";
@@ -67,16 +72,23 @@ impl Report {
 }
 
 impl Client {
-    /// Checks, in order: the instance answers, the credentials are accepted, the table
-    /// exists and can be read, sys_choice can be read. Never writes anything.
+    /// Checks, in order: the instance answers, (OAuth) a token is issued, the
+    /// credentials are accepted, the table exists and can be read, sys_choice can be
+    /// read. Never writes anything.
     pub async fn test_connection(&self, conn: &Connection) -> (TestReport, Vec<ApiCall>) {
         let mut report = Report::default();
+        let oauth = conn.auth.is_oauth();
+        let after_instance: &[&str] = if oauth {
+            &[CHECK_TOKEN, CHECK_CREDENTIALS, CHECK_TABLE, CHECK_CHOICES]
+        } else {
+            &[CHECK_CREDENTIALS, CHECK_TABLE, CHECK_CHOICES]
+        };
         if let Err(problem) = validate_instance_url(&conn.instance_url, self.instance_policy()) {
             report.check(CHECK_INSTANCE, false, format!("The {problem}."));
-            report.skip(
-                &[CHECK_CREDENTIALS, CHECK_TABLE, CHECK_CHOICES],
-                "the instance URL is not usable",
-            );
+            report.skip(after_instance, "the instance URL is not usable");
+            return report.finish();
+        }
+        if oauth && !self.token_check(&mut report, conn).await {
             return report.finish();
         }
         let table = conn.table.as_str();
@@ -96,7 +108,7 @@ impl Client {
             Err(problem) => {
                 // Still worth checking the instance and credentials, through sys_choice.
                 let sent = self.probe_choices(conn).await;
-                let reached = instance_check(&mut report, conn, &sent);
+                let reached = oauth || instance_check(&mut report, conn, &sent);
                 if reached && credentials_check(&mut report, conn, &sent) {
                     report.check(
                         CHECK_TABLE,
@@ -105,23 +117,21 @@ impl Client {
                     );
                     choices_check(&mut report, sent);
                 } else {
-                    report.calls.push(sent.call);
+                    report.calls.extend(sent.into_calls());
                     report.skip(&[CHECK_TABLE, CHECK_CHOICES], "see above");
                 }
                 return report.finish();
             }
         };
 
-        if !instance_check(&mut report, conn, &sent) {
-            report.calls.push(sent.call);
-            report.skip(
-                &[CHECK_CREDENTIALS, CHECK_TABLE, CHECK_CHOICES],
-                "the instance did not answer",
-            );
+        // With OAuth the token request already showed the instance answering.
+        if !oauth && !instance_check(&mut report, conn, &sent) {
+            report.calls.extend(sent.into_calls());
+            report.skip(after_instance, "the instance did not answer");
             return report.finish();
         }
         if !credentials_check(&mut report, conn, &sent) {
-            report.calls.push(sent.call);
+            report.calls.extend(sent.into_calls());
             report.skip(
                 &[CHECK_TABLE, CHECK_CHOICES],
                 "the credentials were refused",
@@ -129,10 +139,74 @@ impl Client {
             return report.finish();
         }
         table_check(&mut report, table, &sent);
-        report.calls.push(sent.call);
+        report.calls.extend(sent.into_calls());
         let choices = self.probe_choices(conn).await;
         choices_check(&mut report, choices);
         report.finish()
+    }
+
+    /// A new token from the original grant (not the cached one: the point is to see
+    /// the credentials work now), reported as the instance check and its own check.
+    async fn token_check(&self, report: &mut Report, conn: &Connection) -> bool {
+        let host = conn
+            .instance_url
+            .host_str()
+            .unwrap_or("the instance")
+            .to_owned();
+        let mut calls = Vec::new();
+        let got = self.bearer(conn, Want::Fresh, &mut calls).await;
+        let status = calls.last().and_then(|call| call.status);
+        report.calls.extend(calls);
+        let Some(status) = status else {
+            let why = match &got {
+                Err(failure) => failure.to_string(),
+                Ok(_) => "no answer".to_owned(),
+            };
+            report.check(
+                CHECK_INSTANCE,
+                false,
+                format!("Could not reach {host}: {why}."),
+            );
+            report.skip(
+                &[CHECK_TOKEN, CHECK_CREDENTIALS, CHECK_TABLE, CHECK_CHOICES],
+                "the instance did not answer",
+            );
+            return false;
+        };
+        report.check(
+            CHECK_INSTANCE,
+            true,
+            format!(
+                "{host} answered the token request {} (HTTP {status}).",
+                transport_words(&conn.instance_url)
+            ),
+        );
+        match got {
+            Ok(bearer) => {
+                let grant = match &conn.auth {
+                    Auth::OAuthPassword { .. } => "password grant",
+                    _ => "client credentials grant",
+                };
+                report.check(
+                    CHECK_TOKEN,
+                    true,
+                    format!(
+                        "ServiceNow issued an access token ({grant}, valid for {} s); Snowbound \
+                         renews it before it expires.",
+                        bearer.lifetime.as_secs()
+                    ),
+                );
+                true
+            }
+            Err(failure) => {
+                report.check(CHECK_TOKEN, false, failure.user_message(&conn.table));
+                report.skip(
+                    &[CHECK_CREDENTIALS, CHECK_TABLE, CHECK_CHOICES],
+                    "no token was obtained",
+                );
+                false
+            }
+        }
     }
 
     /// One sys_choice row for the table or task, the same rows `choices` reads.
@@ -183,7 +257,16 @@ fn instance_check(report: &mut Report, conn: &Connection, sent: &Sent) -> bool {
         report.check(CHECK_INSTANCE, false, format!("{failure}."));
         return false;
     }
-    let how = if url.scheme() == "https" {
+    report.check(
+        CHECK_INSTANCE,
+        true,
+        format!("{host} answered {} (HTTP {status}).", transport_words(url)),
+    );
+    true
+}
+
+fn transport_words(url: &Url) -> String {
+    if url.scheme() == "https" {
         "over TLS (https)".to_owned()
     } else if url.scheme() == "http" {
         "over plain http, unencrypted (allowed only because Snowbound runs with \
@@ -191,32 +274,37 @@ fn instance_check(report: &mut Report, conn: &Connection, sent: &Sent) -> bool {
             .to_owned()
     } else {
         format!("over {}", url.scheme())
-    };
-    report.check(
-        CHECK_INSTANCE,
-        true,
-        format!("{host} answered {how} (HTTP {status})."),
-    );
-    true
+    }
 }
 
 fn credentials_check(report: &mut Report, conn: &Connection, sent: &Sent) -> bool {
-    if let Err(Failure::Unauthorized { message }) = &sent.outcome {
+    if let Err(failure @ Failure::Unauthorized { message, .. }) = &sent.outcome {
         report.check(
             CHECK_CREDENTIALS,
             false,
             format!(
-                "ServiceNow did not accept the username or password (HTTP 401: {message}). \
-                 Check both; the user must be active and allowed to use web services with \
-                 Basic authentication."
+                "{} ServiceNow said: {message}.",
+                failure.user_message(&conn.table)
             ),
         );
         return false;
     }
+    let who = match &conn.auth {
+        Auth::Basic { username, .. } => format!("user {username} (Basic authentication)"),
+        Auth::OAuthPassword {
+            username,
+            client_id,
+            ..
+        } => format!("the OAuth token of user {username} (client {client_id})"),
+        Auth::OAuthClientCredentials { client_id, .. } => {
+            format!("the OAuth token of client {client_id} (it acts as the OAuth Application User)")
+        }
+        Auth::ApiKey { .. } => "the API key".to_owned(),
+    };
     report.check(
         CHECK_CREDENTIALS,
         true,
-        format!("ServiceNow accepted user {}.", conn.username),
+        format!("ServiceNow accepted {who}."),
     );
     true
 }
@@ -297,5 +385,5 @@ fn choices_check(report: &mut Report, sent: Sent) {
             ));
         }
     }
-    report.calls.push(sent.call);
+    report.calls.extend(sent.into_calls());
 }

@@ -13,7 +13,8 @@ use snowbound_core::instance_url::{is_public, InstancePolicy, LOCAL_REFUSED};
 use snowbound_core::integration_limits::{check_display_name, check_servicenow_lengths};
 use snowbound_core::validate::{validate_servicenow, FieldError};
 use snowbound_core::{
-    new_id, ForwardingMode, Integration, ServiceNowSettings, SeverityMap, SeverityMapping,
+    new_id, Credentials, ForwardingMode, Integration, ServiceNowAuth, ServiceNowSettings,
+    SeverityMap, SeverityMapping,
 };
 use snowbound_store::{IntegrationRecord, Store};
 use uuid::Uuid;
@@ -185,7 +186,7 @@ impl From<ServiceNowSettings> for ServiceNowInput {
     fn from(s: ServiceNowSettings) -> Self {
         ServiceNowInput {
             instance_url: s.instance_url,
-            username: s.username,
+            username: s.auth.username().unwrap_or_default().to_owned(),
             password: None,
             table: s.table,
             state_open: s.state_open,
@@ -212,7 +213,10 @@ impl ServiceNowInput {
         let t = |s: &String| s.trim().to_owned();
         ServiceNowSettings {
             instance_url: t(&self.instance_url),
-            username: t(&self.username),
+            // Until the API takes `servicenow.auth`, the top-level username means Basic.
+            auth: ServiceNowAuth::Basic {
+                username: t(&self.username),
+            },
             table: t(&self.table),
             state_open: t(&self.state_open),
             state_acknowledged: self.state_acknowledged.as_ref().map(t),
@@ -268,7 +272,7 @@ fn checked_password(
             // The stored password goes only where, and as whom, it was entered.
             Some(current)
                 if current.servicenow.instance_url != servicenow.instance_url
-                    || current.servicenow.username != servicenow.username =>
+                    || current.servicenow.auth != servicenow.auth =>
             {
                 errors.push(FieldError::new(
                     "servicenow.password",
@@ -371,7 +375,7 @@ impl IntegrationService {
             updated_at: now,
         };
         self.store
-            .create_integration(&integration, &password)
+            .create_integration(&integration, &Credentials::basic(password))
             .await?;
         Ok(self.store.get_integration(integration.id).await?)
     }
@@ -398,7 +402,13 @@ impl IntegrationService {
         };
         let updated = self
             .store
-            .update_integration(&integration, checked.password.as_ref())
+            .update_integration(
+                &integration,
+                &Credentials {
+                    password: checked.password.clone(),
+                    ..Credentials::default()
+                },
+            )
             .await;
         named(updated, "integration")?;
         // New settings un-park and bump every link: the engine re-applies them now.
@@ -455,7 +465,17 @@ impl IntegrationService {
         );
         let policy = self.policy;
         let url_errors_before = errors.len();
-        errors.extend(validate_servicenow(&servicenow, policy));
+        // The input names the user at the top level, so its errors do too.
+        errors.extend(
+            validate_servicenow(&servicenow, policy)
+                .into_iter()
+                .map(|mut e| {
+                    if e.field == "servicenow.auth.username" {
+                        e.field = "servicenow.username".into();
+                    }
+                    e
+                }),
+        );
         errors.extend(check_servicenow_lengths(&servicenow));
         let url_refused = errors[url_errors_before..]
             .iter()

@@ -36,7 +36,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use snowbound_core::routing::RoutingRule;
 use snowbound_core::source::Source;
-use snowbound_core::{FieldMap, Incident, Integration, Team, TimelineEntry};
+use snowbound_core::{Credentials, FieldMap, Incident, Integration, Team, TimelineEntry};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,14 +100,15 @@ pub trait Store: Send + Sync + 'static {
     async fn create_integration(
         &self,
         integration: &Integration,
-        password: &SecretString,
+        secrets: &Credentials,
     ) -> Result<()>;
-    /// Replaces the settings; `password: None` keeps the stored one. Clears the failing
+    /// Replaces the settings; a secret left `None` keeps the stored one. Secrets the
+    /// settings' auth type does not use are dropped (on create too). Clears the failing
     /// state, wakes parked links and bumps every link so new settings are applied.
     async fn update_integration(
         &self,
         integration: &Integration,
-        password: Option<&SecretString>,
+        secrets: &Credentials,
     ) -> Result<()>;
     async fn delete_integration(&self, id: Uuid) -> Result<()>;
     async fn get_integration(&self, id: Uuid) -> Result<IntegrationRecord>;
@@ -115,7 +116,8 @@ pub trait Store: Send + Sync + 'static {
     /// The integrations' settings without their health: what routing decides with on
     /// every incident change, so it skips the per-integration link counts.
     async fn list_integration_settings(&self) -> Result<Vec<Integration>>;
-    async fn integration_password(&self, id: Uuid) -> Result<SecretString>;
+    /// The integration's secrets, opened; a secret never set is `None`.
+    async fn integration_credentials(&self, id: Uuid) -> Result<Credentials>;
     /// `Retry-After` reached: no calls to this integration before `until`.
     async fn pause_integration(&self, id: Uuid, until: DateTime<Utc>) -> Result<()>;
     /// 401: links wait until the settings change.

@@ -23,7 +23,10 @@ pub struct ApiToken {
 pub struct IntegrationRecord {
     #[serde(flatten)]
     pub integration: Integration,
+    /// Which secrets are stored (never the secrets themselves).
     pub password_set: bool,
+    pub client_secret_set: bool,
+    pub api_key_set: bool,
     pub health: IntegrationHealth,
 }
 

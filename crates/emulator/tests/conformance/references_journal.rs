@@ -1,7 +1,6 @@
 //! Reference tables and display-value input, `sys_journal_field` rows for journal
 //! writes, and Closed incidents locked for non-admins.
 
-
 use crate::common::*;
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -178,7 +178,9 @@ async fn save_authorization(
             let record = state.integrations().visible(&caller, id).await?;
             let mut typed = record.integration.servicenow.clone();
             typed.instance_url = form.text("instance_url");
-            typed.username = form.text("username");
+            typed.auth = snowbound_core::ServiceNowAuth::Basic {
+                username: form.text("username"),
+            };
             typed.table = form.text("table");
             let shown = Shown {
                 typed: Some(typed),

@@ -49,7 +49,13 @@ async fn create_fills_in_the_seed_defaults_and_hides_the_password() {
     let list = server.try_get("/api/v1/integrations").await;
     assert!(!list.text.contains(PASSWORD));
     assert_eq!(list.body.as_array().unwrap().len(), 1);
-    let stored = server.store().integration_password(id).await.unwrap();
+    let stored = server
+        .store()
+        .integration_credentials(id)
+        .await
+        .unwrap()
+        .password
+        .unwrap();
     assert_eq!(stored.expose_secret(), PASSWORD);
 }
 
@@ -179,7 +185,13 @@ async fn patch_merges_nested_keys_and_keeps_the_password() {
     assert_eq!(sn["username"], "snowbound");
     assert_eq!(answer.body["display_name"], "ServiceNow");
     assert_eq!(answer.body["password_set"], true);
-    let stored = server.store().integration_password(id).await.unwrap();
+    let stored = server
+        .store()
+        .integration_credentials(id)
+        .await
+        .unwrap()
+        .password
+        .unwrap();
     assert_eq!(stored.expose_secret(), PASSWORD);
 
     // null turns the secondary field off; a new password replaces the old one.
@@ -206,7 +218,13 @@ async fn patch_merges_nested_keys_and_keeps_the_password() {
         "4"
     );
     assert_eq!(answer.body["display_name"], "SN prod");
-    let stored = server.store().integration_password(id).await.unwrap();
+    let stored = server
+        .store()
+        .integration_credentials(id)
+        .await
+        .unwrap()
+        .password
+        .unwrap();
     assert_eq!(stored.expose_secret(), "new-pass");
 
     // A bad PATCH names its field and changes nothing.

@@ -67,8 +67,10 @@ pub async fn store_password(server: &TestApp, integration: Uuid) -> String {
     use secrecy::ExposeSecret;
     let secret = server
         .store()
-        .integration_password(integration)
+        .integration_credentials(integration)
         .await
-        .unwrap();
+        .unwrap()
+        .password
+        .expect("a Basic integration has a password");
     secret.expose_secret().to_owned()
 }

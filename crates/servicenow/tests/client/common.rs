@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use snowbound_emulator::{Emulator, EmulatorConfig, User};
-use snowbound_servicenow::{Client, ClientConfig, Connection, FieldMap};
+use snowbound_servicenow::{Auth, Client, ClientConfig, Connection, FieldMap};
 use url::Url;
 
 /// A password distinctive enough that finding it anywhere is a leak, not a coincidence.
@@ -31,11 +31,28 @@ pub async fn emulator_with_users(users: &[&str]) -> Emulator {
 }
 
 pub fn connection(base_url: &str, username: &str, password: &str, table: &str) -> Connection {
+    let mut conn = with_auth(
+        base_url,
+        Auth::Basic {
+            username: username.to_owned(),
+            password: secret(password),
+        },
+    );
+    conn.table = table.to_owned();
+    conn
+}
+
+pub fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+/// A connection to the incident table with `auth`.
+pub fn with_auth(base_url: &str, auth: Auth) -> Connection {
     Connection {
         instance_url: Url::parse(base_url).expect("base url"),
-        username: username.to_owned(),
-        password: SecretString::from(password.to_owned()),
-        table: table.to_owned(),
+        auth,
+        table: "incident".to_owned(),
+        integration: None,
     }
 }
 

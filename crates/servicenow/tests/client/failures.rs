@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use snowbound_emulator::Fault;
-use snowbound_servicenow::Failure;
+use snowbound_servicenow::{AuthRefusal, Failure};
 
 const INCIDENTS: &str = "/api/now/table/incident";
 
@@ -17,7 +17,9 @@ async fn wrong_password_is_unauthorized() {
     assert_eq!(
         failure,
         Failure::Unauthorized {
-            message: "User Not Authenticated: Required to provide Auth information".into()
+            message: "HTTP 401: User Not Authenticated: Required to provide Auth information"
+                .into(),
+            cause: AuthRefusal::BasicCredentials,
         }
     );
     assert_eq!(exchange.calls[0].status, Some(401));

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod auth;
 mod choices_and_test_connection;
 mod failures;
 mod inbound_reads;

@@ -1,8 +1,7 @@
-//! ServiceNow integrations: settings, sealed password, and the health the engine records.
+//! ServiceNow integrations: settings, sealed secrets, and the health the engine records.
 
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
-use snowbound_core::Integration;
+use snowbound_core::{Credentials, Integration, SecretKind};
 use uuid::Uuid;
 
 use super::dialect::{Dialect, SqlRow, WriteTx};
@@ -21,15 +20,16 @@ const WITH_FAILING_LINKS: &str = "SELECT i.*, \
 pub async fn create_integration<D: Dialect>(
     store: &SqlStore<D>,
     integration: &Integration,
-    password: &SecretString,
+    secrets: &Credentials,
 ) -> Result<()> {
+    let [password, client_secret, api_key] = sealed(store, integration, secrets);
     store
         .db
         .write(
             Sql::new(
                 "INSERT INTO integrations (id, display_name, root_team_id, team_ids, forwarding, \
-                 settings, password_sealed, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 settings, password_sealed, client_secret_sealed, api_key_sealed, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(integration.id)
             .bind(&integration.display_name)
@@ -37,7 +37,9 @@ pub async fn create_integration<D: Dialect>(
             .bind(rows::to_json(&integration.team_ids))
             .bind(integration.forwarding.as_str())
             .bind(rows::to_json(&integration.servicenow))
-            .bind(store.secrets.seal(password))
+            .bind(password.unwrap_or_default())
+            .bind(client_secret.unwrap_or_default())
+            .bind(api_key.unwrap_or_default())
             .bind(integration.created_at)
             .bind(integration.updated_at),
         )
@@ -48,8 +50,9 @@ pub async fn create_integration<D: Dialect>(
 pub async fn update_integration<D: Dialect>(
     store: &SqlStore<D>,
     integration: &Integration,
-    password: Option<&SecretString>,
+    secrets: &Credentials,
 ) -> Result<()> {
+    let [password, client_secret, api_key] = sealed(store, integration, secrets);
     let mut tx = store.db.begin().await?;
     // The integration row before its links: every writer touching both does it in this
     // order, so two PostgreSQL nodes can never deadlock on them.
@@ -58,14 +61,18 @@ pub async fn update_integration<D: Dialect>(
             Sql::new(
                 "UPDATE integrations SET display_name = $1, root_team_id = $2, team_ids = $3, \
                  forwarding = $4, settings = $5, password_sealed = COALESCE($6, password_sealed), \
-                 failing = NULL, paused_until = 0, updated_at = $7 WHERE id = $8",
+                 client_secret_sealed = COALESCE($7, client_secret_sealed), \
+                 api_key_sealed = COALESCE($8, api_key_sealed), \
+                 failing = NULL, paused_until = 0, updated_at = $9 WHERE id = $10",
             )
             .bind(&integration.display_name)
             .bind(integration.root_team_id)
             .bind(rows::to_json(&integration.team_ids))
             .bind(integration.forwarding.as_str())
             .bind(rows::to_json(&integration.servicenow))
-            .bind(password.map(|p| store.secrets.seal(p)))
+            .bind(password)
+            .bind(client_secret)
+            .bind(api_key)
             .bind(integration.updated_at)
             .bind(integration.id),
         )
@@ -131,16 +138,60 @@ pub async fn list_integration_settings<D: Dialect>(
         .collect()
 }
 
-pub async fn integration_password<D: Dialect>(
+pub async fn integration_credentials<D: Dialect>(
     store: &SqlStore<D>,
     id: Uuid,
-) -> Result<SecretString> {
+) -> Result<Credentials> {
     let row = store
         .db
-        .read_optional(Sql::new("SELECT password_sealed FROM integrations WHERE id = $1").bind(id))
+        .read_optional(
+            Sql::new(
+                "SELECT password_sealed, client_secret_sealed, api_key_sealed FROM integrations \
+                 WHERE id = $1",
+            )
+            .bind(id),
+        )
         .await?;
-    let sealed = found(row)?.text("password_sealed")?;
-    store.secrets.open(&sealed).map_err(StoreError::Secret)
+    let row = found(row)?;
+    let open = |column: &str| -> Result<_> {
+        let sealed = row.text(column)?;
+        if sealed.is_empty() {
+            return Ok(None);
+        }
+        store
+            .secrets
+            .open(&sealed)
+            .map(Some)
+            .map_err(StoreError::Secret)
+    };
+    Ok(Credentials {
+        password: open("password_sealed")?,
+        client_secret: open("client_secret_sealed")?,
+        api_key: open("api_key_sealed")?,
+    })
+}
+
+/// The sealed values to write for password, client secret and API key: `None` keeps the
+/// stored one, and a secret the auth type does not use is cleared (`""`), so switching
+/// types leaves no stale secret behind.
+fn sealed<D: Dialect>(
+    store: &SqlStore<D>,
+    integration: &Integration,
+    secrets: &Credentials,
+) -> [Option<String>; 3] {
+    let auth = &integration.servicenow.auth;
+    [
+        SecretKind::Password,
+        SecretKind::ClientSecret,
+        SecretKind::ApiKey,
+    ]
+    .map(|kind| {
+        if auth.uses(kind) {
+            secrets.get(kind).map(|secret| store.secrets.seal(secret))
+        } else {
+            Some(String::new())
+        }
+    })
 }
 
 /// Lives in the shared row, so every node holds back, not only the one that met the 429;

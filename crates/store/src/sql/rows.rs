@@ -124,6 +124,8 @@ pub fn integration(row: &impl SqlRow) -> Result<IntegrationRecord> {
             updated_at: row.time("updated_at")?,
         },
         password_set: !row.text("password_sealed")?.is_empty(),
+        client_secret_set: !row.text("client_secret_sealed")?.is_empty(),
+        api_key_set: !row.text("api_key_sealed")?.is_empty(),
         health: IntegrationHealth {
             failing: row.opt_text("failing")?,
             paused_until: Some(row.time("paused_until")?).filter(|t| *t > Utc::now()),

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use snowbound_core::routing::RoutingRule;
 use snowbound_core::source::Source;
-use snowbound_core::{Incident, Integration, Team, TimelineEntry};
+use snowbound_core::{Credentials, Incident, Integration, Team, TimelineEntry};
 use uuid::Uuid;
 
 use super::dialect::Dialect;
@@ -65,17 +65,17 @@ impl<D: Dialect> Store for SqlStore<D> {
     async fn create_integration(
         &self,
         integration: &Integration,
-        password: &SecretString,
+        secrets: &Credentials,
     ) -> Result<()> {
-        integrations::create_integration(self, integration, password).await
+        integrations::create_integration(self, integration, secrets).await
     }
 
     async fn update_integration(
         &self,
         integration: &Integration,
-        password: Option<&SecretString>,
+        secrets: &Credentials,
     ) -> Result<()> {
-        integrations::update_integration(self, integration, password).await
+        integrations::update_integration(self, integration, secrets).await
     }
 
     async fn delete_integration(&self, id: Uuid) -> Result<()> {
@@ -94,8 +94,8 @@ impl<D: Dialect> Store for SqlStore<D> {
         integrations::list_integration_settings(self).await
     }
 
-    async fn integration_password(&self, id: Uuid) -> Result<SecretString> {
-        integrations::integration_password(self, id).await
+    async fn integration_credentials(&self, id: Uuid) -> Result<Credentials> {
+        integrations::integration_credentials(self, id).await
     }
 
     async fn pause_integration(&self, id: Uuid, until: DateTime<Utc>) -> Result<()> {

@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use secrecy::SecretString;
 use snowbound_core::routing::RoutingRule;
 use snowbound_core::source::{Source, SourceKind};
-use snowbound_core::{new_id, FieldMap, Integration, TimelineEntry};
+use snowbound_core::{new_id, Credentials, FieldMap, Integration, TimelineEntry};
 use snowbound_store::{ApiToken, LeaseOutcome, NewLink, SecretBox, Session, StoreError, User};
 
 on_both_backends!(
@@ -40,7 +40,7 @@ async fn links_of_an_incident_come_in_creation_then_integration_order(db: TestDb
             ..first.clone()
         };
         store
-            .create_integration(&other, &SecretString::from("pw"))
+            .create_integration(&other, &Credentials::basic(SecretString::from("pw")))
             .await
             .unwrap();
         integrations.push(other);
@@ -166,6 +166,11 @@ async fn a_wrong_key_is_refused_before_anything_is_migrated(db: TestDb) {
     db.raw("ALTER TABLE links DROP COLUMN inbound_mod_count")
         .await;
     db.raw("ALTER TABLE links DROP COLUMN inbound_notes").await;
+    // …and before 0005.
+    db.raw("ALTER TABLE integrations DROP COLUMN client_secret_sealed")
+        .await;
+    db.raw("ALTER TABLE integrations DROP COLUMN api_key_sealed")
+        .await;
     db.raw("DELETE FROM _sqlx_migrations WHERE version >= 3")
         .await;
     let err = db
@@ -206,7 +211,10 @@ async fn every_write_of_the_store_commits(db: TestDb) {
 
     let mut changed = integration.clone();
     changed.display_name = "renamed".into();
-    store.update_integration(&changed, None).await.unwrap();
+    store
+        .update_integration(&changed, &Credentials::default())
+        .await
+        .unwrap();
     store
         .pause_integration(integration.id, now + Duration::seconds(5))
         .await

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use secrecy::SecretString;
 use snowbound_core::{
-    new_id, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings, Severity,
-    Team,
+    new_id, Credentials, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings,
+    Severity, Team,
 };
 use snowbound_store::testing::TestSchema;
 use snowbound_store::{Migrations, PostgresStore, SecretBox, SqliteStore, Store, StoreError};
@@ -61,6 +61,25 @@ impl TestDb {
                 let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
                 pool.execute(sql).await.unwrap();
                 pool.close().await;
+            }
+        }
+    }
+
+    /// The first column of every row `sql` returns, as text, read beside the store.
+    pub async fn raw_texts(&self, sql: &str) -> Vec<String> {
+        use sqlx::Row;
+        match self {
+            TestDb::Sqlite { url, .. } => {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+                pool.close().await;
+                rows.iter().map(|r| r.get::<String, _>(0)).collect()
+            }
+            TestDb::Postgres { schema } => {
+                let pool = sqlx::PgPool::connect(schema.url()).await.unwrap();
+                let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+                pool.close().await;
+                rows.iter().map(|r| r.get::<String, _>(0)).collect()
             }
         }
     }
@@ -119,7 +138,7 @@ pub async fn team_and_integration(store: &dyn Store) -> (Team, Integration) {
         updated_at: now,
     };
     store
-        .create_integration(&integration, &SecretString::from("pw"))
+        .create_integration(&integration, &Credentials::basic(SecretString::from("pw")))
         .await
         .unwrap();
     (team, integration)

@@ -1,11 +1,10 @@
 //! Comments and the per-link journal of notes written to ServiceNow (issue #17), on
 //! SQLite and on PostgreSQL.
 
-
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
 use crate::common::{incident, team_and_integration, TestDb};
+use chrono::{Duration, Utc};
 use snowbound_core::{Incident, Integration, TimelineEntry};
 use snowbound_store::{JournalState, LinkState, NewLink, SecretBox, Store, StoreError};
 

@@ -45,7 +45,10 @@ async fn second_integration(store: &dyn Store, team: &Team, like: &Integration) 
         ..like.clone()
     };
     store
-        .create_integration(&other, &secrecy::SecretString::from("pw"))
+        .create_integration(
+            &other,
+            &snowbound_core::Credentials::basic(secrecy::SecretString::from("pw")),
+        )
         .await
         .unwrap();
     other

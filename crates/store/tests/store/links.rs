@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crate::common::{team_and_integration, TestDb};
 use chrono::{Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use snowbound_core::{new_id, FieldMap, Incident, IncidentStatus, Integration, Severity};
+use snowbound_core::{
+    new_id, Credentials, FieldMap, Incident, IncidentStatus, Integration, Severity,
+};
 use snowbound_store::{LeaseOutcome, LinkState, NewLink, SecretBox, Store, StoreError};
 
 on_both_backends!(
@@ -219,7 +221,7 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
     );
 
     f.store
-        .update_integration(&f.integration, None)
+        .update_integration(&f.integration, &Credentials::default())
         .await
         .unwrap();
     f.store
@@ -234,15 +236,20 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
         .is_empty());
     assert_eq!(
         f.store
-            .integration_password(f.integration.id)
+            .integration_credentials(f.integration.id)
             .await
+            .unwrap()
+            .password
             .unwrap()
             .expose_secret(),
         "pw"
     );
 
     f.store
-        .update_integration(&f.integration, Some(&SecretString::from("new")))
+        .update_integration(
+            &f.integration,
+            &Credentials::basic(SecretString::from("new")),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -255,8 +262,10 @@ async fn parked_links_wake_when_the_settings_change_and_failing_integrations_lea
     );
     assert_eq!(
         f.store
-            .integration_password(f.integration.id)
+            .integration_credentials(f.integration.id)
             .await
+            .unwrap()
+            .password
             .unwrap()
             .expose_secret(),
         "new"
@@ -389,7 +398,7 @@ async fn leasing_for_one_integration_leaves_the_others_links(db: TestDb) {
     other.id = new_id();
     other.display_name = "SN 2".into();
     f.store
-        .create_integration(&other, &SecretString::from("pw"))
+        .create_integration(&other, &Credentials::basic(SecretString::from("pw")))
         .await
         .unwrap();
     let mut incident = f.incident.clone();

@@ -7,6 +7,7 @@ mod common;
 mod backends_agree;
 mod call_log_and_recreate;
 mod concurrency;
+mod credentials;
 mod group_commit;
 mod inbound_state;
 mod journal;
