@@ -11,7 +11,9 @@ use snowbound_core::forwarding::check_forward;
 use snowbound_core::lifecycle::{apply, entry};
 use snowbound_core::validate::{check_field, limits};
 use snowbound_core::{new_id, Attributes, ForwardingMode, Incident, IncidentStatus, Severity};
-use snowbound_store::{IncidentFilter, Link, LinkState, NewLink, Store, StoreError};
+use snowbound_store::{
+    GroupCommit, IncidentFilter, IncidentWrite, Link, LinkState, NewLink, Store, StoreError,
+};
 use uuid::Uuid;
 
 pub use snowbound_core::lifecycle::Change;
@@ -59,11 +61,37 @@ pub(crate) enum Attempt {
 pub struct IncidentService {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) waker: EngineWaker,
+    /// Incident writes share commits with whatever else is being written at the moment;
+    /// `None` writes each in a transaction of its own.
+    writer: Option<GroupCommit>,
 }
 
 impl IncidentService {
     pub fn new(store: Arc<dyn Store>, waker: EngineWaker) -> Self {
-        IncidentService { store, waker }
+        IncidentService {
+            store,
+            waker,
+            writer: None,
+        }
+    }
+
+    /// Writes through `writer`, the node's one group committer.
+    pub fn with_group_commit(mut self, writer: GroupCommit) -> Self {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// One incident write, answered once it is committed.
+    async fn write(&self, write: IncidentWrite) -> Result<(), StoreError> {
+        match &self.writer {
+            Some(writer) => writer.write(write).await,
+            None => self
+                .store
+                .write_incidents(std::slice::from_ref(&write))
+                .await?
+                .pop()
+                .unwrap_or(Ok(())),
+        }
     }
 
     pub async fn create(&self, caller: &Caller, new: NewIncident) -> ServiceResult<Incident> {
@@ -119,24 +147,21 @@ impl IncidentService {
         let routed = routing.at_open(&incident, &caller.actor, now);
         timeline.extend(routed.timeline);
         let links = routed.links;
-        let written = match key {
-            None => {
-                self.store
-                    .create_incident(&incident, &timeline, &links)
-                    .await
-            }
-            Some((source_id, dedup_key)) => {
-                self.store
-                    .create_incident_for_key(source_id, dedup_key, &incident, &timeline, &links)
-                    .await
-            }
-        };
+        let linked = !links.is_empty();
+        let written = self
+            .write(IncidentWrite::Create {
+                incident: incident.clone(),
+                timeline,
+                links,
+                dedup_key: key.map(|(source_id, dedup_key)| (source_id, dedup_key.to_owned())),
+            })
+            .await;
         match written {
             Ok(()) => {}
             Err(StoreError::Conflict { field: "dedup_key" }) if key.is_some() => return Ok(None),
             Err(e) => return Err(e.into()),
         }
-        if !links.is_empty() {
+        if linked {
             self.waker.wake();
         }
         Ok(Some(incident))
@@ -216,11 +241,15 @@ impl IncidentService {
             .collect();
         let routed = routing.after_change(&new, &linked, now);
         timeline.extend(routed.timeline);
-        match self
-            .store
-            .update_incident(&new, old.updated_at, &timeline, &routed.links)
-            .await
-        {
+        let written = self
+            .write(IncidentWrite::Update {
+                incident: new.clone(),
+                expected_updated_at: old.updated_at,
+                timeline,
+                new_links: routed.links,
+            })
+            .await;
+        match written {
             Ok(()) => {
                 self.waker.wake();
                 Ok(Attempt::Changed(new))

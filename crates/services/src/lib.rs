@@ -24,7 +24,7 @@ pub mod waker;
 use std::sync::Arc;
 
 use snowbound_core::instance_url::InstancePolicy;
-use snowbound_store::Store;
+use snowbound_store::{GroupCommit, Store};
 
 pub use caller::{Caller, Scope};
 pub use error::{ServiceError, ServiceResult};
@@ -39,20 +39,34 @@ pub struct Services {
     /// Where integrations may send credentials (the ServiceNow client's rule).
     pub policy: InstancePolicy,
     pub choice_cache: Arc<choice_cache::ChoiceCache>,
+    /// The node's group committer for incident writes (none outside a Tokio runtime).
+    pub writer: Option<GroupCommit>,
 }
+
+/// Two committers: while one batch commits, the next one is being gathered and its
+/// transaction begun (on SQLite it then waits for the one writer).
+const GROUP_COMMITTERS: usize = 2;
 
 impl Services {
     pub fn new(store: Arc<dyn Store>, waker: EngineWaker, policy: InstancePolicy) -> Self {
+        let writer = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|_| GroupCommit::start(store.clone(), GROUP_COMMITTERS));
         Services {
             store,
             waker,
             policy,
             choice_cache: Arc::default(),
+            writer,
         }
     }
 
     pub fn incidents(&self) -> IncidentService {
-        IncidentService::new(self.store.clone(), self.waker.clone())
+        let service = IncidentService::new(self.store.clone(), self.waker.clone());
+        match &self.writer {
+            Some(writer) => service.with_group_commit(writer.clone()),
+            None => service,
+        }
     }
 
     pub fn integrations(&self) -> integrations::IntegrationService {

@@ -3,8 +3,8 @@
 //! body must be JSON of the source's kind.
 //!
 //! 202 is answered only after every alert that could be stored is committed. The alerts
-//! of an Alertmanager body are applied one by one, each on its own, so one alert never
-//! costs the others:
+//! of an Alertmanager body are applied concurrently (their writes share commits), each on
+//! its own, so one alert never costs the others:
 //! - a malformed alert is refused (`"action": "refused"` with its error) and the rest
 //!   are applied; 202 unless every alert was refused (then 422 naming the first);
 //! - an alert that could not be stored now (database trouble, a key that kept racing)
@@ -15,6 +15,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 use snowbound_core::ingest::{alertmanager, webhook};
 use snowbound_core::source::SourceKind;
@@ -22,6 +23,10 @@ use snowbound_core::source::SourceKind;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, RawBody};
 use crate::state::AppState;
+
+/// Alerts of one body applied at once: enough to fill a group commit, few enough that
+/// one huge body does not take every database connection.
+const ALERTS_IN_FLIGHT: usize = 64;
 
 pub async fn ingest(
     State(state): State<AppState>,
@@ -50,29 +55,40 @@ pub async fn ingest(
                 }
             }
             let intake = service.intake(source).await?;
-            let mut answers = Vec::with_capacity(alerts.len());
-            let mut unstored = 0;
-            for alert in alerts {
-                let answer = match alert {
-                    Err(refused) => {
-                        let refused = ApiError::from(refused);
-                        json!({"action": "refused", "error": refused.to_json()})
-                    }
-                    Ok(alert) => {
-                        let dedup_key = alert.dedup_key.clone();
-                        match service.ingest(&intake, alert).await {
-                            Ok(outcome) => json!(outcome),
-                            Err(e) => {
-                                let e = ApiError::from(e);
-                                unstored += 1;
-                                json!({"dedup_key": dedup_key, "action": "failed",
-                                       "error": e.to_json()})
+            // Alerts are applied concurrently, so their writes share group commits; the
+            // answers keep the body's order. Alerts with one key still take turns.
+            let applied: Vec<(Value, bool)> = stream::iter(alerts)
+                .map(|alert| {
+                    let (service, intake) = (&service, &intake);
+                    async move {
+                        match alert {
+                            Err(refused) => {
+                                let refused = ApiError::from(refused);
+                                (
+                                    json!({"action": "refused", "error": refused.to_json()}),
+                                    false,
+                                )
+                            }
+                            Ok(alert) => {
+                                let dedup_key = alert.dedup_key.clone();
+                                match service.ingest(intake, alert).await {
+                                    Ok(outcome) => (json!(outcome), false),
+                                    Err(e) => {
+                                        let e = ApiError::from(e);
+                                        let answer = json!({"dedup_key": dedup_key,
+                                            "action": "failed", "error": e.to_json()});
+                                        (answer, true)
+                                    }
+                                }
                             }
                         }
                     }
-                };
-                answers.push(answer);
-            }
+                })
+                .buffered(ALERTS_IN_FLIGHT)
+                .collect()
+                .await;
+            let unstored = applied.iter().filter(|(_, failed)| *failed).count();
+            let answers: Vec<Value> = applied.into_iter().map(|(answer, _)| answer).collect();
             if unstored > 0 {
                 return Ok(partly_stored(unstored, answers));
             }

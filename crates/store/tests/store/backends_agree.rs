@@ -159,7 +159,9 @@ async fn a_wrong_key_is_refused_before_anything_is_migrated(db: TestDb) {
     // wrong key must not migrate it forward.
     db.raw("DROP TABLE sessions").await;
     db.raw("DROP TABLE users").await;
-    // …and without what 0006 added (the inbound state of issue #15).
+    // …and without what 0007 added (the link journal)…
+    db.raw("DROP TABLE link_journal").await;
+    // …and without what 0006 added (the inbound state)…
     db.raw("DROP TABLE inbound_pokes").await;
     db.raw("DROP TABLE inbound_polls").await;
     db.raw("DROP INDEX links_by_sys_id").await;
