@@ -217,12 +217,14 @@ pub fn checked_credentials(
     });
     let mut credentials = Credentials::default();
     for &kind in servicenow.auth.secrets() {
-        let sent = input.auth.as_ref().and_then(|a| a.secret(kind)).or(
-            match kind {
+        let sent = input
+            .auth
+            .as_ref()
+            .and_then(|a| a.secret(kind))
+            .or(match kind {
                 SecretKind::Password => input.password.as_deref(),
                 _ => None,
-            },
-        );
+            });
         let field = path(input, kind);
         match (sent, &reenter) {
             (Some(secret), _) => match validate_secret(kind, secret) {

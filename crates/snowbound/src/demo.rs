@@ -55,9 +55,9 @@ impl DemoAuth {
     fn described(self) -> String {
         match self {
             DemoAuth::Basic => "Table API user admin / admin".into(),
-            DemoAuth::Oauth => format!(
-                "OAuth client credentials, client {DEMO_CLIENT_ID} / {DEMO_CLIENT_SECRET}"
-            ),
+            DemoAuth::Oauth => {
+                format!("OAuth client credentials, client {DEMO_CLIENT_ID} / {DEMO_CLIENT_SECRET}")
+            }
         }
     }
 }

@@ -63,10 +63,7 @@ async fn setup_guide(user: UiUser) -> UiResult {
 /// The types the Authorization section offers, with their labels.
 const AUTH_TYPES: [(&str, &str); 4] = [
     ("basic", "Basic (username and password)"),
-    (
-        "oauth_client_credentials",
-        "OAuth 2.0 client credentials",
-    ),
+    ("oauth_client_credentials", "OAuth 2.0 client credentials"),
     ("oauth_password", "OAuth 2.0 password grant"),
     ("api_key", "API key"),
 ];
