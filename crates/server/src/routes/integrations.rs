@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::Value;
 use snowbound_core::Integration;
-use snowbound_services::integrations::IntegrationInput;
+use snowbound_services::integrations::{AuthInput, IntegrationInput};
 use snowbound_store::IntegrationRecord;
 use uuid::Uuid;
 
@@ -97,7 +97,9 @@ pub fn merge_patch(current: &Integration, mut patch: Value) -> ApiResult<Integra
     let mut password = None;
     let mut username = None;
     let mut replace_auth = false;
+    let mut sent_auth = false;
     if let Some(Value::Object(servicenow)) = patch.get_mut("servicenow") {
+        sent_auth = servicenow.contains_key("auth");
         password = top_level_string(servicenow, "password")?;
         username = top_level_string(servicenow, "username")?;
         match servicenow.get("auth") {
@@ -139,6 +141,14 @@ pub fn merge_patch(current: &Integration, mut patch: Value) -> ApiResult<Integra
     let mut input: IntegrationInput = from_value(merged)?;
     input.servicenow.password = password;
     input.servicenow.username = username;
+    // A Basic integration patched without `auth` is patched in the top-level form, and
+    // its errors are named there (`servicenow.password`), as before `auth` existed.
+    if !sent_auth {
+        if let Some(AuthInput::Basic { username, .. }) = &input.servicenow.auth {
+            input.servicenow.username = Some(username.clone());
+            input.servicenow.auth = None;
+        }
+    }
     Ok(input)
 }
 
