@@ -320,7 +320,7 @@ async fn oauth_secrets_api_keys_and_tokens_appear_in_no_answer_log_or_database_f
     }
     api.get("/api/v1/integrations").await;
     assert!(
-        emulator.tokens_issued().get("refresh_token").is_some(),
+        emulator.tokens_issued().contains_key("refresh_token"),
         "the refresh grant was used: {:?}",
         emulator.tokens_issued()
     );
