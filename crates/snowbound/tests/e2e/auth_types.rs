@@ -325,3 +325,74 @@ mod sqlite_only {
             .await
     }
 }
+
+/// `snowbound demo --auth oauth`: the demo's integration signs in with client credentials
+/// and Test Connection passes against its emulator.
+#[tokio::test]
+async fn the_demo_switches_to_oauth_with_one_flag() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(crate::SNOWBOUND)
+        .args([
+            "demo",
+            "--auth",
+            "oauth",
+            "--listen",
+            "127.0.0.1:0",
+            "--emulator-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (base, id) = tokio::task::spawn_blocking(move || {
+        let mut base = None;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let value = line
+                .split_whitespace()
+                .last()
+                .unwrap_or_default()
+                .to_owned();
+            if line.trim_start().starts_with("Snowbound API") {
+                base = Some(value.trim_end_matches("/api/v1").to_owned());
+            } else if line.trim_start().starts_with("Integration") {
+                return (base.expect("the API URL comes first"), value);
+            }
+        }
+        panic!("the demo ended before printing its integration");
+    })
+    .await
+    .unwrap();
+    let api = snowbound_testkit::Api::new(base);
+    let integration = api
+        .call_as(
+            Method::GET,
+            &format!("/api/v1/integrations/{id}"),
+            "demo-admin-token",
+            None,
+        )
+        .await;
+    let report = api
+        .call_as(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/test-connection"),
+            "demo-admin-token",
+            None,
+        )
+        .await;
+    // SIGTERM, so the demo removes its data directory as on Ctrl-C.
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "the demo stops on SIGTERM");
+    assert_eq!(
+        integration.body["servicenow"]["auth"]["type"], "oauth_client_credentials",
+        "{integration:?}"
+    );
+    assert_eq!(integration.body["client_secret_set"], true);
+    assert_eq!(report.body["ok"], true, "{report:?}");
+    assert_eq!(check(&report.body, "Token obtained")["ok"], true);
+}
