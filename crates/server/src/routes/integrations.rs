@@ -222,6 +222,46 @@ mod tests {
     }
 
     #[test]
+    fn auth_of_another_type_replaces_the_stored_one() {
+        let patch = json!({"servicenow": {"auth": {"type": "oauth_client_credentials",
+                                                   "client_id": "c", "client_secret": "s"}}});
+        let input = merge_patch(&stored(), patch).unwrap();
+        let auth = input.servicenow.auth.as_ref().unwrap();
+        assert_eq!(
+            auth.settings(),
+            snowbound_core::ServiceNowAuth::OauthClientCredentials {
+                client_id: "c".into()
+            }
+        );
+        assert_eq!(
+            auth.secret(snowbound_core::SecretKind::ClientSecret),
+            Some("s")
+        );
+        let answer = serde_json::to_string(&input).unwrap();
+        assert!(
+            !answer.contains("\"s\""),
+            "secrets never serialize: {answer}"
+        );
+    }
+
+    #[test]
+    fn the_top_level_username_means_basic() {
+        let mut oauth = stored();
+        oauth.servicenow.auth = snowbound_core::ServiceNowAuth::OauthClientCredentials {
+            client_id: "c".into(),
+        };
+        let patch = json!({"servicenow": {"username": "u", "password": "p"}});
+        let input = merge_patch(&oauth, patch).unwrap();
+        assert_eq!(
+            input.servicenow.auth_settings(),
+            snowbound_core::ServiceNowAuth::Basic {
+                username: "u".into()
+            }
+        );
+        assert_eq!(input.servicenow.password.as_deref(), Some("p"));
+    }
+
+    #[test]
     fn unknown_keys_in_a_patch_are_named() {
         let err = merge_patch(&stored(), json!({"servicenow": {"close_cod": "x"}})).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("servicenow.close_cod"));
