@@ -139,13 +139,13 @@ impl fmt::Debug for AuthInput {
 
 /// Whether the command uses the top-level form; its errors are then named there
 /// (`servicenow.password`), where the caller put the values.
-pub fn is_legacy_field(input: &ServiceNowInput) -> bool {
+pub fn uses_top_level_form(input: &ServiceNowInput) -> bool {
     input.username.is_some() || input.password.is_some()
 }
 
 fn path(input: &ServiceNowInput, kind: SecretKind) -> String {
     let basic = matches!(input.auth, None | Some(AuthInput::Basic { .. }));
-    if kind == SecretKind::Password && basic && is_legacy_field(input) {
+    if kind == SecretKind::Password && basic && uses_top_level_form(input) {
         "servicenow.password".into()
     } else {
         format!("servicenow.auth.{}", kind.field())

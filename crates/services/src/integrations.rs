@@ -22,7 +22,7 @@ use crate::caller::Caller;
 use crate::choice_cache::ChoiceCache;
 use crate::error::{ServiceError, ServiceResult};
 pub use crate::integration_auth::AuthInput;
-use crate::integration_auth::{checked_credentials, is_legacy_field};
+use crate::integration_auth::{checked_credentials, uses_top_level_form};
 use crate::scope::{gone_is_fine, named, team_exists, visible};
 use crate::waker::EngineWaker;
 
@@ -440,7 +440,7 @@ impl IntegrationService {
         let credentials = checked_credentials(&input.servicenow, &servicenow, current, &mut errors);
         let policy = self.policy;
         let url_errors_before = errors.len();
-        let legacy = is_legacy_field(&input.servicenow);
+        let legacy = uses_top_level_form(&input.servicenow);
         // An input naming the user at the top level gets its errors named there too.
         errors.extend(
             validate_servicenow(&servicenow, policy)
