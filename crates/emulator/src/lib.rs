@@ -266,6 +266,17 @@ impl Emulator {
         self.shared.auth().issued.clone()
     }
 
+    /// The access and refresh tokens the instance holds now, for tests proving that no
+    /// token leaks into a client's answers, logs or files.
+    pub fn token_values(&self) -> Vec<String> {
+        let auth = self.shared.auth();
+        auth.access_tokens
+            .keys()
+            .chain(auth.refresh_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     pub fn add_api_key(&self, key: ApiKey) {
         self.shared.auth().add_api_key(key);
     }

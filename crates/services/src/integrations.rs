@@ -1,20 +1,19 @@
 //! Outbound integrations: the command of a create or change ([`IntegrationInput`], with
 //! the seed's defaults for omitted settings), its validation naming every bad field, and
 //! the service that stores it. Credentials are handled in one place
-//! ([`checked_password`]): a change of instance URL or username needs the password
-//! again, since the stored one goes only where, and as whom, it was entered.
+//! ([`crate::integration_auth`]): a change of instance URL, auth type, client or user
+//! needs the secret again, since a stored one goes only where, and as whom, it was entered.
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use snowbound_core::instance_url::{is_public, InstancePolicy, LOCAL_REFUSED};
 use snowbound_core::integration_limits::{check_display_name, check_servicenow_lengths};
 use snowbound_core::validate::{validate_servicenow, FieldError};
 use snowbound_core::{
-    new_id, Credentials, ForwardingMode, Integration, ServiceNowAuth, ServiceNowSettings,
-    SeverityMap, SeverityMapping,
+    new_id, ForwardingMode, Integration, ServiceNowAuth, ServiceNowSettings, SeverityMap,
+    SeverityMapping,
 };
 use snowbound_store::{IntegrationRecord, Store};
 use uuid::Uuid;
@@ -22,6 +21,8 @@ use uuid::Uuid;
 use crate::caller::Caller;
 use crate::choice_cache::ChoiceCache;
 use crate::error::{ServiceError, ServiceResult};
+pub use crate::integration_auth::AuthInput;
+use crate::integration_auth::{checked_credentials, uses_top_level_form};
 use crate::scope::{gone_is_fine, named, team_exists, visible};
 use crate::waker::EngineWaker;
 
@@ -84,10 +85,16 @@ fn default_minor() -> String {
 #[serde(deny_unknown_fields)]
 pub struct ServiceNowInput {
     pub instance_url: String,
-    pub username: String,
+    /// The form before `auth` existed, meaning Basic. A merge base never carries it (it
+    /// carries `auth`), so it is only ever what a caller sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     /// Write-only: never serialized, so it cannot leak into an answer or a merge base.
     #[serde(default, skip_serializing)]
     pub password: Option<String>,
+    /// `servicenow.auth`; its secrets are write-only like `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthInput>,
     #[serde(default = "default_table")]
     pub table: String,
     #[serde(default = "default_state_open")]
@@ -181,13 +188,14 @@ impl From<&Integration> for IntegrationInput {
     }
 }
 
-/// The settings as a command that keeps them (and the stored password).
+/// The settings as a command that keeps them (and the stored secrets).
 impl From<ServiceNowSettings> for ServiceNowInput {
     fn from(s: ServiceNowSettings) -> Self {
         ServiceNowInput {
             instance_url: s.instance_url,
-            username: s.auth.username().unwrap_or_default().to_owned(),
+            username: None,
             password: None,
+            auth: Some(AuthInput::from(&s.auth)),
             table: s.table,
             state_open: s.state_open,
             state_acknowledged: s.state_acknowledged,
@@ -207,16 +215,24 @@ impl From<ServiceNowSettings> for ServiceNowInput {
 }
 
 impl ServiceNowInput {
+    /// `auth` without its secrets; the top-level username alone means Basic.
+    pub fn auth_settings(&self) -> ServiceNowAuth {
+        match (&self.auth, &self.username) {
+            (Some(auth), _) => auth.settings(),
+            (None, username) => ServiceNowAuth::Basic {
+                username: username.clone().unwrap_or_default(),
+            },
+        }
+        .trimmed()
+    }
+
     /// Surrounding whitespace in a pasted value is never meant: ServiceNow would store
     /// `" 6"` as an unknown choice.
     pub fn to_settings(&self) -> ServiceNowSettings {
         let t = |s: &String| s.trim().to_owned();
         ServiceNowSettings {
             instance_url: t(&self.instance_url),
-            // Until the API takes `servicenow.auth`, the top-level username means Basic.
-            auth: ServiceNowAuth::Basic {
-                username: t(&self.username),
-            },
+            auth: self.auth_settings(),
             table: t(&self.table),
             state_open: t(&self.state_open),
             state_acknowledged: self.state_acknowledged.as_ref().map(t),
@@ -247,43 +263,7 @@ struct Checked {
     team_ids: Vec<Uuid>,
     forwarding: ForwardingMode,
     servicenow: ServiceNowSettings,
-    password: Option<SecretString>,
-}
-
-/// The password to store with `servicenow`, if any. `current` is the stored integration
-/// on a change (`None` on create); a problem is pushed to `errors`.
-fn checked_password(
-    sent: Option<&str>,
-    servicenow: &ServiceNowSettings,
-    current: Option<&Integration>,
-    errors: &mut Vec<FieldError>,
-) -> Option<SecretString> {
-    match sent {
-        Some("") => {
-            errors.push(FieldError::new("servicenow.password", "must not be empty"));
-            None
-        }
-        Some(p) => Some(SecretString::from(p.to_owned())),
-        None => match current {
-            None => {
-                errors.push(FieldError::new("servicenow.password", "is required"));
-                None
-            }
-            // The stored password goes only where, and as whom, it was entered.
-            Some(current)
-                if current.servicenow.instance_url != servicenow.instance_url
-                    || current.servicenow.auth != servicenow.auth =>
-            {
-                errors.push(FieldError::new(
-                    "servicenow.password",
-                    "is required when the instance URL or username changes: the stored \
-                     password is only sent to the instance and user it was entered for",
-                ));
-                None
-            }
-            Some(_) => None,
-        },
-    }
+    credentials: snowbound_core::Credentials,
 }
 
 /// Whether the instance's name resolves to a local address now. The client checks again
@@ -360,9 +340,15 @@ impl IntegrationService {
         input: IntegrationInput,
     ) -> ServiceResult<IntegrationRecord> {
         let checked = self.check(caller, input, None).await?;
-        let password = checked.password.ok_or(ServiceError::Internal(
-            "a checked new integration has no password",
-        ))?;
+        if checked
+            .credentials
+            .missing_for(&checked.servicenow.auth)
+            .is_some()
+        {
+            return Err(ServiceError::Internal(
+                "a checked new integration lacks a secret",
+            ));
+        }
         let now = Utc::now();
         let integration = Integration {
             id: new_id(),
@@ -375,13 +361,13 @@ impl IntegrationService {
             updated_at: now,
         };
         self.store
-            .create_integration(&integration, &Credentials::basic(password))
+            .create_integration(&integration, &checked.credentials)
             .await?;
         Ok(self.store.get_integration(integration.id).await?)
     }
 
     /// Replaces the integration's settings by `input` (the whole integration as the
-    /// caller wants it; its password only if one was entered).
+    /// caller wants it; its secrets only those entered).
     pub async fn update(
         &self,
         caller: &Caller,
@@ -402,13 +388,7 @@ impl IntegrationService {
         };
         let updated = self
             .store
-            .update_integration(
-                &integration,
-                &Credentials {
-                    password: checked.password.clone(),
-                    ..Credentials::default()
-                },
-            )
+            .update_integration(&integration, &checked.credentials)
             .await;
         named(updated, "integration")?;
         // New settings un-park and bump every link: the engine re-applies them now.
@@ -457,20 +437,16 @@ impl IntegrationService {
             team_ids.push(team);
         }
         let servicenow = input.servicenow.to_settings();
-        let password = checked_password(
-            input.servicenow.password.as_deref(),
-            &servicenow,
-            current,
-            &mut errors,
-        );
+        let credentials = checked_credentials(&input.servicenow, &servicenow, current, &mut errors);
         let policy = self.policy;
         let url_errors_before = errors.len();
-        // The input names the user at the top level, so its errors do too.
+        let legacy = uses_top_level_form(&input.servicenow);
+        // An input naming the user at the top level gets its errors named there too.
         errors.extend(
             validate_servicenow(&servicenow, policy)
                 .into_iter()
                 .map(|mut e| {
-                    if e.field == "servicenow.auth.username" {
+                    if legacy && e.field == "servicenow.auth.username" {
                         e.field = "servicenow.username".into();
                     }
                     e
@@ -492,7 +468,7 @@ impl IntegrationService {
             team_ids,
             forwarding: input.forwarding,
             servicenow,
-            password,
+            credentials,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod choice_cache;
 pub mod error;
 pub mod incidents;
 pub mod ingest;
+pub mod integration_auth;
 pub mod integrations;
 pub mod routing_links;
 pub mod rules;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use snowbound_emulator::{Emulator, EmulatorConfig};
+use snowbound_emulator::{property, Emulator, EmulatorConfig, OAuthClient};
 use tokio::net::TcpListener;
 
 use crate::{App, ServeConfig};
@@ -14,13 +14,62 @@ use crate::{App, ServeConfig};
 pub const DEMO_EMAIL: &str = "admin@snowbound.demo";
 pub const DEMO_PASSWORD: &str = "snowbound-demo";
 
-pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr) -> anyhow::Result<()> {
-    let emulator = Emulator::start_on(
-        free_or_any(emulator_listen).await,
-        EmulatorConfig::default(),
-    )
-    .await
-    .context("starting the ServiceNow emulator")?;
+/// The demo's OAuth client in the emulator.
+pub const DEMO_CLIENT_ID: &str = "snowbound-demo";
+pub const DEMO_CLIENT_SECRET: &str = "snowbound-demo-secret";
+
+/// How the demo integration authenticates (`--auth`, `SNOWBOUND_DEMO_AUTH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DemoAuth {
+    #[default]
+    Basic,
+    /// OAuth client credentials, with the grant enabled on the emulator as an admin would.
+    #[value(name = "oauth", alias = "oauth_client_credentials")]
+    Oauth,
+}
+
+impl DemoAuth {
+    fn emulator_config(self) -> EmulatorConfig {
+        let mut config = EmulatorConfig::default();
+        if self == DemoAuth::Oauth {
+            config.oauth_clients.push(
+                OAuthClient::new(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET).with_application_user("admin"),
+            );
+            config
+                .properties
+                .insert(property::CLIENT_CREDENTIALS_ENABLED.into(), "true".into());
+        }
+        config
+    }
+
+    /// `servicenow.auth` of the demo integration.
+    pub fn integration_auth(self) -> Value {
+        match self {
+            DemoAuth::Basic => json!({"type": "basic", "username": "admin", "password": "admin"}),
+            DemoAuth::Oauth => json!({"type": "oauth_client_credentials",
+                                      "client_id": DEMO_CLIENT_ID,
+                                      "client_secret": DEMO_CLIENT_SECRET}),
+        }
+    }
+
+    fn described(self) -> String {
+        match self {
+            DemoAuth::Basic => "Table API user admin / admin".into(),
+            DemoAuth::Oauth => {
+                format!("OAuth client credentials, client {DEMO_CLIENT_ID} / {DEMO_CLIENT_SECRET}")
+            }
+        }
+    }
+}
+
+pub async fn run(
+    listen: SocketAddr,
+    emulator_listen: SocketAddr,
+    auth: DemoAuth,
+) -> anyhow::Result<()> {
+    let emulator = Emulator::start_on(free_or_any(emulator_listen).await, auth.emulator_config())
+        .await
+        .context("starting the ServiceNow emulator")?;
     let data_dir = tempfile::Builder::new()
         .prefix("snowbound-demo-")
         .tempdir()?;
@@ -51,8 +100,7 @@ pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr) -> anyhow::Res
                 "forwarding": "always",
                 "servicenow": {
                     "instance_url": emulator.base_url(),
-                    "username": "admin",
-                    "password": "admin",
+                    "auth": auth.integration_auth(),
                     "close_code": "Solution provided",
                     "severity": {
                         "primary_field": "urgency",
@@ -113,8 +161,9 @@ pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr) -> anyhow::Res
     println!("  Snowbound API        {}/api/v1", app.url());
     println!("  Admin token          demo-admin-token");
     println!(
-        "  ServiceNow emulator  {}/   (records as they arrive; Table API user admin / admin)",
-        emulator.base_url()
+        "  ServiceNow emulator  {}/   (records as they arrive; {})",
+        emulator.base_url(),
+        auth.described()
     );
     println!(
         "  Integration          {}",

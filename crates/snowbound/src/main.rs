@@ -25,6 +25,10 @@ enum Command {
         listen: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:8089")]
         emulator_listen: SocketAddr,
+        /// How the demo integration signs in to the emulator: `basic` or `oauth` (OAuth
+        /// client credentials).
+        #[arg(long, env = "SNOWBOUND_DEMO_AUTH", default_value = "basic")]
+        auth: snowbound::demo::DemoAuth,
     },
     /// A ServiceNow Table API emulator, for trying Snowbound without an instance.
     Emulator {
@@ -95,7 +99,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo {
             listen,
             emulator_listen,
-        } => snowbound::demo::run(listen, emulator_listen).await?,
+            auth,
+        } => snowbound::demo::run(listen, emulator_listen, auth).await?,
         Command::Emulator {
             listen,
             users,

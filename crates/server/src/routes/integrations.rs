@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::Value;
 use snowbound_core::Integration;
-use snowbound_services::integrations::IntegrationInput;
+use snowbound_services::integrations::{AuthInput, IntegrationInput};
 use snowbound_store::IntegrationRecord;
 use uuid::Uuid;
 
@@ -82,7 +82,9 @@ pub async fn delete(
 }
 
 /// The stored integration with `patch` merged in (RFC 7386 JSON merge patch: objects
-/// merge key by key, `null` removes), plus the new password if one was sent.
+/// merge key by key, `null` removes), plus the secrets sent. `servicenow.auth` of another
+/// type replaces the stored one instead of merging into it; the top-level `username`
+/// means Basic and is merged as `servicenow.auth.username`.
 pub fn merge_patch(current: &Integration, mut patch: Value) -> ApiResult<IntegrationInput> {
     if !patch.is_object() {
         return Err(ApiError::new(
@@ -91,16 +93,32 @@ pub fn merge_patch(current: &Integration, mut patch: Value) -> ApiResult<Integra
             "a PATCH body must be a JSON object",
         ));
     }
+    let current_type = current.servicenow.auth.type_name();
     let mut password = None;
+    let mut username = None;
+    let mut replace_auth = false;
+    let mut sent_auth = false;
     if let Some(Value::Object(servicenow)) = patch.get_mut("servicenow") {
-        match servicenow.remove("password") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(p)) => password = Some(p),
-            Some(_) => {
-                return Err(ApiError::invalid_field(
-                    "servicenow.password",
-                    "must be a string",
-                ))
+        sent_auth = servicenow.contains_key("auth");
+        password = top_level_string(servicenow, "password")?;
+        username = top_level_string(servicenow, "username")?;
+        match servicenow.get("auth") {
+            Some(Value::Object(auth)) => {
+                replace_auth = auth
+                    .get("type")
+                    .is_some_and(|t| t.as_str() != Some(current_type));
+            }
+            Some(_) => {}
+            None => {
+                if let Some(username) = &username {
+                    let mut auth = serde_json::Map::new();
+                    auth.insert("username".into(), Value::String(username.clone()));
+                    if current_type != "basic" {
+                        auth.insert("type".into(), Value::String("basic".into()));
+                        replace_auth = true;
+                    }
+                    servicenow.insert("auth".into(), Value::Object(auth));
+                }
             }
         }
         // Turning the secondary field off drops its map too, unless a map was sent.
@@ -114,10 +132,39 @@ pub fn merge_patch(current: &Integration, mut patch: Value) -> ApiResult<Integra
     }
     let mut merged =
         serde_json::to_value(IntegrationInput::from(current)).map_err(|_| ApiError::internal())?;
+    if replace_auth {
+        if let Some(Value::Object(servicenow)) = merged.get_mut("servicenow") {
+            servicenow.remove("auth");
+        }
+    }
     merge_patch_value(&mut merged, patch);
     let mut input: IntegrationInput = from_value(merged)?;
     input.servicenow.password = password;
+    input.servicenow.username = username;
+    // A Basic integration patched without `auth` is patched in the top-level form, and
+    // its errors are named there (`servicenow.password`), as before `auth` existed.
+    if !sent_auth {
+        if let Some(AuthInput::Basic { username, .. }) = &input.servicenow.auth {
+            input.servicenow.username = Some(username.clone());
+            input.servicenow.auth = None;
+        }
+    }
     Ok(input)
+}
+
+/// A top-level `servicenow.<key>` taken out of the patch (`null` is none).
+fn top_level_string(
+    servicenow: &mut serde_json::Map<String, Value>,
+    key: &str,
+) -> ApiResult<Option<String>> {
+    match servicenow.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(_) => Err(ApiError::invalid_field(
+            format!("servicenow.{key}"),
+            "must be a string",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +219,46 @@ mod tests {
         assert_eq!(s.severity.secondary_map, None);
         assert!(validate_servicenow(&s, Default::default()).is_empty());
         assert_eq!(input.servicenow.password.as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn auth_of_another_type_replaces_the_stored_one() {
+        let patch = json!({"servicenow": {"auth": {"type": "oauth_client_credentials",
+                                                   "client_id": "c", "client_secret": "s"}}});
+        let input = merge_patch(&stored(), patch).unwrap();
+        let auth = input.servicenow.auth.as_ref().unwrap();
+        assert_eq!(
+            auth.settings(),
+            snowbound_core::ServiceNowAuth::OauthClientCredentials {
+                client_id: "c".into()
+            }
+        );
+        assert_eq!(
+            auth.secret(snowbound_core::SecretKind::ClientSecret),
+            Some("s")
+        );
+        let answer = serde_json::to_string(&input).unwrap();
+        assert!(
+            !answer.contains("\"s\""),
+            "secrets never serialize: {answer}"
+        );
+    }
+
+    #[test]
+    fn the_top_level_username_means_basic() {
+        let mut oauth = stored();
+        oauth.servicenow.auth = snowbound_core::ServiceNowAuth::OauthClientCredentials {
+            client_id: "c".into(),
+        };
+        let patch = json!({"servicenow": {"username": "u", "password": "p"}});
+        let input = merge_patch(&oauth, patch).unwrap();
+        assert_eq!(
+            input.servicenow.auth_settings(),
+            snowbound_core::ServiceNowAuth::Basic {
+                username: "u".into()
+            }
+        );
+        assert_eq!(input.servicenow.password.as_deref(), Some("p"));
     }
 
     #[test]

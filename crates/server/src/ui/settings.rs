@@ -14,7 +14,7 @@ use serde_json::json;
 use snowbound_core::validate::{is_servicenow_name, FieldError};
 use snowbound_core::{ServiceNowSettings, SeverityMap};
 use snowbound_servicenow::TestReport;
-use snowbound_services::integrations::IntegrationInput;
+use snowbound_services::integrations::{AuthInput, IntegrationInput};
 use snowbound_store::IntegrationRecord;
 use uuid::Uuid;
 
@@ -38,6 +38,59 @@ pub fn router() -> Router<AppState> {
         .route("/integrations/{id}/settings/mappings", post(save_mappings))
         .route("/integrations/{id}/test-connection", post(test_connection))
         .route("/integrations/{id}/choices", get(choices))
+        .route("/docs/servicenow-setup", get(setup_guide))
+}
+
+/// The ServiceNow admin's guide, built in so the link works offline and matches the
+/// running version.
+const SETUP_GUIDE: &str = include_str!("../../../../docs/SERVICENOW_SETUP.md");
+
+#[derive(Template)]
+#[template(path = "setup_guide.html")]
+struct SetupGuidePage {
+    page: Page,
+    text: &'static str,
+}
+
+async fn setup_guide(user: UiUser) -> UiResult {
+    let view = SetupGuidePage {
+        page: Page::new("ServiceNow setup", "integrations", &user),
+        text: SETUP_GUIDE,
+    };
+    Ok(render(StatusCode::OK, &view))
+}
+
+/// The types the Authorization section offers, with their labels.
+const AUTH_TYPES: [(&str, &str); 4] = [
+    ("basic", "Basic (username and password)"),
+    ("oauth_client_credentials", "OAuth 2.0 client credentials"),
+    ("oauth_password", "OAuth 2.0 password grant"),
+    ("api_key", "API key"),
+];
+
+/// The Authorization form as a command. An empty secret keeps the stored one: secrets
+/// are never shown back.
+fn typed_auth(form: &FormData) -> AuthInput {
+    let secret = |name: &str| form.get(name).filter(|v| !v.is_empty()).map(str::to_owned);
+    match form.get("auth_type").unwrap_or("basic") {
+        "oauth_client_credentials" => AuthInput::OauthClientCredentials {
+            client_id: form.text("client_id"),
+            client_secret: secret("client_secret"),
+        },
+        "oauth_password" => AuthInput::OauthPassword {
+            client_id: form.text("client_id"),
+            client_secret: secret("client_secret"),
+            username: form.text("username"),
+            password: secret("password"),
+        },
+        "api_key" => AuthInput::ApiKey {
+            api_key: secret("api_key"),
+        },
+        _ => AuthInput::Basic {
+            username: form.text("username"),
+            password: secret("password"),
+        },
+    }
 }
 
 #[derive(Template)]
@@ -49,7 +102,10 @@ struct SettingsPage {
     name: String,
     problem: Option<String>,
     s: ServiceNowSettings,
+    auth_types: [(&'static str, &'static str); 4],
     password_set: bool,
+    client_secret_set: bool,
+    api_key_set: bool,
     auth_errors: Vec<FieldError>,
     auth_error: Option<String>,
     report: Option<TestReport>,
@@ -60,6 +116,15 @@ struct SettingsPage {
 }
 
 impl SettingsPage {
+    /// Whether the shown type has the field (`username`, `client_id`, …).
+    fn has(&self, field: &str) -> bool {
+        match field {
+            "username" => self.s.auth.username().is_some(),
+            "client_id" => self.s.auth.client_id().is_some(),
+            secret => self.s.auth.secrets().iter().any(|k| k.field() == secret),
+        }
+    }
+
     fn auth_err(&self, field: &str) -> Option<&str> {
         let path = format!("servicenow.{field}");
         self.auth_errors
@@ -126,7 +191,10 @@ async fn page(
         preview: preview(integration, state.public_url()),
         calls: calls(state, &user.caller(), integration).await?,
         s,
+        auth_types: AUTH_TYPES,
         password_set: record.password_set,
+        client_secret_set: record.client_secret_set,
+        api_key_set: record.api_key_set,
         auth_errors: shown.auth_errors,
         auth_error: shown.auth_error,
         report: shown.report,
@@ -157,17 +225,26 @@ async fn save_authorization(
 ) -> UiResult {
     let caller = user.caller();
     let service = state.integrations();
+    // "Show fields" (the type changed without JavaScript): re-render for the new type,
+    // keeping what was typed, and save nothing.
+    if form.get("show_type").is_some() {
+        let record = service.owned(&caller, id).await?;
+        let mut typed = record.integration.servicenow.clone();
+        typed.instance_url = form.text("instance_url");
+        typed.auth = typed_auth(&form).settings().trimmed();
+        typed.table = form.text("table");
+        let shown = Shown {
+            typed: Some(typed),
+            ..Shown::default()
+        };
+        return page(&state, &user, record, shown).await;
+    }
     let result = async {
         let current = service.owned(&caller, id).await?.integration;
         let mut input = IntegrationInput::from(&current);
         input.servicenow.instance_url = form.text("instance_url");
-        input.servicenow.username = form.text("username");
         input.servicenow.table = form.text("table");
-        // An empty password field keeps the stored password: it is never shown back.
-        input.servicenow.password = form
-            .get("password")
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned);
+        input.servicenow.auth = Some(typed_auth(&form));
         service.update(&caller, id, input).await
     }
     .await;
@@ -178,9 +255,7 @@ async fn save_authorization(
             let record = state.integrations().visible(&caller, id).await?;
             let mut typed = record.integration.servicenow.clone();
             typed.instance_url = form.text("instance_url");
-            typed.auth = snowbound_core::ServiceNowAuth::Basic {
-                username: form.text("username"),
-            };
+            typed.auth = typed_auth(&form).settings().trimmed();
             typed.table = form.text("table");
             let shown = Shown {
                 typed: Some(typed),

@@ -5,6 +5,7 @@
 //! `tests/slow_clients.rs`.
 
 mod alertmanager;
+mod auth_types;
 mod browser;
 mod crash;
 mod hostile_input;
@@ -18,6 +19,7 @@ mod start_up;
 mod sync_failures;
 mod sync_lifecycle;
 mod ui_admin;
+mod ui_auth;
 mod ui_http;
 mod untrusted_answers;
 

@@ -1,12 +1,13 @@
-//! After a full lifecycle the integration's password is nowhere it should not be: not in
-//! any API answer, not in the API call log, not in the server's log at debug level, and
-//! not in the database files in clear.
+//! After a full lifecycle the integration's secrets are nowhere they should not be: not
+//! in any API answer, not in the API call log, not in the server's log at trace level,
+//! and not in the database files in clear. That holds for the password, for an OAuth
+//! client secret, an API key, and the access and refresh tokens the instance issued.
 
 use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
-use snowbound_emulator::{Emulator, EmulatorConfig};
+use snowbound_emulator::{property, ApiKey, Emulator, EmulatorConfig, OAuthClient, User};
 use snowbound_testkit::node::Node;
 use snowbound_testkit::{eventually, ADMIN_TOKEN};
 
@@ -57,7 +58,11 @@ fn forbidden_texts() -> Vec<String> {
 }
 
 fn assert_absent(place: &str, haystack: &[u8]) {
-    for needle in forbidden_texts() {
+    assert_none_of(&forbidden_texts(), place, haystack)
+}
+
+fn assert_none_of(needles: &[String], place: &str, haystack: &[u8]) {
+    for needle in needles {
         let found = haystack
             .windows(needle.len())
             .any(|w| w == needle.as_bytes());
@@ -203,6 +208,143 @@ async fn the_password_appears_in_no_answer_log_or_database_file() {
         files += 1;
     }
     assert!(files >= 2, "the database and key file were scanned");
+}
+
+const CLIENT_SECRET: &str = "Cs8-oauth-unmistakable-client-secret";
+const OAUTH_PASSWORD: &str = "Pw3-oauth-unmistakable-user-password";
+const API_KEY: &str = "Ak5-unmistakable-api-key-value";
+
+/// OAuth (password grant, so a refresh token too, and client credentials) and an API key
+/// through a lifecycle each, Test Connection and a token renewal: no secret and no token
+/// the instance issued shows up in an answer, the log or a database file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_secrets_api_keys_and_tokens_appear_in_no_answer_log_or_database_file() {
+    let emulator = Emulator::start(EmulatorConfig {
+        users: vec![
+            User::new("svc", OAUTH_PASSWORD, &["itil", "personalize_choices"]).web_service_only(),
+        ],
+        oauth_clients: vec![
+            OAuthClient::new("scan-client", CLIENT_SECRET).with_application_user("svc")
+        ],
+        api_keys: vec![ApiKey::new(API_KEY, "svc")],
+        api_key_policy: true,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    emulator.set_property(property::CLIENT_CREDENTIALS_ENABLED, "true");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let mut node = Node::start_with(
+        crate::SNOWBOUND,
+        &data,
+        &[("RUST_LOG", "trace")],
+        Some(&log),
+    )
+    .await;
+    let api = Client {
+        base: node.base.clone(),
+        http: reqwest::Client::new(),
+        answers: Default::default(),
+    };
+    let mut tokens = std::collections::BTreeSet::new();
+    let auths = [
+        json!({"type": "oauth_password", "client_id": "scan-client",
+               "client_secret": CLIENT_SECRET, "username": "svc", "password": OAUTH_PASSWORD}),
+        json!({"type": "oauth_client_credentials", "client_id": "scan-client",
+               "client_secret": CLIENT_SECRET}),
+        json!({"type": "api_key", "api_key": API_KEY}),
+    ];
+    let mut integrations = Vec::new();
+    for (i, auth) in auths.into_iter().enumerate() {
+        let team = api
+            .post("/api/v1/teams", json!({"name": format!("team-{i}")}))
+            .await;
+        let integration = api
+            .post(
+                "/api/v1/integrations",
+                json!({"display_name": format!("SN {i}"), "root_team_id": team["id"],
+                       "type": "servicenow", "forwarding": "always",
+                       "servicenow": {"instance_url": emulator.base_url(), "auth": auth,
+                                      "close_code": "Solution provided"}}),
+            )
+            .await;
+        let int_id = integration["id"].as_str().unwrap().to_owned();
+        let report = api
+            .post(
+                &format!("/api/v1/integrations/{int_id}/test-connection"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(report["ok"], true, "{report}");
+        tokens.extend(emulator.token_values());
+        let incident = api
+            .post(
+                "/api/v1/incidents",
+                json!({"team_id": team["id"], "title": "Secret scan", "severity": "critical"}),
+            )
+            .await;
+        let id = incident["id"].as_str().unwrap().to_owned();
+        // The tokens expire mid-lifecycle: the renewal (refresh grant for the password
+        // grant) must not leak either.
+        emulator.expire_tokens(false);
+        api.post(
+            &format!("/api/v1/incidents/{id}/resolve"),
+            json!({"comment": "done"}),
+        )
+        .await;
+        eventually("the resolve reached ServiceNow", || async {
+            emulator
+                .records_by_correlation_id("incident", &id)
+                .first()
+                .is_some_and(|r| r["state"] == "6")
+        })
+        .await;
+        tokens.extend(emulator.token_values());
+        api.call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/integrations/{int_id}"),
+            Some(json!({"display_name": format!("SN {i} renamed")})),
+        )
+        .await;
+        for path in [
+            format!("/api/v1/integrations/{int_id}"),
+            format!("/api/v1/integrations/{int_id}/api-calls"),
+            format!("/api/v1/incidents/{id}"),
+            format!("/api/v1/incidents/{id}/api-calls"),
+        ] {
+            api.get(&path).await;
+        }
+        integrations.push(int_id);
+    }
+    api.get("/api/v1/integrations").await;
+    assert!(
+        emulator.tokens_issued().contains_key("refresh_token"),
+        "the refresh grant was used: {:?}",
+        emulator.tokens_issued()
+    );
+    assert!(tokens.len() >= 3, "tokens were issued: {}", tokens.len());
+
+    node.signal("-TERM");
+    node.wait_exit(Duration::from_secs(15));
+    let mut needles: Vec<String> =
+        vec![CLIENT_SECRET.into(), OAUTH_PASSWORD.into(), API_KEY.into()];
+    needles.extend(tokens);
+    for (i, answer) in api.answers.lock().unwrap().iter().enumerate() {
+        assert_none_of(&needles, &format!("API answer #{i}"), answer.as_bytes());
+    }
+    let log_text = std::fs::read(&log).unwrap();
+    assert!(log_text.len() > 1000, "the trace log was written");
+    assert_none_of(&needles, "the server log", &log_text);
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        assert_none_of(
+            &needles,
+            &path.display().to_string(),
+            &std::fs::read(&path).unwrap(),
+        );
+    }
 }
 
 /// The ingest URL's secret is the source's only credential: at trace level the request
