@@ -24,6 +24,9 @@ const EWMA_ALPHA: f64 = 0.4;
 /// against the fastest, not the mean: a mean follows a slow climb one step at a time
 /// and never sees the queue grow.
 const QUEUE_MARGIN: f64 = 0.1;
+/// …and by at least this much: against a sub-millisecond instance a busy host's own
+/// scheduling noise is larger than any queue, and must not read as back pressure.
+const QUEUE_MIN: f64 = 0.005;
 const DEVIATION_SCALE: f64 = 2.5;
 /// The fastest round trip is forgotten slowly (this share per window), so an instance
 /// that became slower for good becomes the new normal within a minute or so.
@@ -94,7 +97,7 @@ impl Aimd {
         let spread = (window.rtt_squares / answers - rtt * rtt).max(0.0).sqrt();
         let before = self.limit;
         let slower = self.fastest_rtt.is_some_and(|fastest| {
-            rtt > fastest * (1.0 + QUEUE_MARGIN) + DEVIATION_SCALE * self.deviation
+            rtt > fastest + (fastest * QUEUE_MARGIN).max(QUEUE_MIN) + DEVIATION_SCALE * self.deviation
         });
         if window.pressure || slower {
             let decreased = (self.limit as f64 * DECREASE).floor() as usize;
@@ -186,6 +189,23 @@ mod tests {
         let mut small = Aimd::new(2, 64);
         assert_eq!(small.observe(now, RTT, true), Some(1));
         assert_eq!(small.observe(now, RTT, true), None, "never below one");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduling_noise_against_an_instant_instance_is_not_back_pressure() {
+        let mut aimd = Aimd::new(8, 64);
+        let mut now = Instant::now();
+        for round in 0..200u64 {
+            aimd.saturated();
+            for answer in 0..aimd.limit() as u64 {
+                // 0.3 ms answers with an occasional 3 ms hiccup of the host.
+                let rtt = if (round + answer) % 7 == 0 { 3_000 } else { 300 };
+                aimd.observe(now, Duration::from_micros(rtt), false);
+            }
+            now += MIN_WINDOW;
+            aimd.observe(now, Duration::from_micros(300), false);
+        }
+        assert_eq!(aimd.limit(), 64);
     }
 
     #[tokio::test(start_paused = true)]

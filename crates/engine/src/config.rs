@@ -21,7 +21,9 @@ pub mod defaults {
     pub const RETRY_MAX_MS: u64 = 600_000;
     pub const RATE_LIMIT_COOLDOWN_MS: u64 = 5_000;
     pub const RATE_LIMIT_COOLDOWN_MAX_MS: u64 = 300_000;
-    pub const SERVICENOW_CONCURRENCY: usize = 8;
+    /// The ceiling of adaptive concurrency: an integration starts at 8 calls in flight
+    /// and grows while its instance keeps pace (see `adaptive.rs`).
+    pub const SERVICENOW_CONCURRENCY: usize = 32;
     /// 0 = no limit of our own; only the instance's 429s slow us down.
     pub const SERVICENOW_RATE_LIMIT: u32 = 0;
     pub const SYNC_SETTLE_MS: u64 = 500;
