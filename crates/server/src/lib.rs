@@ -13,6 +13,7 @@ mod choices;
 pub mod error;
 pub mod extract;
 pub mod listener;
+pub mod readiness;
 mod routes;
 mod servicenow;
 mod state;

@@ -12,6 +12,7 @@ mod ingest_input;
 mod login_input;
 mod multi_node;
 mod process;
+mod readiness;
 mod secrets;
 mod sources_routing;
 mod start_up;
