@@ -123,6 +123,45 @@ pub struct ServeConfig {
     pub allow_local_instances: bool,
 }
 
+/// How log lines are written (`SNOWBOUND_LOG_FORMAT`). Read before the command line is
+/// parsed, since every subcommand logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// tracing's plain text, for people reading a terminal or the journal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("SNOWBOUND_LOG_FORMAT={0:?} is not a log format: use `human` (the default) or `json`")]
+pub struct UnknownLogFormat(pub String);
+
+impl LogFormat {
+    pub const ENV: &'static str = "SNOWBOUND_LOG_FORMAT";
+
+    /// The format `SNOWBOUND_LOG_FORMAT` names; unset or empty is human.
+    pub fn from_env() -> Result<LogFormat, UnknownLogFormat> {
+        match std::env::var(Self::ENV) {
+            Ok(value) => value.parse(),
+            Err(_) => Ok(LogFormat::Human),
+        }
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = UnknownLogFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(UnknownLogFormat(s.to_owned())),
+        }
+    }
+}
+
 /// A setting the node cannot run with, named by its environment variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -10,6 +10,7 @@ mod crash;
 mod hostile_input;
 mod ingest_input;
 mod login_input;
+mod logs;
 mod multi_node;
 mod process;
 mod readiness;
