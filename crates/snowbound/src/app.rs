@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rand::RngCore;
 use snowbound_engine::{Engine, EngineWaker};
+use snowbound_server::metrics::Metrics;
 use snowbound_server::readiness::{self, Readiness};
 use snowbound_server::{hash_token, AppState};
 use snowbound_servicenow::{Client, ClientConfig};
@@ -163,7 +164,11 @@ impl App {
             admin_token_hash,
         )
         .with_servicenow_client(client);
-        readiness.serve(snowbound_server::router(state), Arc::clone(&store));
+        let metrics = Metrics::new(config.metrics_token.clone());
+        readiness.serve(
+            metrics.instrument(snowbound_server::router(state)),
+            Arc::clone(&store),
+        );
         tracing::info!(%addr, %public_url, "Snowbound is listening");
         Ok(App {
             addr,

@@ -121,6 +121,9 @@ pub struct ServeConfig {
     #[arg(long, env = "SNOWBOUND_ALLOW_LOCAL_INSTANCES", action = ArgAction::SetTrue,
           value_parser = BoolishValueParser::new())]
     pub allow_local_instances: bool,
+    /// Bearer token a scrape of /metrics must send; unset leaves /metrics open.
+    #[arg(long, env = "SNOWBOUND_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// How log lines are written (`SNOWBOUND_LOG_FORMAT`). Read before the command line is
@@ -291,6 +294,7 @@ impl ServeConfig {
             http_body_timeout_ms: HTTP_BODY_TIMEOUT_MS,
             http_max_connections: None,
             allow_local_instances: false,
+            metrics_token: None,
         }
     }
 }

@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/ingest/{secret}", post(ingest::ingest))
         .merge(crate::ui::router())
+        .route_layer(middleware::from_fn(crate::metrics::note_route))
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

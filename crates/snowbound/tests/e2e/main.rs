@@ -11,6 +11,7 @@ mod hostile_input;
 mod ingest_input;
 mod login_input;
 mod logs;
+mod metrics;
 mod multi_node;
 mod process;
 mod readiness;
