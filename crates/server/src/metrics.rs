@@ -9,6 +9,7 @@
 //! layer, fills in.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
@@ -20,8 +21,10 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 use subtle::ConstantTimeEq;
+use uuid::Uuid;
 
 use crate::error::ApiError;
 
@@ -36,6 +39,22 @@ struct HttpLabels {
     status_class: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    integration: String,
+    method: String,
+    status_class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallDurationLabels {
+    integration: String,
+    method: String,
+}
+
+/// Call durations from a fast instance's tens of milliseconds to the client's timeout.
+const CALL_BUCKETS: [f64; 11] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
 /// The node's metrics registry; cheap to clone.
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
@@ -43,6 +62,8 @@ pub struct Metrics(Arc<Inner>);
 struct Inner {
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
+    servicenow_calls: Family<CallLabels, Counter>,
+    servicenow_call_duration: Family<CallDurationLabels, Histogram>,
     token: Option<String>,
 }
 
@@ -60,9 +81,27 @@ impl Metrics {
             "HTTP requests answered, by matched route template and status class",
             http_requests.clone(),
         );
+        let servicenow_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "servicenow_calls",
+            "ServiceNow calls made by the sync engine, by integration, method and status class (`error`: no answer)",
+            servicenow_calls.clone(),
+        );
+        let servicenow_call_duration =
+            Family::<CallDurationLabels, Histogram>::new_with_constructor(
+                (|| Histogram::new(CALL_BUCKETS)) as fn() -> Histogram,
+            );
+        registry.register_with_unit(
+            "servicenow_call_duration",
+            "Duration of the sync engine's ServiceNow calls",
+            Unit::Seconds,
+            servicenow_call_duration.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             http_requests,
+            servicenow_calls,
+            servicenow_call_duration,
             token: token.filter(|t| !t.trim().is_empty()),
         }))
     }
@@ -74,6 +113,41 @@ impl Metrics {
             .with_state(self.clone());
         app.merge(scrape)
             .layer(middleware::from_fn_with_state(self.clone(), count))
+    }
+
+    /// One ServiceNow call of `integration` (an id: bounded, unlike incident ids).
+    pub fn servicenow_call(
+        &self,
+        integration: Uuid,
+        method: &str,
+        status: Option<u16>,
+        duration: Duration,
+    ) {
+        // Only methods the engine sends; anything else folds into one value.
+        let method = match method.to_ascii_uppercase().as_str() {
+            m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE") => m.to_owned(),
+            _ => "OTHER".to_owned(),
+        };
+        let status_class = match status {
+            Some(status) => format!("{}xx", status / 100),
+            None => "error".to_owned(),
+        };
+        let integration = integration.to_string();
+        self.0
+            .servicenow_calls
+            .get_or_create(&CallLabels {
+                integration: integration.clone(),
+                method: method.clone(),
+                status_class,
+            })
+            .inc();
+        self.0
+            .servicenow_call_duration
+            .get_or_create(&CallDurationLabels {
+                integration,
+                method,
+            })
+            .observe(duration.as_secs_f64());
     }
 
     /// The OpenMetrics text, as Prometheus asks for it.

@@ -148,6 +148,18 @@ impl App {
             config.engine_config(public_url.clone()),
         );
 
+        let metrics = Metrics::new(config.metrics_token.clone());
+        engine.observe_calls({
+            let metrics = metrics.clone();
+            Arc::new(move |call: &snowbound_store::ApiCallRecord| {
+                metrics.servicenow_call(
+                    call.integration_id,
+                    &call.method,
+                    call.status,
+                    std::time::Duration::from_millis(call.duration_ms),
+                )
+            })
+        });
         let (stop_engine, engine_stopped) = watch::channel(false);
         readiness.set_engine_running(true);
         let engine = tokio::spawn({
@@ -164,7 +176,6 @@ impl App {
             admin_token_hash,
         )
         .with_servicenow_client(client);
-        let metrics = Metrics::new(config.metrics_token.clone());
         readiness.serve(
             metrics.instrument(snowbound_server::router(state)),
             Arc::clone(&store),

@@ -1,12 +1,15 @@
 //! `/metrics` of the real binary: closed by `SNOWBOUND_METRICS_TOKEN`, requests counted
-//! by route template and status class (never the raw path), and the output accepted by
+//! by route template and status class (never the raw path), the ServiceNow calls of a
+//! sync lifecycle by integration, method and status class, and the output accepted by
 //! Prometheus's own `promtool check metrics`.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use serde_json::json;
+use snowbound_emulator::{Emulator, EmulatorConfig};
 use snowbound_testkit::node::Node;
-use snowbound_testkit::ADMIN_TOKEN;
+use snowbound_testkit::{eventually, Api, ADMIN_TOKEN};
 
 const METRICS_TOKEN: &str = "scrape-token-for-the-test";
 /// Debian's `prometheus` package; `.ci/run` installs it.
@@ -48,6 +51,7 @@ fn promtool_check(text: &str) {
 async fn metrics_need_the_token_count_route_templates_and_pass_promtool() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("SNOWBOUND_METRICS_TOKEN", METRICS_TOKEN)];
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let node = Node::start_with(crate::SNOWBOUND, dir.path(), &env, None).await;
     let http = reqwest::Client::new();
     let metrics = format!("{}/metrics", node.base);
@@ -85,6 +89,47 @@ async fn metrics_need_the_token_count_route_templates_and_pass_promtool() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 404);
+
+    // A sync lifecycle: one create and one resolve in ServiceNow.
+    let api = Api::new(node.base.clone());
+    let team = api.team("core").await;
+    let integration = api
+        .post(
+            "/api/v1/integrations",
+            json!({"display_name": "SN", "root_team_id": team, "type": "servicenow", "forwarding": "always",
+                   "servicenow": {"instance_url": emulator.base_url(), "username": "admin", "password": "admin",
+                                  "close_code": "Solution provided"}}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let incident = api.incident(team, "Metered", "critical").await;
+    let state = |incident: uuid::Uuid| {
+        let api = &api;
+        async move {
+            api.get(&format!("/api/v1/incidents/{incident}")).await["links"][0]["state"] == "synced"
+        }
+    };
+    eventually("the create synced", || state(incident)).await;
+    api.post(
+        &format!("/api/v1/incidents/{incident}/resolve"),
+        json!({"comment": "done"}),
+    )
+    .await;
+    eventually("the resolve reached ServiceNow", || async {
+        emulator
+            .records_by_correlation_id("incident", &incident.to_string())
+            .first()
+            .is_some_and(|r| r["state"] == "6")
+    })
+    .await;
+    eventually("the resolve synced", || state(incident)).await;
+    let calls = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/now/table/incident"))
+        .count();
 
     let scrape = http
         .get(&metrics)
@@ -134,7 +179,7 @@ async fn metrics_need_the_token_count_route_templates_and_pass_promtool() {
     );
     assert_eq!(
         sample(&text, &series("/api/v1/teams", "2xx")),
-        Some("1"),
+        Some("2"),
         "{text}"
     );
     assert_eq!(
@@ -145,6 +190,30 @@ async fn metrics_need_the_token_count_route_templates_and_pass_promtool() {
     assert!(
         !text.contains(&missing.to_string()),
         "a raw path in a label:\n{text}"
+    );
+    assert!(
+        !text.contains(&incident.to_string()),
+        "an incident id in a label:\n{text}"
+    );
+    let posts = format!(
+        r#"snowbound_servicenow_calls_total{{integration="{integration}",method="POST",status_class="2xx"}}"#
+    );
+    assert_eq!(sample(&text, &posts), Some("1"), "{text}");
+    let total = |prefix: &str| -> usize {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        total("snowbound_servicenow_calls_total{"),
+        calls,
+        "every Table API call counted once:\n{text}"
+    );
+    assert_eq!(
+        total("snowbound_servicenow_call_duration_seconds_count{"),
+        calls,
+        "{text}"
     );
     promtool_check(&text);
 }
