@@ -217,3 +217,31 @@ async fn metrics_need_the_token_count_route_templates_and_pass_promtool() {
     );
     promtool_check(&text);
 }
+
+#[test]
+fn the_alerting_rules_in_operations_md_pass_promtool() {
+    let doc = include_str!("../../../../docs/OPERATIONS.md");
+    let rules = doc
+        .split("```yaml\n")
+        .find(|block| block.starts_with("groups:"))
+        .and_then(|block| block.split("```").next())
+        .expect("docs/OPERATIONS.md has a rules block");
+    assert!(
+        std::path::Path::new(PROMTOOL).exists(),
+        "{PROMTOOL} is missing: apt-get install prometheus (as .ci/run does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snowbound.rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let output = Command::new(PROMTOOL)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check rules refused docs/OPERATIONS.md's rules:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
