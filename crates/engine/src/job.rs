@@ -177,6 +177,9 @@ impl Inner {
         }
 
         let calls = api_call_records(integration_id, Some(incident_id), done.calls);
+        if let Some(observe) = self.call_observer.get() {
+            calls.iter().for_each(|call| observe(call));
+        }
         let Some(outcome) = done.outcome else {
             return Finish::Abandon(calls);
         };

@@ -22,6 +22,6 @@ pub use config::{
     CLOCK_SKEW_MARGIN,
 };
 pub use reconcile::{desired_fields, subject_of};
-pub use runner::{Engine, Tick, Worker};
+pub use runner::{CallObserver, Engine, Tick, Worker};
 /// Lives with the services, which wake the engine after every change they commit.
 pub use snowbound_services::EngineWaker;

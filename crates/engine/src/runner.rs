@@ -37,7 +37,12 @@ pub(crate) struct Inner {
     pub leases: HeldLeases,
     pub completions: mpsc::UnboundedSender<Finished>,
     completions_rx: Mutex<Option<mpsc::UnboundedReceiver<Finished>>>,
+    /// Told of every ServiceNow call a reconcile made (the binary's metrics).
+    pub call_observer: std::sync::OnceLock<CallObserver>,
 }
+
+/// Called with each ServiceNow call a reconcile made, as it goes to the API call log.
+pub type CallObserver = Arc<dyn Fn(&snowbound_store::ApiCallRecord) + Send + Sync>;
 
 /// What one [`Worker::tick`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,8 +95,14 @@ impl Engine {
                 leases,
                 completions,
                 completions_rx: Mutex::new(Some(completions_rx)),
+                call_observer: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Reports every ServiceNow call of a reconcile to `observer` (set once, before `run`).
+    pub fn observe_calls(&self, observer: CallObserver) {
+        let _ = self.inner.call_observer.set(observer);
     }
 
     pub fn waker(&self) -> EngineWaker {

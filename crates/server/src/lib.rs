@@ -13,6 +13,8 @@ mod choices;
 pub mod error;
 pub mod extract;
 pub mod listener;
+pub mod metrics;
+pub mod readiness;
 mod routes;
 mod servicenow;
 mod state;

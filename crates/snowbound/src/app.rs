@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use rand::RngCore;
 use snowbound_engine::{Engine, EngineWaker};
+use snowbound_server::metrics::Metrics;
+use snowbound_server::readiness::{self, Readiness};
 use snowbound_server::{hash_token, AppState};
 use snowbound_servicenow::{Client, ClientConfig};
 use snowbound_store::{Migrations, PostgresStore, SecretBox, SqliteStore, Store, StoreError};
@@ -52,7 +54,9 @@ pub struct App {
     pub generated_admin_token: Option<String>,
     pub store: Arc<dyn Store>,
     pub waker: EngineWaker,
-    stop: watch::Sender<bool>,
+    readiness: Readiness,
+    stop_engine: watch::Sender<bool>,
+    stop_http: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     engine: JoinHandle<()>,
     /// PostgreSQL only: wakes this node's engine when another node commits a change.
@@ -62,6 +66,54 @@ pub struct App {
 impl App {
     pub async fn start(config: ServeConfig) -> Result<App, AppError> {
         config.validate()?;
+        // Listening comes first, so that `/readyz` says "starting" while the database
+        // opens and migrates rather than the port refusing connections.
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| AppError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let public_url = config.public_url(addr);
+        let readiness = Readiness::new();
+        let (stop_http, http_stopped) = watch::channel(false);
+        let server = tokio::spawn(snowbound_server::listener::serve(
+            listener,
+            readiness::front(readiness.clone()),
+            config.http_limits(),
+            wait_for(http_stopped),
+        ));
+        match Self::open_and_run(
+            config,
+            addr,
+            public_url,
+            readiness,
+            stop_http.clone(),
+            server,
+        )
+        .await
+        {
+            Ok(app) => Ok(app),
+            Err(e) => {
+                let _ = stop_http.send(true);
+                Err(e)
+            }
+        }
+    }
+
+    async fn open_and_run(
+        config: ServeConfig,
+        addr: SocketAddr,
+        public_url: String,
+        readiness: Readiness,
+        stop_http: watch::Sender<bool>,
+        server: JoinHandle<std::io::Result<()>>,
+    ) -> Result<App, AppError> {
         let (store, postgres) = open_backend(&config).await?;
         if postgres.is_none() {
             // Only one process may use a SQLite database, so every lease in it belongs
@@ -78,19 +130,6 @@ impl App {
                 tracing::info!(%email, "created the first web UI administrator");
             }
         }
-
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| AppError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-        let public_url = config.public_url(addr);
 
         let client = Client::new(ClientConfig {
             request_timeout: config.servicenow_timeout(),
@@ -109,8 +148,27 @@ impl App {
             config.engine_config(public_url.clone()),
         );
 
-        let (stop, stopped) = watch::channel(false);
-        let engine = tokio::spawn(engine.run(wait_for(stopped.clone())));
+        let metrics = Metrics::new(config.metrics_token.clone());
+        engine.observe_calls({
+            let metrics = metrics.clone();
+            Arc::new(move |call: &snowbound_store::ApiCallRecord| {
+                metrics.servicenow_call(
+                    call.integration_id,
+                    &call.method,
+                    call.status,
+                    std::time::Duration::from_millis(call.duration_ms),
+                )
+            })
+        });
+        let (stop_engine, engine_stopped) = watch::channel(false);
+        readiness.set_engine_running(true);
+        let engine = tokio::spawn({
+            let readiness = readiness.clone();
+            async move {
+                engine.run(wait_for(engine_stopped)).await;
+                readiness.set_engine_running(false);
+            }
+        });
         let state = AppState::new(
             Arc::clone(&store),
             waker.clone(),
@@ -118,14 +176,10 @@ impl App {
             admin_token_hash,
         )
         .with_servicenow_client(client);
-        let router = snowbound_server::router(state);
-        let limits = config.http_limits();
-        let server = tokio::spawn(snowbound_server::listener::serve(
-            listener,
-            router,
-            limits,
-            wait_for(stopped),
-        ));
+        readiness.serve(
+            metrics.instrument(snowbound_server::router(state)),
+            Arc::clone(&store),
+        );
         tracing::info!(%addr, %public_url, "Snowbound is listening");
         Ok(App {
             addr,
@@ -133,7 +187,9 @@ impl App {
             generated_admin_token,
             store,
             waker,
-            stop,
+            readiness,
+            stop_engine,
+            stop_http,
             server,
             engine,
             change_listener,
@@ -144,13 +200,18 @@ impl App {
         format!("http://{}", self.addr)
     }
 
-    /// Stops taking requests, lets in-flight requests and reconciles finish, then returns.
+    /// Says "shutting_down" on `/readyz`, lets the reconciles in flight finish while
+    /// still serving requests (a load balancer needs an answer to stop sending traffic;
+    /// what arrives meanwhile is stored, and synced by the next node or start), then
+    /// stops taking requests and lets those in flight finish.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        self.readiness.shutting_down();
+        let _ = self.stop_engine.send(true);
+        let _ = self.engine.await;
+        let _ = self.stop_http.send(true);
         if let Ok(Err(e)) = self.server.await {
             tracing::warn!(error = %e, "HTTP server ended with an error");
         }
-        let _ = self.engine.await;
         if let Some(listener) = self.change_listener {
             listener.abort();
         }

@@ -121,6 +121,48 @@ pub struct ServeConfig {
     #[arg(long, env = "SNOWBOUND_ALLOW_LOCAL_INSTANCES", action = ArgAction::SetTrue,
           value_parser = BoolishValueParser::new())]
     pub allow_local_instances: bool,
+    /// Bearer token a scrape of /metrics must send; unset leaves /metrics open.
+    #[arg(long, env = "SNOWBOUND_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+/// How log lines are written (`SNOWBOUND_LOG_FORMAT`). Read before the command line is
+/// parsed, since every subcommand logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// tracing's plain text, for people reading a terminal or the journal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("SNOWBOUND_LOG_FORMAT={0:?} is not a log format: use `human` (the default) or `json`")]
+pub struct UnknownLogFormat(pub String);
+
+impl LogFormat {
+    pub const ENV: &'static str = "SNOWBOUND_LOG_FORMAT";
+
+    /// The format `SNOWBOUND_LOG_FORMAT` names; unset or empty is human.
+    pub fn from_env() -> Result<LogFormat, UnknownLogFormat> {
+        match std::env::var(Self::ENV) {
+            Ok(value) => value.parse(),
+            Err(_) => Ok(LogFormat::Human),
+        }
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = UnknownLogFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(UnknownLogFormat(s.to_owned())),
+        }
+    }
 }
 
 /// A setting the node cannot run with, named by its environment variable.
@@ -252,6 +294,7 @@ impl ServeConfig {
             http_body_timeout_ms: HTTP_BODY_TIMEOUT_MS,
             http_max_connections: None,
             allow_local_instances: false,
+            metrics_token: None,
         }
     }
 }

@@ -7,4 +7,4 @@ pub mod demo;
 mod key_file;
 
 pub use app::{App, AppError};
-pub use config::ServeConfig;
+pub use config::{LogFormat, ServeConfig};

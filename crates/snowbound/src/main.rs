@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use snowbound::{App, ServeConfig};
+use snowbound::{App, LogFormat, ServeConfig};
 use snowbound_emulator::{ApiKey, EmulatorConfig, OAuthClient, User};
 
 /// Snowbound keeps ServiceNow incidents in step with the incidents your alerts open.
@@ -78,22 +78,45 @@ fn parse_property(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A line for the person starting the node: `message: value` in human form, or one JSON
+/// object when the logs are JSON.
+fn say(format: LogFormat, message: &str, (key, value): (&str, &str)) {
+    match format {
+        LogFormat::Human => println!("{message} {value}"),
+        LogFormat::Json => {
+            let mut line = serde_json::json!({ "message": message.trim_end_matches(':') });
+            line[key] = value.into();
+            println!("{line}");
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
-        )
-        .init();
+    let log_format = LogFormat::from_env()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into());
+    match log_format {
+        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
 
     match Cli::parse().command {
         Command::Serve(config) => {
             let app = App::start(config).await.context("starting Snowbound")?;
+            // Said on stdout as before, as JSON lines too when the logs are JSON, so
+            // that every line of the output parses.
             if let Some(token) = &app.generated_admin_token {
-                println!("Admin token (shown once; set SNOWBOUND_ADMIN_TOKEN to choose your own): {token}");
+                say(
+                    log_format,
+                    "Admin token (shown once; set SNOWBOUND_ADMIN_TOKEN to choose your own):",
+                    ("admin_token", token),
+                );
             }
-            println!("Snowbound listening on {}", app.url());
+            say(log_format, "Snowbound listening on", ("url", &app.url()));
             app.run_until_signal().await;
         }
         Command::Demo {

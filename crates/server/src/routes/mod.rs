@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -100,19 +101,52 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/ingest/{secret}", post(ingest::ingest))
         .merge(crate::ui::router())
+        .route_layer(middleware::from_fn(crate::metrics::note_route))
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outermost, so the span, the answer (panics included) and every layer see one id.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(middleware::map_request(drop_unusable_request_id))
 }
 
-/// tower-http's default span with the ingest secret left out: the URL is the source's
+static REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// The longest `x-request-id` taken from a client; a longer one is replaced by ours.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A client's `x-request-id` is kept (a proxy in front may have set it) when it is short
+/// printable ASCII; anything else would put what the client likes into every log line of
+/// the request, so it is dropped and a fresh one made.
+async fn drop_unusable_request_id(
+    mut request: axum::http::Request<axum::body::Body>,
+) -> axum::http::Request<axum::body::Body> {
+    let usable = request.headers().get(&REQUEST_ID).is_none_or(|value| {
+        value.len() <= MAX_REQUEST_ID_LEN && value.as_bytes().iter().all(u8::is_ascii_graphic)
+    });
+    if !usable {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
+/// tower-http's default span plus the request id, with the ingest secret left out: the URL is the source's
 /// only credential, and every log line inside a request carries its span.
 fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
-    tracing::debug_span!(
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // Info, not debug: the default filter keeps it, so every warning and error logged
+    // while answering carries the request id (the span itself writes no line).
+    tracing::info_span!(
         "request",
+        request_id,
         method = %request.method(),
         uri = %loggable_uri(request.uri()),
         version = ?request.version(),
