@@ -31,6 +31,9 @@ const DEVIATION_SCALE: f64 = 2.5;
 /// The fastest round trip is forgotten slowly (this share per window), so an instance
 /// that became slower for good becomes the new normal within a minute or so.
 const BASELINE_RELAX: f64 = 0.001;
+/// Round trips are measured in whole milliseconds; below this the queueing signal is
+/// lost in rounding and host noise, so only back pressure (429, 5xx) lowers the limit.
+const MIN_MEASURABLE: f64 = 0.010;
 /// Windows shorter than this would decide on too few answers.
 const MIN_WINDOW: Duration = Duration::from_millis(20);
 
@@ -97,7 +100,11 @@ impl Aimd {
         let spread = (window.rtt_squares / answers - rtt * rtt).max(0.0).sqrt();
         let before = self.limit;
         let slower = self.fastest_rtt.is_some_and(|fastest| {
-            rtt > fastest + (fastest * QUEUE_MARGIN).max(QUEUE_MIN) + DEVIATION_SCALE * self.deviation
+            fastest >= MIN_MEASURABLE
+                && rtt
+                    > fastest
+                        + (fastest * QUEUE_MARGIN).max(QUEUE_MIN)
+                        + DEVIATION_SCALE * self.deviation
         });
         if window.pressure || slower {
             let decreased = (self.limit as f64 * DECREASE).floor() as usize;
@@ -199,7 +206,11 @@ mod tests {
             aimd.saturated();
             for answer in 0..aimd.limit() as u64 {
                 // 0.3 ms answers with an occasional 3 ms hiccup of the host.
-                let rtt = if (round + answer) % 7 == 0 { 3_000 } else { 300 };
+                let rtt = if (round + answer) % 7 == 0 {
+                    3_000
+                } else {
+                    300
+                };
                 aimd.observe(now, Duration::from_micros(rtt), false);
             }
             now += MIN_WINDOW;
