@@ -3,7 +3,7 @@
 //! PostgreSQL), so under load the cost per alert falls as the batches grow, and nobody
 //! waits for a batch to fill: a lone write commits at once.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -30,6 +30,10 @@ impl GroupCommit {
     pub fn start(store: Arc<dyn Store>, committers: usize) -> Self {
         let (queue, receiver) = mpsc::channel(MAX_BATCH * 4);
         let receiver = Arc::new(Mutex::new(receiver));
+        // The committers hold the store weakly: whoever started them owns it, and once
+        // they let it go (a node shutting down) the database is released at once — on
+        // SQLite its lock file too, so a restart in the same process can open it.
+        let store = Arc::downgrade(&store);
         for _ in 0..committers.max(1) {
             tokio::spawn(commit_batches(store.clone(), receiver.clone()));
         }
@@ -50,7 +54,7 @@ impl GroupCommit {
     }
 }
 
-async fn commit_batches(store: Arc<dyn Store>, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+async fn commit_batches(store: Weak<dyn Store>, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
     loop {
         let batch = {
             let mut receiver = receiver.lock().await;
@@ -65,6 +69,14 @@ async fn commit_batches(store: Arc<dyn Store>, receiver: Arc<Mutex<mpsc::Receive
                 }
             }
             batch
+        };
+        let Some(store) = store.upgrade() else {
+            for pending in batch {
+                let _ = pending
+                    .answer
+                    .send(Err(StoreError::Corrupt("the store has been closed".into())));
+            }
+            return;
         };
         commit(&*store, batch).await;
     }

@@ -346,10 +346,14 @@ async fn the_demo_switches_to_oauth_with_one_flag() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (base, id) = tokio::task::spawn_blocking(move || {
+    // The reader keeps draining the demo's output to the end: a closed pipe would fail
+    // the demo's next log line, not the test.
+    let (found, announced) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut base = None;
+        let mut found = Some(found);
         for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.unwrap();
+            let Ok(line) = line else { break };
             let value = line
                 .split_whitespace()
                 .last()
@@ -358,10 +362,16 @@ async fn the_demo_switches_to_oauth_with_one_flag() {
             if line.trim_start().starts_with("Snowbound API") {
                 base = Some(value.trim_end_matches("/api/v1").to_owned());
             } else if line.trim_start().starts_with("Integration") {
-                return (base.expect("the API URL comes first"), value);
+                if let (Some(found), Some(base)) = (found.take(), base.clone()) {
+                    let _ = found.send((base, value));
+                }
             }
         }
-        panic!("the demo ended before printing its integration");
+    });
+    let (base, id) = tokio::task::spawn_blocking(move || {
+        announced
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the demo prints its API URL, then its integration")
     })
     .await
     .unwrap();
