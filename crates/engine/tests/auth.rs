@@ -2,6 +2,8 @@
 //! real SQLite store and the emulator: the credentials come from the store, the token
 //! from the one shared client's cache.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use snowbound_core::{
 use snowbound_emulator::{property, ApiKey, Emulator, EmulatorConfig, OAuthClient, User};
 use snowbound_engine::{Backoff, Engine, EngineConfig, EngineWaker, Worker};
 use snowbound_servicenow::{Client, ClientConfig};
-use snowbound_store::{ApiCallFilter, LinkState, NewLink, SecretBox, SqliteStore, Store};
+use snowbound_store::{ApiCallFilter, LinkState, SecretBox, SqliteStore, Store};
 
 const CLIENT_ID: &str = "snowbound";
 const CLIENT_SECRET: &str = "cl1ent-s3cret-engine";
@@ -137,40 +139,11 @@ fn client_credentials() -> ServiceNowAuth {
 
 impl Bench {
     async fn incident(&self, title: &str) -> Incident {
-        let now = Utc::now();
-        let incident = Incident {
-            id: new_id(),
-            team_id: self.team.id,
-            title: title.into(),
-            description: String::new(),
-            severity: Severity::Critical,
-            status: IncidentStatus::Open,
-            attributes: Default::default(),
-            resolve_comment: None,
-            created_at: now,
-            updated_at: now,
-        };
-        let link = NewLink {
-            incident_id: incident.id,
-            integration_id: self.integration.id,
-            snapshot: None,
-        };
-        self.store
-            .create_incident(&incident, &[], &[link])
-            .await
-            .unwrap();
-        incident
+        common::linked_incident(&*self.store, self.team.id, self.integration.id, title).await
     }
 
     async fn change(&self, incident: &Incident, edit: impl FnOnce(&mut Incident)) {
-        let mut changed = self.store.get_incident(incident.id).await.unwrap();
-        let before = changed.updated_at;
-        edit(&mut changed);
-        changed.updated_at = Utc::now() + chrono::Duration::milliseconds(1);
-        self.store
-            .update_incident(&changed, before, &[], &[])
-            .await
-            .unwrap();
+        common::edit_incident(&*self.store, incident.id, edit).await;
     }
 
     /// Steps until nothing is left to lease; every link must end synced.

@@ -2,19 +2,20 @@
 //! emulator: one tick leases and starts, `idle` waits until every outcome is recorded,
 //! then the test looks at what the store and ServiceNow hold. No deadlines, no polling.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use secrecy::SecretString;
 use snowbound_core::{
-    new_id, Credentials, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings,
-    Severity, Team,
+    new_id, Credentials, ForwardingMode, Incident, Integration, ServiceNowSettings, Severity, Team,
 };
 use snowbound_emulator::{Emulator, EmulatorConfig, Fault};
 use snowbound_engine::{Backoff, Engine, EngineConfig, EngineWaker, Worker};
 use snowbound_servicenow::{Client, ClientConfig};
-use snowbound_store::{LinkState, NewLink, SecretBox, SqliteStore, Store};
+use snowbound_store::{LinkState, SecretBox, SqliteStore, Store};
 
 const TABLE: &str = "/api/now/table/incident";
 
@@ -95,41 +96,11 @@ async fn bench(tweak: impl FnOnce(&mut EngineConfig)) -> Bench {
 
 impl Bench {
     async fn incident(&self, title: &str) -> Incident {
-        let now = Utc::now();
-        let incident = Incident {
-            id: new_id(),
-            team_id: self.team.id,
-            title: title.into(),
-            description: String::new(),
-            severity: Severity::Critical,
-            status: IncidentStatus::Open,
-            attributes: Default::default(),
-            resolve_comment: None,
-            created_at: now,
-            updated_at: now,
-        };
-        let link = NewLink {
-            incident_id: incident.id,
-            integration_id: self.integration.id,
-            snapshot: None,
-        };
-        self.store
-            .create_incident(&incident, &[], &[link])
-            .await
-            .unwrap();
-        incident
+        common::linked_incident(&*self.store, self.team.id, self.integration.id, title).await
     }
 
     async fn change(&self, incident: &Incident, severity: Severity) -> Incident {
-        let mut changed = self.store.get_incident(incident.id).await.unwrap();
-        let before = changed.updated_at;
-        changed.severity = severity;
-        changed.updated_at = Utc::now() + chrono::Duration::milliseconds(1);
-        self.store
-            .update_incident(&changed, before, &[], &[])
-            .await
-            .unwrap();
-        changed
+        common::edit_incident(&*self.store, incident.id, |i| i.severity = severity).await
     }
 
     /// One tick, then everything it started, recorded.
