@@ -47,9 +47,10 @@ pub const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(1);
 /// ```
 ///
 /// A configuration that breaks it is refused at start-up. Concurrency enters through
-/// leasing: a node leases per integration only as many links as it has free call slots
-/// for (plus the few the settle window holds outside the slots, fenced the same way), so
-/// no lease runs down while its link waits for a slot.
+/// leasing: a node leases per integration its free call slots plus a queue as deep as
+/// its limit (and the few the settle window holds outside the slots). A queued lease is
+/// renewed by the heartbeat like any other and fenced before its call, so none runs
+/// down while its link waits for a slot.
 pub fn check_lease(lease: Duration, call_timeout: Duration) -> Result<(), LeaseTooShort> {
     if lease.saturating_sub(heartbeat_interval(lease)) >= call_timeout + CLOCK_SKEW_MARGIN {
         Ok(())
@@ -104,8 +105,8 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     /// Calls in flight to one integration at most: instances limit concurrent API
     /// transactions per user, and ordering per incident comes from the lease anyway.
-    /// Also the most links of one integration this node holds leases for (besides the
-    /// settle window's).
+    /// The ceiling of adaptive concurrency; a node holds leases for at most twice an
+    /// integration's current limit (its slots and a queue for them).
     pub per_integration_concurrency: usize,
     /// Calls per second to one integration at most, over any one-second window; `None`
     /// = only the instance's 429s slow us down.

@@ -31,6 +31,8 @@ struct Integration {
     /// Permits to retire as they come back, after adaptive concurrency lowered the limit
     /// while they were out.
     debt: Arc<AtomicUsize>,
+    /// Leased links waiting for a slot (see [`Integrations::lease_room`]).
+    queued: Arc<AtomicUsize>,
     aimd: Aimd,
     limiter: Option<Arc<RateLimiter>>,
     /// Consecutive 429s without `Retry-After`.
@@ -93,6 +95,25 @@ impl Drop for Slot {
     }
 }
 
+/// A leased link waiting for a call slot; counted in [`Integrations::lease_room`] until
+/// it gets one.
+pub struct Queued {
+    integration_id: Uuid,
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where a leased link starts: in a free slot, or queued for the next one.
+pub enum Seat {
+    Slot(Slot),
+    Queued(Queued),
+}
+
 /// Pauses and failures this node caused, so reconciles of a lease batch (whose
 /// integration was read before) stop at once instead of calling on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +147,7 @@ impl Integrations {
         let state = known.entry(id).or_insert_with(|| Integration {
             gate: Arc::new(Semaphore::new(INITIAL_CONCURRENCY.min(self.concurrency))),
             debt: Arc::default(),
+            queued: Arc::default(),
             aimd: Aimd::new(INITIAL_CONCURRENCY, self.concurrency),
             limiter: self.rate_limit.map(|n| Arc::new(RateLimiter::new(n))),
             cooldowns: 0,
@@ -135,8 +157,21 @@ impl Integrations {
     }
 
     /// Call slots free for `id`: how many of its links this node may lease now.
+    #[cfg(test)]
     pub fn free_slots(&self, id: Uuid) -> usize {
         self.with(id, |i| i.free())
+    }
+
+    /// How many more links of `id` this node may lease now: its free slots plus a queue
+    /// as deep as its limit. Leasing ahead keeps every slot busy while the next lease
+    /// and the last completions commit; otherwise each slot would idle for two commits
+    /// between calls. The queued leases are renewed like the others and fenced before
+    /// their call, so waiting costs nothing but the lease's renewals.
+    pub fn lease_room(&self, id: Uuid) -> usize {
+        self.with(id, |i| {
+            let queued = i.queued.load(Ordering::Acquire);
+            i.free() + i.aimd.limit().saturating_sub(queued)
+        })
     }
 
     /// True while no slot of any integration is taken: a lease across all integrations
@@ -164,11 +199,38 @@ impl Integrations {
     }
 
     /// A slot, if one is free now.
+    #[cfg(test)]
     pub fn try_slot(&self, id: Uuid) -> Option<Slot> {
         self.with(id, |i| {
             let permit = Arc::clone(&i.gate).try_acquire_owned().ok()?;
             Some(i.slot(permit))
         })
+    }
+
+    /// A free slot now, else a place in the queue for the next.
+    pub fn seat(&self, id: Uuid) -> Seat {
+        self.with(id, |i| match Arc::clone(&i.gate).try_acquire_owned() {
+            Ok(permit) => Seat::Slot(i.slot(permit)),
+            Err(_) => {
+                i.queued.fetch_add(1, Ordering::AcqRel);
+                Seat::Queued(Queued {
+                    integration_id: id,
+                    count: Arc::clone(&i.queued),
+                })
+            }
+        })
+    }
+
+    /// The slot of a seat: at once, or when the queue's turn comes.
+    pub async fn take_seat(&self, seat: Seat) -> Slot {
+        match seat {
+            Seat::Slot(slot) => slot,
+            Seat::Queued(queued) => {
+                let slot = self.slot(queued.integration_id).await;
+                drop(queued);
+                slot
+            }
+        }
     }
 
     /// Waits for a slot (a link back from its settle wait joins the queue).

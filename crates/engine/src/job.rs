@@ -13,7 +13,7 @@ use snowbound_store::{
 use tokio::sync::oneshot;
 
 use crate::api_log::api_call_records;
-use crate::integrations::Slot;
+use crate::integrations::Seat;
 use crate::outcome::SideEffect;
 use crate::reconcile::Reconciler;
 use crate::runner::Inner;
@@ -94,14 +94,14 @@ impl Inner {
         self.reconcile(lease, loaded, None).await
     }
 
-    /// `slot`: the call slot taken at leasing, else one is waited for here.
+    /// `seat`: the slot or queue place taken at leasing; `None` joins the queue here.
     pub(crate) async fn reconcile(
         self: Arc<Self>,
         lease: Lease,
         loaded: Arc<Loaded>,
-        slot: Option<Slot>,
+        seat: Option<Seat>,
     ) {
-        let finish = self.reconcile_in_slot(&lease, &loaded, slot).await;
+        let finish = self.reconcile_in_slot(&lease, &loaded, seat).await;
         // From here on no call is made for this lease: the heartbeat may let it go.
         self.leases.forget(&lease);
         match finish {
@@ -128,7 +128,7 @@ impl Inner {
         &self,
         lease: &Lease,
         loaded: &Loaded,
-        slot: Option<Slot>,
+        seat: Option<Seat>,
     ) -> Finish {
         let integration_id = lease.link.integration_id;
         let incident_id = lease.link.incident_id;
@@ -146,8 +146,8 @@ impl Inner {
         if record.health.failing.is_some() || record.health.paused_until.is_some() {
             return Finish::Record(LeaseOutcome::Release, Vec::new());
         }
-        let slot = match slot {
-            Some(slot) => slot,
+        let slot = match seat {
+            Some(seat) => self.integrations.take_seat(seat).await,
             None => self.integrations.slot(integration_id).await,
         };
         let settings_at = record.integration.updated_at;

@@ -173,6 +173,7 @@ impl Worker {
     /// Step one: lease what is due, as many links per integration as it has free call
     /// slots, and start a reconcile for each.
     pub async fn tick(&mut self) -> Tick {
+        self.reap();
         let inner = &self.inner;
         let config = &inner.config;
         let mut free = config.max_in_flight.saturating_sub(self.in_flight.len());
@@ -189,7 +190,8 @@ impl Worker {
         let mut leased = Vec::new();
         if inner.integrations.all_idle() {
             // No slot taken anywhere: one statement for every integration.
-            let limit = free.min(inner.integrations.idle_lease_limit());
+            // Twice the smallest limit: each integration's slots and its queue.
+            let limit = free.min(2 * inner.integrations.idle_lease_limit());
             let got = self.lease(&owner, now, until, limit, None).await;
             tick.more_waiting = got.len() == limit;
             leased.extend(got);
@@ -203,22 +205,22 @@ impl Worker {
             };
             for integration in integrations {
                 let id = integration.id;
-                let slots = inner.integrations.free_slots(id);
-                // Under load, waiting for a quarter of the slots to free up leases them
-                // with one statement instead of one per finished reconcile.
-                let concurrency = inner.integrations.limit(id);
-                let batch = (concurrency / 4).max(1);
+                let room = inner.integrations.lease_room(id);
+                // Under load, waiting until half a limit's worth of room is free leases
+                // it with one statement (one commit) instead of one per finished
+                // reconcile; the queue keeps the slots busy meanwhile.
+                let batch = (inner.integrations.limit(id) / 2).max(1);
                 if free == 0
-                    || slots == 0
+                    || room == 0
                     || inner.integrations.is_blocked(id, integration.updated_at)
                 {
                     continue;
                 }
-                if slots < batch && slots < concurrency {
+                if room < batch {
                     tick.more_waiting = true;
                     continue;
                 }
-                let limit = slots.min(free);
+                let limit = room.min(free);
                 let got = self.lease(&owner, now, until, limit, Some(id)).await;
                 tick.more_waiting |= got.len() == limit;
                 free -= got.len();
@@ -278,9 +280,12 @@ impl Worker {
                         .spawn(Arc::clone(inner).settle(lease, integration, at));
                 }
                 None => {
-                    let slot = inner.integrations.try_slot(id);
-                    self.in_flight
-                        .spawn(Arc::clone(inner).reconcile(lease, integration, slot));
+                    let seat = inner.integrations.seat(id);
+                    self.in_flight.spawn(Arc::clone(inner).reconcile(
+                        lease,
+                        integration,
+                        Some(seat),
+                    ));
                 }
             }
         }
@@ -310,13 +315,23 @@ impl Worker {
         }
     }
 
+    /// Forgets the reconciles that ended. A `JoinSet` counts an ended task until it is
+    /// joined, and a wake-up joins at most one; without this, every wake by a change or
+    /// a timer would leave one ended reconcile counted against `max_in_flight`, until the
+    /// node leased one link at a time.
+    fn reap(&mut self) {
+        while self.in_flight.try_join_next().is_some() {}
+        while self.settling.try_join_next().is_some() {}
+    }
+
     /// Waits until every reconcile started so far has finished and been recorded.
     pub async fn idle(&mut self) {
         while self.settling.join_next().await.is_some() {}
         while self.in_flight.join_next().await.is_some() {}
     }
 
-    pub fn in_flight(&self) -> usize {
+    pub fn in_flight(&mut self) -> usize {
+        self.reap();
         self.in_flight.len() + self.settling.len()
     }
 

@@ -103,6 +103,23 @@ impl Bench {
         common::edit_incident(&*self.store, incident.id, |i| i.severity = severity).await
     }
 
+    async fn incidents(&self, prefix: &str, n: usize) -> Vec<Incident> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            out.push(self.incident(&format!("{prefix} {i}")).await);
+        }
+        out
+    }
+
+    /// Polls until the link is recorded as synced, without joining any reconcile.
+    async fn until_synced(&self, incident: &Incident) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.link(incident).await.state != LinkState::Synced {
+            assert!(tokio::time::Instant::now() < deadline, "never synced");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// One tick, then everything it started, recorded.
     async fn step(&mut self) -> usize {
         let tick = self.worker.tick().await;
@@ -252,30 +269,50 @@ async fn a_404_to_an_update_parks_the_link_and_creates_nothing() {
 }
 
 #[tokio::test]
-async fn a_node_leases_no_more_links_than_it_has_call_slots_for() {
+async fn a_node_leases_its_call_slots_and_a_queue_as_deep_no_more() {
     let mut b = bench(|c| c.per_integration_concurrency = 2).await;
     b.emulator.set_latency(Duration::from_millis(200));
     let mut incidents = Vec::new();
-    for i in 0..5 {
+    for i in 0..7 {
         incidents.push(b.incident(&format!("Burst {i}")).await);
     }
     let first = b.worker.tick().await;
-    assert_eq!(first.leased, 2);
+    assert_eq!(first.leased, 4, "two in the slots, two queued for them");
     assert!(first.more_waiting);
-    // Both slots are taken: the rest stay free for other nodes.
+    // Slots and queue are full: the rest stay free for other nodes.
     let second = b.worker.tick().await;
     assert_eq!(second.leased, 0);
-    assert_eq!(b.engine.leases_held(), 2);
+    assert_eq!(b.engine.leases_held(), 4);
+    assert!(
+        b.emulator.requests().len() <= 2,
+        "the queued two wait for a slot"
+    );
     b.worker.idle().await;
     let mut rounds = 1;
     while b.step().await > 0 {
         rounds += 1;
     }
-    assert_eq!(rounds, 3, "2 + 2 + 1");
+    assert_eq!(rounds, 2, "4 + 3");
     for incident in &incidents {
         assert_eq!(b.records(incident), 1);
         assert_eq!(b.link(incident).await.state, LinkState::Synced);
     }
+}
+
+#[tokio::test]
+async fn reconciles_that_ended_unjoined_do_not_count_against_the_nodes_limit() {
+    // Wake-ups by changes or timers join at most one ended reconcile each; the ones
+    // left over once throttled a node to one lease at a time.
+    let mut b = bench(|c| c.max_in_flight = 4).await;
+    let first = b.incidents("First", 4).await;
+    assert_eq!(b.worker.tick().await.leased, 4);
+    for incident in &first {
+        b.until_synced(incident).await;
+    }
+    b.incidents("Second", 4).await;
+    // No join happened since: all four ended reconciles are still in the set.
+    assert_eq!(b.worker.tick().await.leased, 4);
+    b.worker.idle().await;
 }
 
 #[tokio::test]
