@@ -21,24 +21,28 @@ pub async fn record_api_calls<D: Dialect>(
     if calls.is_empty() {
         return Ok(());
     }
+    let rows: Vec<LoggedCall> = calls
+        .iter()
+        .map(|call| (integration_id, incident_id, call))
+        .collect();
     let mut tx = store.db.begin().await?;
-    insert(&mut tx, integration_id, incident_id, calls).await?;
+    insert(&mut tx, &rows).await?;
     prune(&mut tx, integration_id).await?;
     tx.commit().await
 }
 
-pub(super) async fn insert(
-    tx: &mut impl WriteTx,
-    integration_id: Uuid,
-    incident_id: Option<Uuid>,
-    calls: &[ApiCallRecord],
-) -> Result<()> {
-    for chunk in calls.chunks(ROWS_PER_INSERT) {
+/// One row of the log: the integration and incident a call was made for.
+pub(super) type LoggedCall<'a> = (Uuid, Option<Uuid>, &'a ApiCallRecord);
+
+/// Appends calls of any integrations and incidents with as few statements as the bind
+/// limit allows: a completion batch logs all its reconciles' calls in one or two.
+pub(super) async fn insert(tx: &mut impl WriteTx, rows: &[LoggedCall<'_>]) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut sql = Sql::new(
             "INSERT INTO api_calls (integration_id, incident_id, at, method, url, status, \
              duration_ms, request_body, response_body, error) VALUES ",
         );
-        for (n, call) in chunk.iter().enumerate() {
+        for (n, &(integration_id, incident_id, call)) in chunk.iter().enumerate() {
             sql.push(if n == 0 { "(" } else { ", (" });
             sql.push_bind(integration_id).push(", ");
             sql.push_bind(incident_id).push(", ");

@@ -335,14 +335,20 @@ async fn complete<D: Dialect>(
         )
         .await?;
     }
-    let mut logged = BTreeSet::new();
-    for (lease, _, calls) in done {
-        if !calls.is_empty() {
-            let integration_id = lease.link.integration_id;
-            api_calls::insert(&mut tx, integration_id, Some(lease.link.incident_id), calls).await?;
-            logged.insert(integration_id);
-        }
-    }
+    let calls: Vec<api_calls::LoggedCall> = done
+        .iter()
+        .flat_map(|(lease, _, calls)| {
+            let link = &lease.link;
+            calls
+                .iter()
+                .map(|call| (link.integration_id, Some(link.incident_id), call))
+        })
+        .collect();
+    api_calls::insert(&mut tx, &calls).await?;
+    let logged: BTreeSet<Uuid> = calls
+        .iter()
+        .map(|(integration_id, _, _)| *integration_id)
+        .collect();
     for position in lock_order(done.iter().map(|(lease, _, _)| *lease)) {
         let (lease, outcome, _) = done[position];
         ours[position] = complete_one(&mut tx, lease, outcome, now).await?;
