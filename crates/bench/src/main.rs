@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use snowbound_emulator::{Emulator, EmulatorConfig, User};
+use snowbound_emulator::{ApiSemaphores, Emulator, EmulatorConfig, User};
 
 use drive::{now_micros, Ledger, Order, Storm};
 use report::{Config, RunResult, Series};
@@ -64,6 +64,14 @@ struct Cli {
     /// The instance's rate limit for Snowbound's user (the emulator answers 429 above it).
     #[arg(long)]
     instance_rate_limit: Option<u32>,
+    /// The instance's API_INT semaphores: Table API requests it runs at once; above
+    /// them and `--instance-queue`, it answers 429 without Retry-After.
+    #[arg(long)]
+    instance_semaphores: Option<usize>,
+    /// Requests the instance queues for a semaphore (ServiceNow's default is 50; 0 makes
+    /// `--instance-semaphores` a hard cap).
+    #[arg(long, default_value_t = 0)]
+    instance_queue: usize,
     /// At most this many calls in the raw-rate measurement.
     #[arg(long, default_value_t = 20_000)]
     raw_calls: usize,
@@ -179,6 +187,10 @@ fn emulator_config(cli: &Cli, latency_ms: u64) -> EmulatorConfig {
     EmulatorConfig {
         users: vec![User::new(RAW_USER.0, RAW_USER.1, &["admin"]), sync_user],
         latency: Duration::from_millis(latency_ms),
+        api_semaphores: cli.instance_semaphores.map(|slots| ApiSemaphores {
+            slots,
+            queue: cli.instance_queue,
+        }),
         ..EmulatorConfig::default()
     }
 }

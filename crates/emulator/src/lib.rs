@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub use semaphores::ApiSemaphores;
 mod act_as;
 mod auth;
 mod business_rules;
@@ -27,6 +28,7 @@ mod incident;
 mod oauth;
 mod render;
 mod schema;
+mod semaphores;
 mod server;
 mod store;
 
@@ -83,6 +85,9 @@ pub struct EmulatorConfig {
     /// Outbound business rules posting `{sys_id, table}` after insert and update
     /// (AUTH_AND_INBOUND.md §2.2).
     pub business_rules: Vec<BusinessRule>,
+    /// The `API_INT` semaphore pool: at most `slots` Table API requests run at once,
+    /// `queue` more wait, the rest get a 429 without `Retry-After`. `None`: unlimited.
+    pub api_semaphores: Option<ApiSemaphores>,
 }
 
 impl Default for EmulatorConfig {
@@ -100,6 +105,7 @@ impl Default for EmulatorConfig {
             api_keys: Vec::new(),
             api_key_policy: false,
             business_rules: Vec::new(),
+            api_semaphores: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::business_rules::{BusinessRule, DeliveryLog};
 use crate::errors::{SnError, MAX_BODY};
 use crate::faults::{FaultAction, FaultSet, ReceivedRequest, RequestLog};
 use crate::identity::AuthState;
+use crate::semaphores::Pool;
 use crate::store::Data;
 use crate::{control, html, lock, oauth, table_api, EmulatorConfig};
 
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     /// Users, OAuth clients and tokens, API keys, properties. Lock order: never taken
     /// while `data` is held.
     auth: Mutex<AuthState>,
+    /// `None`: requests are never refused for concurrency.
+    semaphores: Option<Pool>,
     stop: watch::Receiver<bool>,
 }
 
@@ -120,6 +123,7 @@ fn new_shared(config: EmulatorConfig, stop: watch::Receiver<bool>) -> Arc<Shared
             deliveries: DeliveryLog::default(),
         }),
         auth: Mutex::new(auth),
+        semaphores: config.api_semaphores.map(Pool::new),
         config,
         stop,
     })
@@ -255,6 +259,25 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         body_for_log(&bytes)
     };
 
+    // The token endpoint is not a Table API transaction.
+    let _running = match (&shared.semaphores, is_token) {
+        (Some(pool), false) => match pool.enter().await {
+            Some(running) => Some(running),
+            None => {
+                let resp = SnError::new(
+                    429,
+                    "Too many requests",
+                    Some("All API_INT semaphores are busy and the queue is full"),
+                )
+                .into_response();
+                entry.status = Some(429);
+                entry.fault = Some("semaphores".into());
+                shared.control().log.push(entry);
+                return resp;
+            }
+        },
+        _ => None,
+    };
     let (latency, decision) = {
         let mut c = shared.control();
         let d = c.faults.decide(method.as_str(), &path);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-use snowbound_emulator::Fault;
+use snowbound_emulator::{ApiSemaphores, EmulatorConfig, Fault};
 
 #[tokio::test]
 async fn rust_api_status_fault_for_next_n_requests_then_normal() {
@@ -302,4 +302,46 @@ async fn shutdown_stops_the_server() {
         .send()
         .await;
     assert!(err.is_err());
+}
+
+#[tokio::test]
+async fn s5_busy_semaphores_and_a_full_queue_refuse_with_a_429_without_retry_after() {
+    let env = start_with(EmulatorConfig {
+        api_semaphores: Some(ApiSemaphores { slots: 1, queue: 1 }),
+        ..Default::default()
+    })
+    .await;
+    // The one semaphore is taken by a request that hangs.
+    env.emu
+        .add_fault(Fault::hang("GET", "/api/now/table/incident"));
+    let holder = tokio::spawn(env.req(Method::GET, "/api/now/table/incident").send());
+    while !env
+        .emu
+        .requests()
+        .iter()
+        .any(|r| r.fault.as_deref() == Some("hang"))
+    {
+        tokio::task::yield_now().await;
+    }
+    // Of two more, one waits in the queue and the other is refused at once.
+    let mut first = tokio::spawn(env.req(Method::GET, "/api/now/table/incident").send());
+    let mut second = tokio::spawn(env.req(Method::GET, "/api/now/table/incident").send());
+    let refused = tokio::select! {
+        r = &mut first => r,
+        r = &mut second => r,
+    }
+    .unwrap()
+    .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(!refused.headers().contains_key("retry-after"));
+    assert!(!refused.headers().contains_key("x-ratelimit-limit"));
+    assert!(
+        !first.is_finished() || !second.is_finished(),
+        "the queued one still waits"
+    );
+    let log = env.emu.requests();
+    assert_eq!(log.last().unwrap().fault.as_deref(), Some("semaphores"));
+    holder.abort();
+    first.abort();
+    second.abort();
 }
