@@ -159,4 +159,29 @@ on_both_backends!(
     omitted_mappings_take_the_defaults,
     an_invalid_template_is_refused_naming_the_mapping,
     rules_accept_and_answer_set_fields,
+    a_comment_lands_on_the_timeline,
 );
+
+async fn a_comment_lands_on_the_timeline(backend: Backend) {
+    let server = start(backend).await;
+    let team = server.team("ops").await;
+    let incident = server.incident(team, "Checkout down", "critical").await;
+    let path = format!("/api/v1/incidents/{incident}/comments");
+    let answer = server
+        .try_post(&path, json!({"text": "rolled back the deploy"}))
+        .await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let timeline = answer.body["timeline"].as_array().unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e["detail"] == "rolled back the deploy" && e["kind"] == "comment"),
+        "{timeline:?}"
+    );
+    let answer = server.try_post(&path, json!({"text": "  "})).await;
+    assert_eq!(answer.status, 422, "{answer:?}");
+    assert_eq!(answer.field(), "text");
+    let missing = format!("/api/v1/incidents/{}/comments", uuid::Uuid::now_v7());
+    let answer = server.try_post(&missing, json!({"text": "x"})).await;
+    assert_eq!(answer.status, 404, "{answer:?}");
+}
