@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use crate::api_log::api_call_records;
 use crate::integrations::Seat;
 use crate::outcome::SideEffect;
-use crate::reconcile::Reconciler;
+use crate::reconcile::{MappingContext, Reconciler};
 use crate::runner::Inner;
 
 /// An integration as one lease batch sees it: read once per batch, not per link. A
@@ -124,6 +124,33 @@ impl Inner {
         }
     }
 
+    /// The team's name and its rules' fields for the templates. `None` when the store
+    /// cannot say now: a record created without its assignment group would stay so.
+    async fn mapping_context(&self, incident: &snowbound_core::Incident) -> Option<MappingContext> {
+        let team = match self.store.get_team(incident.team_id).await {
+            Ok(team) => team.name,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the incident's team failed");
+                return None;
+            }
+        };
+        let rules = match self
+            .store
+            .list_routing_rules(Some(&[incident.team_id]))
+            .await
+        {
+            Ok(rules) => rules,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the team's routing rules failed");
+                return None;
+            }
+        };
+        Some(MappingContext {
+            team,
+            rule_fields: snowbound_core::routing::set_fields(&rules, incident),
+        })
+    }
+
     async fn reconcile_in_slot(
         &self,
         lease: &Lease,
@@ -155,6 +182,9 @@ impl Inner {
             return Finish::Record(LeaseOutcome::Release, Vec::new());
         }
 
+        let Some(context) = self.mapping_context(&lease.incident).await else {
+            return Finish::Record(LeaseOutcome::Release, Vec::new());
+        };
         let limiter = self.integrations.limiter(integration_id);
         let reconciler = Reconciler {
             client: &self.client,
@@ -164,7 +194,7 @@ impl Inner {
             leases: &self.leases,
         };
         let done = reconciler
-            .run(lease, &record.integration, credentials)
+            .run(lease, &record.integration, credentials, &context)
             .await;
         // The slot limits calls to the instance; recording the outcome is ours to wait for.
         drop(slot);

@@ -21,7 +21,7 @@ pub use config::{
     check_lease, defaults, heartbeat_interval, shortest_lease, EngineConfig, LeaseTooShort,
     CLOCK_SKEW_MARGIN,
 };
-pub use reconcile::{desired_fields, subject_of};
+pub use reconcile::{desired_fields, mapped_desired, subject_of, MappingContext};
 pub use runner::{CallObserver, Engine, Tick, Worker};
 /// Lives with the services, which wake the engine after every change they commit.
 pub use snowbound_services::EngineWaker;

@@ -1,7 +1,11 @@
 //! One reconcile of one leased link: compute what ServiceNow should hold, send the
 //! difference, and turn the answer into a [`LeaseOutcome`].
 
+use std::collections::BTreeMap;
+
 use chrono::Utc;
+use snowbound_core::mapping::MappingInput;
+use snowbound_core::sync::{mapped_fields, Desired};
 use snowbound_core::{
     incident_url, plan_sync, servicenow_fields, Credentials, FieldMap, Incident, IncidentSnapshot,
     Integration, SyncPlan,
@@ -33,6 +37,35 @@ pub fn desired_fields(
         &integration.servicenow,
         &incident_url(public_url, subject.id),
     )
+}
+
+/// What templates read beyond the incident: its team's name and the `set_fields` of the
+/// team's matching routing rules (issue #17).
+#[derive(Debug, Clone, Default)]
+pub struct MappingContext {
+    pub team: String,
+    pub rule_fields: BTreeMap<String, String>,
+}
+
+/// [`desired_fields`] plus the integration's field mappings and the rules' fields; an
+/// error names the mapping whose template did not render.
+pub fn mapped_desired(
+    subject: &IncidentSnapshot,
+    incident: &Incident,
+    integration: &Integration,
+    public_url: &str,
+    context: &MappingContext,
+) -> Result<Desired, String> {
+    let url = incident_url(public_url, subject.id);
+    let input = MappingInput {
+        incident: subject,
+        team: &context.team,
+        attributes: &incident.attributes,
+        url: &url,
+        rule_fields: &context.rule_fields,
+    };
+    mapped_fields(&input, &integration.servicenow)
+        .map_err(|e| format!("{}: {}", e.field, e.message))
 }
 
 pub(crate) struct Reconciled {
@@ -86,6 +119,7 @@ impl Reconciler<'_> {
         lease: &Lease,
         integration: &Integration,
         credentials: &Credentials,
+        context: &MappingContext,
     ) -> Reconciled {
         let (link, incident) = (&lease.link, &lease.incident);
         let settings = &integration.servicenow;
@@ -99,7 +133,11 @@ impl Reconciler<'_> {
             }
         };
         let (subject, follows_updates) = subject_of(Some(link), incident);
-        let desired = desired_fields(&subject, integration, self.public_url);
+        let desired =
+            match mapped_desired(&subject, incident, integration, self.public_url, context) {
+                Ok(desired) => desired,
+                Err(error) => return Reconciled::done(LeaseOutcome::Park { error }, Vec::new()),
+            };
         let mut calls = Vec::new();
 
         // After a create whose answer was lost, the record may exist: adopt it rather
@@ -133,7 +171,7 @@ impl Reconciler<'_> {
         }
 
         let plan = plan_sync(
-            &desired,
+            &desired.fields,
             &pushed,
             record.is_some(),
             follows_updates,
@@ -150,16 +188,66 @@ impl Reconciler<'_> {
             (SyncPlan::Update(fields), Some(_)) => (Call::Update, fields),
             (SyncPlan::Update(_), None) => unreachable!("plan_sync updates only existing records"),
         };
+        // Display values go in a request of their own (the flag covers a whole request),
+        // after the internal values: on create, a PATCH of the new record.
+        let (internal, display) = desired.split(fields);
         let Ok(permit) = self.may_call(lease).await else {
             return Reconciled::abandoned(calls);
         };
         let exchange = match (&record, call) {
-            (Some((sys_id, _)), Call::Update) => self.client.update(&conn, sys_id, fields).await,
-            _ => self.client.create(&conn, fields).await,
+            (Some(_), Call::Update) if internal.is_empty() => None,
+            (Some((sys_id, _)), Call::Update) => {
+                Some(self.client.update(&conn, sys_id, &internal).await)
+            }
+            _ => Some(self.client.create(&conn, &internal).await),
         };
         drop(permit);
-        calls.extend(exchange.calls);
-        match exchange.outcome {
+        let outcome = match exchange {
+            Some(exchange) => {
+                calls.extend(exchange.calls);
+                exchange.outcome
+            }
+            None => {
+                let (sys_id, number) = record.clone().expect("an update has a record");
+                Ok(Record {
+                    sys_id,
+                    number,
+                    values: Default::default(),
+                })
+            }
+        };
+        let outcome = match outcome {
+            Ok(created) if !display.is_empty() => {
+                let Ok(permit) = self.may_call(lease).await else {
+                    return Reconciled::abandoned(calls);
+                };
+                let patched = self
+                    .client
+                    .update_as(&conn, &created.sys_id, &display, true)
+                    .await;
+                drop(permit);
+                calls.extend(patched.calls);
+                match patched.outcome {
+                    Ok(mut answer) => {
+                        answer.sys_id = created.sys_id;
+                        if answer.number.is_empty() {
+                            answer.number = created.number;
+                        }
+                        Ok(answer)
+                    }
+                    // The record exists: keep it on the link, with only what it holds as
+                    // sent, rather than risk a second create.
+                    Err(_) if matches!(call, Call::Create) => {
+                        let state = created.values.get(snowbound_core::STATE_FIELD).cloned();
+                        let outcome = synced(created.sys_id, created.number, internal, state);
+                        return Reconciled::done(outcome, calls);
+                    }
+                    Err(failure) => Err(failure),
+                }
+            }
+            other => other,
+        };
+        match outcome {
             Ok(Record {
                 sys_id,
                 number,

@@ -26,6 +26,9 @@ use crate::FieldMap;
 
 /// Without it, reference fields come back as `{link, value}` objects instead of strings.
 pub(crate) const EXCLUDE_LINKS: (&str, &str) = ("sysparm_exclude_reference_link", "true");
+/// Values are display values ("Network L2") that the instance resolves; the flag covers
+/// the whole request (docs/servicenow/MAPPING.md §1.1).
+const INPUT_DISPLAY_VALUE: (&str, &str) = ("sysparm_input_display_value", "true");
 
 /// What `find_by_correlation_id` reads back: enough to adopt the record and show it.
 const FOUND_FIELDS: &str = "sys_id,number,state,correlation_id,correlation_display,sys_created_on";
@@ -177,9 +180,24 @@ impl Client {
         sys_id: &str,
         fields: &FieldMap,
     ) -> Exchange<Record> {
-        let url = match check_sys_id(sys_id)
-            .and_then(|()| self.table_url(conn, &[sys_id], &[EXCLUDE_LINKS]))
-        {
+        self.update_as(conn, sys_id, fields, false).await
+    }
+
+    /// [`Client::update`]; with `display_values` the values are display values the
+    /// instance resolves (`sysparm_input_display_value=true`).
+    pub async fn update_as(
+        &self,
+        conn: &Connection,
+        sys_id: &str,
+        fields: &FieldMap,
+        display_values: bool,
+    ) -> Exchange<Record> {
+        let query: &[(&str, &str)] = if display_values {
+            &[EXCLUDE_LINKS, INPUT_DISPLAY_VALUE]
+        } else {
+            &[EXCLUDE_LINKS]
+        };
+        let url = match check_sys_id(sys_id).and_then(|()| self.table_url(conn, &[sys_id], query)) {
             Ok(url) => url,
             Err(message) => return Exchange::refused(message),
         };

@@ -298,6 +298,29 @@ impl IncidentService {
         Ok(incident)
     }
 
+    /// A comment on the incident's timeline; linked records get it as a work note.
+    pub async fn comment(&self, caller: &Caller, id: Uuid, text: &str) -> ServiceResult<Incident> {
+        const COMMENT_MAX_CHARS: usize = 4000;
+        let incident = self.visible(caller, id).await?;
+        if text.trim().is_empty() {
+            return Err(ServiceError::invalid("text", "is required"));
+        }
+        if text.chars().count() > COMMENT_MAX_CHARS {
+            return Err(ServiceError::invalid(
+                "text",
+                format!("is longer than {COMMENT_MAX_CHARS} characters"),
+            ));
+        }
+        if text.contains('\0') {
+            return Err(ServiceError::invalid("text", "contains a NUL character"));
+        }
+        self.store
+            .add_comment(incident.id, &caller.actor, text, Utc::now())
+            .await?;
+        self.waker.wake();
+        self.visible(caller, id).await
+    }
+
     /// A user asks to try a parked (or backing-off) link now.
     pub async fn retry_link(
         &self,

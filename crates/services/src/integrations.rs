@@ -10,6 +10,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use snowbound_core::instance_url::{is_public, InstancePolicy, LOCAL_REFUSED};
 use snowbound_core::integration_limits::{check_display_name, check_servicenow_lengths};
+use snowbound_core::mapping::{FieldMapping, MappingSettings, OnClosed, Updates};
 use snowbound_core::validate::{validate_servicenow, FieldError};
 use snowbound_core::{
     new_id, ForwardingMode, Integration, ServiceNowAuth, ServiceNowSettings, SeverityMap,
@@ -68,6 +69,12 @@ fn default_close_notes_field() -> String {
 fn default_close_notes() -> String {
     defaults().close_notes_default
 }
+fn default_state_closed() -> String {
+    MappingSettings::default().state_closed
+}
+fn default_work_notes_field() -> String {
+    MappingSettings::default().work_notes_field
+}
 fn default_primary_field() -> String {
     SeverityMapping::default().primary_field
 }
@@ -112,6 +119,18 @@ pub struct ServiceNowInput {
     pub close_notes_default: String,
     #[serde(default)]
     pub severity: SeverityInput,
+    /// Field mappings (issue #17). Explicit rather than a flattened `MappingSettings`:
+    /// serde's `deny_unknown_fields` does not work through `flatten`.
+    #[serde(default)]
+    pub fields: Vec<FieldMapping>,
+    #[serde(default)]
+    pub updates: Updates,
+    #[serde(default = "default_state_closed")]
+    pub state_closed: String,
+    #[serde(default)]
+    pub on_closed: OnClosed,
+    #[serde(default = "default_work_notes_field")]
+    pub work_notes_field: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,11 +229,36 @@ impl From<ServiceNowSettings> for ServiceNowInput {
                 secondary_field: s.severity.secondary_field,
                 secondary_map: s.severity.secondary_map.map(Into::into),
             },
+            fields: s.mapping.fields,
+            updates: s.mapping.updates,
+            state_closed: s.mapping.state_closed,
+            on_closed: s.mapping.on_closed,
+            work_notes_field: s.mapping.work_notes_field,
         }
     }
 }
 
 impl ServiceNowInput {
+    /// Names trimmed like the other settings; templates are kept as written, since their
+    /// whitespace is what gets sent.
+    fn mapping_settings(&self) -> MappingSettings {
+        let t = |s: &String| s.trim().to_owned();
+        MappingSettings {
+            fields: self
+                .fields
+                .iter()
+                .map(|m| FieldMapping {
+                    field: t(&m.field),
+                    ..m.clone()
+                })
+                .collect(),
+            updates: self.updates.clone(),
+            state_closed: t(&self.state_closed),
+            on_closed: self.on_closed,
+            work_notes_field: t(&self.work_notes_field),
+        }
+    }
+
     /// `auth` without its secrets; the top-level username alone means Basic.
     pub fn auth_settings(&self) -> ServiceNowAuth {
         match (&self.auth, &self.username) {
@@ -250,8 +294,7 @@ impl ServiceNowInput {
             },
             // Not settable through the API yet: the inbound direction's next round.
             who_wins: Default::default(),
-            // Field mappings come to the API with the mapping issue's next round.
-            mapping: Default::default(),
+            mapping: self.mapping_settings(),
         }
     }
 }

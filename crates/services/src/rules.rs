@@ -8,7 +8,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use snowbound_core::checks::checked_name;
 use snowbound_core::new_id;
-use snowbound_core::routing::{validate_conditions, Actions, Conditions, RoutingRule};
+use snowbound_core::routing::{
+    validate_conditions, validate_set_fields, Actions, Conditions, RoutingRule,
+};
 use snowbound_store::Store;
 use uuid::Uuid;
 
@@ -174,7 +176,8 @@ impl RuleService {
     async fn checked(&self, caller: &Caller, input: &RuleInput) -> ServiceResult<String> {
         let name = checked_name(&input.name)?;
         require_team(&*self.store, caller, input.team_id).await?;
-        let errors = validate_conditions(&input.when);
+        let mut errors = validate_conditions(&input.when);
+        errors.extend(validate_set_fields(&input.then));
         if !errors.is_empty() {
             return Err(ServiceError::InvalidFields(errors));
         }
@@ -185,10 +188,15 @@ impl RuleService {
     /// A rule may only name integrations that serve its team: forwarding elsewhere would
     /// leak the incident to another team, and excluding elsewhere means nothing.
     async fn check_targets(&self, team_id: Uuid, then: &Actions) -> ServiceResult<()> {
-        if then.forward_to.is_empty() && then.exclude_from.is_empty() && !then.stop {
+        // A rule that only sets fields is useful: it chooses the assignment group.
+        if then.forward_to.is_empty()
+            && then.exclude_from.is_empty()
+            && !then.stop
+            && then.set_fields.is_empty()
+        {
             return Err(ServiceError::invalid(
                 "then",
-                "must forward_to or exclude_from at least one integration, or stop",
+                "must forward_to or exclude_from at least one integration, set_fields, or stop",
             ));
         }
         let integrations = self.store.list_integrations().await?;

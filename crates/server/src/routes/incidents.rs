@@ -169,6 +169,22 @@ pub async fn forward(
     view(&state, incident).await
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommentBody {
+    text: String,
+}
+
+pub async fn comment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<CommentBody>,
+) -> ApiResult<impl IntoResponse> {
+    let incident = state.incidents().comment(&caller, id, &body.text).await?;
+    Ok((StatusCode::CREATED, view(&state, incident).await?))
+}
+
 pub async fn retry_link(
     State(state): State<AppState>,
     caller: Caller,

@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/incidents/{id}/resolve", post(incidents::resolve))
         .route("/incidents/{id}/reopen", post(incidents::reopen))
         .route("/incidents/{id}/forward", post(incidents::forward))
+        .route("/incidents/{id}/comments", post(incidents::comment))
         .route(
             "/incidents/{id}/links/{integration_id}/retry",
             post(incidents::retry_link),

@@ -6,6 +6,7 @@ mod errors;
 mod incidents;
 mod instance_settings;
 mod integrations;
+mod mapping;
 mod scoping;
 mod servicenow;
 

@@ -12,6 +12,7 @@ mod hostile_input;
 mod ingest_input;
 mod login_input;
 mod logs;
+mod mapping;
 mod metrics;
 mod multi_node;
 mod process;
