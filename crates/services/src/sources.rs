@@ -119,6 +119,7 @@ impl SourceService {
             kind: new.kind,
             name,
             severity_map,
+            servicenow: None,
             created_at: now,
             updated_at: now,
         };
