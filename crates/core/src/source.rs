@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::inbound::ServiceNowSourceSettings;
 use crate::model::Severity;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -16,6 +17,8 @@ pub enum SourceKind {
     Webhook,
     /// The body Prometheus Alertmanager's webhook receiver sends (version 4).
     Alertmanager,
+    /// Pokes (`{sys_id, table}`) and polls that make Snowbound read ServiceNow itself.
+    Servicenow,
 }
 
 impl SourceKind {
@@ -23,6 +26,7 @@ impl SourceKind {
         match self {
             SourceKind::Webhook => "webhook",
             SourceKind::Alertmanager => "alertmanager",
+            SourceKind::Servicenow => "servicenow",
         }
     }
 
@@ -30,6 +34,7 @@ impl SourceKind {
         match s {
             "webhook" => Some(SourceKind::Webhook),
             "alertmanager" => Some(SourceKind::Alertmanager),
+            "servicenow" => Some(SourceKind::Servicenow),
             _ => None,
         }
     }
@@ -45,6 +50,9 @@ pub struct Source {
     /// The sender's severity words (lowercase) → ours, consulted before the defaults.
     #[serde(default)]
     pub severity_map: BTreeMap<String, Severity>,
+    /// Set exactly when `kind` is `servicenow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub servicenow: Option<ServiceNowSourceSettings>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -85,6 +93,7 @@ mod tests {
             kind: SourceKind::Alertmanager,
             name: "prom".into(),
             severity_map: map.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            servicenow: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -12,6 +12,8 @@ use chrono::Utc;
 use rand::RngCore;
 use secrecy::SecretString;
 use snowbound_core::checks::checked_name;
+use snowbound_core::inbound::settings::validate_servicenow_source;
+use snowbound_core::inbound::ServiceNowSourceSettings;
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::validate::{check_text, limits};
 use snowbound_core::{new_id, Severity};
@@ -30,6 +32,8 @@ pub struct NewSource {
     pub kind: SourceKind,
     pub name: String,
     pub severity_map: BTreeMap<String, Severity>,
+    /// Required exactly for `servicenow` sources.
+    pub servicenow: Option<ServiceNowSourceSettings>,
 }
 
 /// What a change sets; `None` keeps the stored value.
@@ -112,6 +116,9 @@ impl SourceService {
         let name = checked_name(&new.name)?;
         let severity_map = checked_map(new.severity_map)?;
         require_team(&*self.store, caller, new.team_id).await?;
+        let servicenow = self
+            .checked_servicenow(new.kind, new.team_id, new.servicenow)
+            .await?;
         let now = Utc::now();
         let source = Source {
             id: new_id(),
@@ -119,13 +126,63 @@ impl SourceService {
             kind: new.kind,
             name,
             severity_map,
+            servicenow,
             created_at: now,
             updated_at: now,
         };
         self.store
             .create_source(&source, &generate_secret())
             .await?;
+        if let Some(settings) = &source.servicenow {
+            let interval = settings
+                .delivery
+                .polls()
+                .then(|| i64::from(settings.poll_interval_s) * 1000);
+            self.store.set_poll_schedule(source.id, interval).await?;
+        }
         Ok(source)
+    }
+
+    /// A `servicenow` source reads through an integration of its own team; other kinds
+    /// carry no such settings.
+    async fn checked_servicenow(
+        &self,
+        kind: SourceKind,
+        team_id: Uuid,
+        settings: Option<ServiceNowSourceSettings>,
+    ) -> ServiceResult<Option<ServiceNowSourceSettings>> {
+        let settings = match (kind, settings) {
+            (SourceKind::Servicenow, Some(settings)) => settings,
+            (SourceKind::Servicenow, None) => {
+                return Err(ServiceError::invalid(
+                    "servicenow",
+                    "a servicenow source needs its settings",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(ServiceError::invalid(
+                    "servicenow",
+                    "only a servicenow source takes these settings",
+                ))
+            }
+            (_, None) => return Ok(None),
+        };
+        let serves = match self.store.get_integration(settings.integration_id).await {
+            Ok(record) => record.integration.serves_team(team_id),
+            Err(snowbound_store::StoreError::NotFound) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !serves {
+            return Err(ServiceError::invalid(
+                "servicenow.integration_id",
+                "no such integration on this team",
+            ));
+        }
+        let errors = validate_servicenow_source(&settings);
+        if !errors.is_empty() {
+            return Err(ServiceError::InvalidFields(errors));
+        }
+        Ok(Some(settings))
     }
 
     pub async fn update(

@@ -150,6 +150,7 @@ mod tests {
             kind: SourceKind::Alertmanager,
             name: "prom".into(),
             severity_map: [("page".to_owned(), Severity::Critical)].into(),
+            servicenow: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

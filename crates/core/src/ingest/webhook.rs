@@ -123,6 +123,7 @@ mod tests {
             kind: SourceKind::Webhook,
             name: "hook".into(),
             severity_map: [("sev1".to_owned(), Severity::Critical)].into(),
+            servicenow: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -9,6 +9,8 @@ use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use snowbound_core::inbound::business_rule::{business_rule, BusinessRule};
+use snowbound_core::inbound::ServiceNowSourceSettings;
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::Severity;
 use snowbound_services::sources::{NewSource, SourceChange};
@@ -28,6 +30,8 @@ pub struct CreateSource {
     name: String,
     #[serde(default)]
     severity_map: BTreeMap<String, Severity>,
+    #[serde(default)]
+    servicenow: Option<ServiceNowSourceSettings>,
 }
 
 #[derive(Deserialize)]
@@ -49,14 +53,34 @@ pub(crate) struct SourceView {
     pub severity_map: BTreeMap<String, Severity>,
     /// The only credential a sender needs.
     pub ingest_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub servicenow: Option<ServiceNowSourceSettings>,
+    /// What the ServiceNow admin pastes, for a `servicenow` source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_rule: Option<BusinessRule>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 pub(crate) async fn view(state: &AppState, source: Source) -> ApiResult<SourceView> {
     let secret = state.services.sources().secret(&source).await?;
+    let ingest_url = format!("{}/ingest/{}", state.public_url(), secret.expose_secret());
+    let business_rule = match &source.servicenow {
+        Some(settings) => {
+            let integration = state.store.get_integration(settings.integration_id).await?;
+            Some(business_rule(
+                &source.name,
+                &integration.integration.servicenow,
+                settings.open_filter(),
+                &ingest_url,
+            ))
+        }
+        None => None,
+    };
     Ok(SourceView {
-        ingest_url: format!("{}/ingest/{}", state.public_url(), secret.expose_secret()),
+        ingest_url,
+        servicenow: source.servicenow,
+        business_rule,
         id: source.id,
         team_id: source.team_id,
         kind: source.kind,
@@ -77,6 +101,7 @@ pub async fn create(
         kind: body.kind,
         name: body.name,
         severity_map: body.severity_map,
+        servicenow: body.servicenow,
     };
     let source = state.services.sources().create(&caller, new).await?;
     Ok((StatusCode::CREATED, axum::Json(view(&state, source).await?)))

@@ -159,6 +159,7 @@ async fn create(
             kind,
             name: form.text("name"),
             severity_map: severity_lines(form.get("severity_map").unwrap_or_default())?,
+            servicenow: None,
         };
         state.services.sources().create(&user.caller(), new).await
     }

@@ -193,6 +193,13 @@ pub fn source(row: &impl SqlRow) -> Result<Source> {
             .ok_or_else(|| StoreError::Corrupt(format!("bad source kind `{kind}`")))?,
         name: row.text("name")?,
         severity_map: row.json("severity_map")?,
+        servicenow: row
+            .opt_text("servicenow")?
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("bad source settings: {e}")))
+            })
+            .transpose()?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })

@@ -252,6 +252,7 @@ async fn every_write_of_the_store_commits(db: TestDb) {
         kind: SourceKind::Webhook,
         name: "hook".into(),
         severity_map: Default::default(),
+        servicenow: None,
         created_at: now,
         updated_at: now,
     };

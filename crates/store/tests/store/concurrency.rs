@@ -85,6 +85,7 @@ async fn one_key_racing_opens_one_incident(db: TestDb) {
         kind: SourceKind::Webhook,
         name: "hook".into(),
         severity_map: Default::default(),
+        servicenow: None,
         created_at: now,
         updated_at: now,
     };

@@ -25,6 +25,7 @@ async fn source_of(store: &dyn Store, team: &Team) -> Source {
         kind: SourceKind::Alertmanager,
         name: "am".into(),
         severity_map: Default::default(),
+        servicenow: None,
         created_at: now,
         updated_at: now,
     };

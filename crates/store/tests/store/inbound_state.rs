@@ -44,6 +44,7 @@ async fn fixture(db: TestDb) -> Fixture {
         kind: SourceKind::Webhook,
         name: "desk".into(),
         severity_map: Default::default(),
+        servicenow: None,
         created_at: now,
         updated_at: now,
     };

@@ -13,3 +13,4 @@ mod inbound_state;
 mod journal;
 mod leases;
 mod links;
+mod servicenow_sources;
