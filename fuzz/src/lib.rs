@@ -11,6 +11,7 @@ pub fn source() -> Source {
         kind: SourceKind::Webhook,
         name: "fuzz".into(),
         severity_map: [("p1".to_owned(), Severity::Critical)].into(),
+        servicenow: None,
         created_at: chrono::DateTime::UNIX_EPOCH,
         updated_at: chrono::DateTime::UNIX_EPOCH,
     }
