@@ -104,4 +104,22 @@ pub struct InboundWrite {
     pub notes: BTreeMap<String, Option<LinkNote>>,
     /// Make the link due (a re-assertion waits to be sent).
     pub reconcile: bool,
+    /// Park the link with this reason (the record is gone from ServiceNow); the
+    /// incident stays as it is.
+    pub park: Option<String>,
+}
+
+/// A ServiceNow-born incident, written in one transaction with its link, which adopts
+/// the record instead of creating one: `pushed` holds everything outbound would send,
+/// so the next reconcile sends nothing until the incident changes in Snowbound.
+#[derive(Debug, Clone)]
+pub struct AdoptRecord {
+    pub incident: Incident,
+    pub timeline: Vec<TimelineEntry>,
+    pub integration_id: Uuid,
+    pub sys_id: String,
+    pub number: String,
+    pub pushed: FieldMap,
+    /// The record's `sys_mod_count` when read: applied already.
+    pub mod_count: i64,
 }

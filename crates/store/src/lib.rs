@@ -22,8 +22,8 @@ pub use accounts::{Session, User};
 pub use crypto::{SecretBox, SecretKeyError};
 pub use group_commit::{GroupCommit, MAX_BATCH};
 pub use inbound::{
-    InboundIncidentChange, InboundLink, InboundWrite, PokeLease, PokeOutcome, PollLease,
-    PollResult, PollState,
+    AdoptRecord, InboundIncidentChange, InboundLink, InboundWrite, PokeLease, PokeOutcome,
+    PollLease, PollResult, PollState,
 };
 pub use journal::{JournalItem, JournalState};
 pub use postgres::{Migrations, PostgresBackend, PostgresStore, CHANNEL as CHANGE_CHANNEL};
@@ -350,6 +350,19 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::update_incident`]: `Stale` when it changed meanwhile), the link's
     /// `pushed` merge, notes and applied `sys_mod_count`, all in one transaction.
     async fn apply_inbound(&self, write: &InboundWrite) -> Result<()>;
+    /// Opens a ServiceNow-born incident with its link adopting the record, in one
+    /// transaction; [`StoreError::Conflict`] on `sys_id` when a link of the integration
+    /// holds the record already (two reads of one new record open one incident).
+    async fn adopt_record(&self, adopt: &AdoptRecord) -> Result<()>;
+    /// The records the integration's links adopted, of incidents not resolved or
+    /// changed since `since`: what a poll reads by sys_id, since they carry no mark of
+    /// Snowbound's. At most `limit`, the most recently changed first.
+    async fn adopted_sys_ids(
+        &self,
+        integration_id: Uuid,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>>;
 }
 
 /// The API call log keeps this many calls per integration.

@@ -12,7 +12,8 @@ use super::dialect::{Dialect, SqlRow, WriteTx};
 use super::statement::Sql;
 use super::{incidents, rows, SqlStore};
 use crate::inbound::{
-    InboundLink, InboundWrite, PokeLease, PokeOutcome, PollLease, PollResult, PollState,
+    AdoptRecord, InboundLink, InboundWrite, PokeLease, PokeOutcome, PollLease, PollResult,
+    PollState,
 };
 use crate::{Result, StoreError};
 
@@ -367,7 +368,11 @@ pub async fn apply_inbound<D: Dialect>(store: &SqlStore<D>, write: &InboundWrite
     .bind(rows::to_json(&pushed))
     .bind(rows::to_json(&notes))
     .bind(write.mod_count);
-    if write.reconcile {
+    if let Some(reason) = &write.park {
+        // Parked, not pending: nothing to send until a person decides (recreate).
+        sql.push(", state = 'parked', last_error = ")
+            .push_bind(reason.as_str());
+    } else if write.reconcile {
         sql.push(
             ", rev = rev + 1, \
              next_attempt_at = CASE state WHEN 'synced' THEN ",
@@ -387,4 +392,69 @@ pub async fn apply_inbound<D: Dialect>(store: &SqlStore<D>, write: &InboundWrite
         tx.links_due();
     }
     tx.commit().await
+}
+
+pub async fn adopt_record<D: Dialect>(store: &SqlStore<D>, adopt: &AdoptRecord) -> Result<()> {
+    let mut tx = store.db.begin().await?;
+    // Two nodes reading one new record at once: the second waits here, then finds the
+    // first one's link and opens nothing.
+    tx.lock_key(&format!(
+        "snowbound.adopt:{}:{}",
+        adopt.integration_id, adopt.sys_id
+    ))
+    .await?;
+    let held = tx
+        .fetch_optional(
+            Sql::new("SELECT incident_id FROM links WHERE integration_id = $1 AND sys_id = $2")
+                .bind(adopt.integration_id)
+                .bind(adopt.sys_id.as_str()),
+        )
+        .await?;
+    if held.is_some() {
+        return Err(StoreError::Conflict { field: "sys_id" });
+    }
+    incidents::insert(&mut tx, &adopt.incident, &adopt.timeline, &[]).await?;
+    let now = Utc::now();
+    tx.execute(
+        Sql::new(
+            "INSERT INTO links (incident_id, integration_id, sys_id, number, pushed, rev, \
+             synced_rev, state, next_attempt_at, last_synced_at, created_at, \
+             inbound_mod_count, adopted) \
+             VALUES ($1, $2, $3, $4, $5, 1, 1, 'synced', $6, $6, $6, $7, $8)",
+        )
+        .bind(adopt.incident.id)
+        .bind(adopt.integration_id)
+        .bind(adopt.sys_id.as_str())
+        .bind(adopt.number.as_str())
+        .bind(rows::to_json(&adopt.pushed))
+        .bind(now)
+        .bind(adopt.mod_count)
+        .bind(true),
+    )
+    .await?;
+    tx.commit().await
+}
+
+pub async fn adopted_sys_ids<D: Dialect>(
+    store: &SqlStore<D>,
+    integration_id: Uuid,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<String>> {
+    let rows = store
+        .db
+        .read_all(
+            Sql::new(
+                "SELECT l.sys_id FROM links l JOIN incidents i ON i.id = l.incident_id \
+                 WHERE l.integration_id = $1 AND l.adopted = $2 AND l.sys_id IS NOT NULL \
+                 AND (i.status <> 'resolved' OR i.updated_at >= $3) \
+                 ORDER BY i.updated_at DESC LIMIT $4",
+            )
+            .bind(integration_id)
+            .bind(true)
+            .bind(since)
+            .bind(i64::from(limit)),
+        )
+        .await?;
+    rows.iter().map(|row| row.text("sys_id")).collect()
 }

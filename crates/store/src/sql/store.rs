@@ -16,8 +16,8 @@ use super::{
 };
 use crate::types::*;
 use crate::{
-    Completion, InboundLink, InboundWrite, JournalItem, JournalState, LeaseOutcome, PokeLease,
-    PokeOutcome, PollLease, PollResult, PollState, Result, Session, Store, User,
+    AdoptRecord, Completion, InboundLink, InboundWrite, JournalItem, JournalState, LeaseOutcome,
+    PokeLease, PokeOutcome, PollLease, PollResult, PollState, Result, Session, Store, User,
 };
 
 #[async_trait]
@@ -424,5 +424,18 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn apply_inbound(&self, write: &InboundWrite) -> Result<()> {
         inbound::apply_inbound(self, write).await
+    }
+
+    async fn adopt_record(&self, adopt: &AdoptRecord) -> Result<()> {
+        inbound::adopt_record(self, adopt).await
+    }
+
+    async fn adopted_sys_ids(
+        &self,
+        integration_id: Uuid,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        inbound::adopted_sys_ids(self, integration_id, since, limit).await
     }
 }

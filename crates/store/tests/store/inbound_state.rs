@@ -9,10 +9,12 @@ use chrono::{DateTime, Duration, Utc};
 use secrecy::SecretString;
 use snowbound_core::inbound::{LinkNote, NoteKind};
 use snowbound_core::source::{Source, SourceKind};
-use snowbound_core::{new_id, FieldMap, Incident, IncidentStatus, Integration, TimelineEntry};
+use snowbound_core::{
+    new_id, FieldMap, Incident, IncidentStatus, Integration, Team, TimelineEntry,
+};
 use snowbound_store::{
-    InboundIncidentChange, InboundWrite, LeaseOutcome, LinkState, NewLink, PokeOutcome, PollResult,
-    SecretBox, Store, StoreError,
+    AdoptRecord, InboundIncidentChange, InboundWrite, LeaseOutcome, LinkState, NewLink,
+    PokeOutcome, PollResult, SecretBox, Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -24,12 +26,15 @@ on_both_backends!(
     one_poll_per_source_at_a_time_with_a_watermark_that_never_goes_back,
     a_link_is_found_by_its_record_and_keeps_its_inbound_state,
     an_inbound_write_is_one_transaction_with_the_incident_change,
+    a_record_is_adopted_once_and_listed_for_polls_while_it_matters,
+    a_record_deleted_in_servicenow_parks_the_link_and_keeps_the_incident,
 );
 
 struct Fixture {
     store: Arc<dyn Store>,
     integration: Integration,
     incident: Incident,
+    team: Team,
     source: Uuid,
     _db: TestDb,
 }
@@ -66,6 +71,7 @@ async fn fixture(db: TestDb) -> Fixture {
         store,
         integration,
         incident,
+        team,
         source: source.id,
         _db: db,
     }
@@ -396,6 +402,7 @@ async fn a_link_is_found_by_its_record_and_keeps_its_inbound_state(db: TestDb) {
         pushed: FieldMap::new(),
         notes,
         reconcile: false,
+        park: None,
     };
     f.store
         .apply_inbound(&write(
@@ -474,6 +481,7 @@ async fn an_inbound_write_is_one_transaction_with_the_incident_change(db: TestDb
         pushed: map(&[("state", "6"), ("close_notes", "replaced disk")]),
         notes: BTreeMap::new(),
         reconcile: false,
+        park: None,
     };
 
     // Stale: nothing of it is written, the link included.
@@ -558,6 +566,7 @@ async fn an_inbound_write_is_one_transaction_with_the_incident_change(db: TestDb
             pushed: map(&[("state", "2")]),
             notes: BTreeMap::new(),
             reconcile: true,
+            park: None,
         })
         .await
         .unwrap();
@@ -569,4 +578,120 @@ async fn an_inbound_write_is_one_transaction_with_the_incident_change(db: TestDb
     assert_eq!(due.state, LinkState::Pending);
     assert_eq!(due.rev, synced_rev.rev + 1);
     assert_eq!(due.pushed["state"], "2");
+}
+
+fn adoption(f: &Fixture, sys_id: &str) -> AdoptRecord {
+    let mut incident = incident(&f.team);
+    incident.title = format!("born {sys_id}");
+    AdoptRecord {
+        timeline: vec![TimelineEntry {
+            at: incident.created_at,
+            actor: "agent in ServiceNow INC0010001".into(),
+            kind: "opened".into(),
+            detail: "opened in ServiceNow".into(),
+        }],
+        incident,
+        integration_id: f.integration.id,
+        sys_id: sys_id.into(),
+        number: "INC0010001".into(),
+        pushed: map(&[("state", "1"), ("urgency", "3")]),
+        mod_count: 2,
+    }
+}
+
+async fn a_record_is_adopted_once_and_listed_for_polls_while_it_matters(db: TestDb) {
+    let f = fixture(db).await;
+    let first = adoption(&f, "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0");
+    f.store.adopt_record(&first).await.unwrap();
+    // A second read of the same new record (a poke and a poll) opens nothing.
+    let again = adoption(&f, "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0");
+    let err = f.store.adopt_record(&again).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { field: "sys_id" }),
+        "{err}"
+    );
+    assert!(matches!(
+        f.store.get_incident(again.incident.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let found = f
+        .store
+        .inbound_link(f.integration.id, "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0")
+        .await
+        .unwrap()
+        .expect("the adopted record's link");
+    assert_eq!(found.link.incident_id, first.incident.id);
+    assert_eq!(found.link.number.as_deref(), Some("INC0010001"));
+    assert_eq!(found.link.state, LinkState::Synced);
+    assert_eq!(found.link.pushed, first.pushed);
+    assert_eq!(found.applied_mod_count, Some(2));
+    let timeline = f.store.timeline(first.incident.id).await.unwrap();
+    assert_eq!(timeline.len(), 1);
+    // Nothing to send: the adopted link is not due.
+    assert!(f
+        .store
+        .lease_due_links("w", Utc::now(), later(30), 10, Some(f.integration.id))
+        .await
+        .unwrap()
+        .iter()
+        .all(|l| l.link.incident_id != first.incident.id));
+
+    // Listed for polls while unresolved; the fixture's own (not adopted) link never is.
+    let listed = f
+        .store
+        .adopted_sys_ids(f.integration.id, later(-60), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed, ["b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"]);
+    // Resolved: listed only while it changed after `since`.
+    let mut resolved = first.incident.clone();
+    resolved.status = IncidentStatus::Resolved;
+    resolved.updated_at = first.incident.updated_at + Duration::milliseconds(5);
+    f.store
+        .update_incident(&resolved, first.incident.updated_at, &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .adopted_sys_ids(f.integration.id, later(-60), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(f
+        .store
+        .adopted_sys_ids(f.integration.id, later(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn a_record_deleted_in_servicenow_parks_the_link_and_keeps_the_incident(db: TestDb) {
+    let f = fixture(db).await;
+    f.store
+        .apply_inbound(&InboundWrite {
+            incident_id: f.incident.id,
+            integration_id: f.integration.id,
+            change: None,
+            mod_count: 0,
+            pushed: FieldMap::new(),
+            notes: BTreeMap::new(),
+            reconcile: false,
+            park: Some("deleted in ServiceNow".into()),
+        })
+        .await
+        .unwrap();
+    let link = f
+        .store
+        .get_link(f.incident.id, f.integration.id)
+        .await
+        .unwrap();
+    assert_eq!(link.state, LinkState::Parked);
+    assert_eq!(link.last_error.as_deref(), Some("deleted in ServiceNow"));
+    assert_eq!(
+        f.store.get_incident(f.incident.id).await.unwrap().status,
+        f.incident.status
+    );
 }
