@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod caller;
 pub mod choice_cache;
 pub mod error;
+pub mod inbound;
 pub mod incidents;
 pub mod ingest;
 pub mod integration_auth;
@@ -77,6 +78,10 @@ impl Services {
             self.policy,
             self.choice_cache.clone(),
         )
+    }
+
+    pub fn inbound(&self) -> inbound::InboundService {
+        inbound::InboundService::new(self.store.clone(), self.waker.clone())
     }
 
     pub fn sources(&self) -> sources::SourceService {

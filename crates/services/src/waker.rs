@@ -7,6 +7,8 @@ use tokio::sync::Notify;
 #[derive(Clone, Default)]
 pub struct EngineWaker {
     notify: Arc<Notify>,
+    /// The inbound worker's own: a poke must not steal the outbound loop's wake-up.
+    inbound: Arc<Notify>,
 }
 
 impl EngineWaker {
@@ -20,5 +22,14 @@ impl EngineWaker {
 
     pub async fn woken(&self) {
         self.notify.notified().await;
+    }
+
+    /// A poke was queued: the inbound worker reads it now.
+    pub fn wake_inbound(&self) {
+        self.inbound.notify_one();
+    }
+
+    pub async fn inbound_woken(&self) {
+        self.inbound.notified().await;
     }
 }

@@ -130,45 +130,13 @@ async fn poke(
     source: &snowbound_core::source::Source,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let Some(settings) = &source.servicenow else {
-        return Err(ApiError::conflict(
-            "source_misconfigured",
-            "this servicenow source has no settings",
-        ));
-    };
-    if !settings.delivery.accepts_pokes() {
-        return Err(ApiError::conflict(
-            "pokes_refused",
-            "this source only polls (delivery \"poll\"); it takes no pokes",
-        ));
-    }
     let poke: Poke = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_field("body", format!("expected {{sys_id, table}}: {e}")))?;
-    let sys_id = poke.sys_id.trim();
-    if sys_id.len() != 32 || !sys_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::invalid_field(
-            "sys_id",
-            "must be 32 hexadecimal characters",
-        ));
-    }
-    let integration = state.store.get_integration(settings.integration_id).await?;
-    let table = &integration.integration.servicenow.table;
-    if poke.table != *table {
-        return Err(ApiError::invalid_field(
-            "table",
-            format!("this source reads table `{table}`"),
-        ));
-    }
     state
-        .store
-        .enqueue_poke(
-            source.id,
-            &sys_id.to_ascii_lowercase(),
-            table,
-            chrono::Utc::now(),
-        )
+        .services
+        .inbound()
+        .poke(source, &poke.sys_id, &poke.table)
         .await?;
-    state.services.waker.wake();
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({"action": "queued"})),
