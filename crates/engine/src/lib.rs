@@ -7,6 +7,7 @@ mod api_log;
 mod backoff;
 mod completions;
 mod config;
+mod inbound;
 mod integrations;
 mod job;
 mod leases;
@@ -21,6 +22,7 @@ pub use config::{
     check_lease, defaults, heartbeat_interval, shortest_lease, EngineConfig, LeaseTooShort,
     CLOCK_SKEW_MARGIN,
 };
+pub use inbound::{InboundTick, InboundWorker};
 pub use reconcile::{desired_fields, mapped_desired, subject_of, MappingContext};
 pub use runner::{CallObserver, Engine, Tick, Worker};
 /// Lives with the services, which wake the engine after every change they commit.

@@ -127,6 +127,11 @@ impl Engine {
         }
     }
 
+    /// The inbound direction's steps (pokes and polls), to drive by hand.
+    pub fn inbound_worker(&self) -> crate::InboundWorker {
+        crate::InboundWorker::new(Arc::clone(&self.inner))
+    }
+
     /// One heartbeat: renews every lease this node holds.
     pub async fn renew_leases(&self) {
         self.inner.leases.renew_all().await
@@ -143,6 +148,15 @@ impl Engine {
         let config = &self.inner.config;
         let mut worker = self.worker();
         let heartbeat = tokio::spawn(heartbeat(Arc::clone(&self.inner)));
+        // Inbound reads run beside the outbound loop: a poke must not wait for a
+        // reconcile backlog, and an abandoned read leaves its poke queued.
+        let mut inbound = self.inbound_worker();
+        let inbound = tokio::spawn(async move {
+            loop {
+                let tick = inbound.tick().await;
+                inbound.sleep(tick).await;
+            }
+        });
         tokio::pin!(shutdown);
         tracing::info!(node = %config.node_id, "sync engine started");
         loop {
@@ -152,6 +166,7 @@ impl Engine {
                 _ = worker.sleep_until_due(tick) => {}
             }
         }
+        inbound.abort();
         worker.stop(config.shutdown_grace).await;
         heartbeat.abort();
     }

@@ -13,8 +13,8 @@ use snowbound_core::inbound::{
     SeenRecord, ServiceNowSourceSettings,
 };
 use snowbound_core::lifecycle::{apply, entry, Change, LifecycleError};
-use snowbound_core::sync::{incident_url, servicenow_fields};
 use snowbound_core::source::Source;
+use snowbound_core::sync::{incident_url, servicenow_fields};
 use snowbound_core::{new_id, Incident, IncidentStatus, Integration, TimelineEntry};
 use snowbound_store::{
     AdoptRecord, InboundIncidentChange, InboundWrite, LinkState, Store, StoreError,
