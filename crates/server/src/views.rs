@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use snowbound_core::inbound::LinkNote;
 use snowbound_core::{Incident, TimelineEntry};
 use snowbound_services::incidents::record_gone;
 use snowbound_store::{IntegrationRecord, Link, LinkState};
@@ -37,6 +38,9 @@ pub struct LinkView {
     /// Parked because the record no longer exists in ServiceNow: `POST …/recreate`
     /// creates it again.
     pub record_gone: bool,
+    /// Fields ServiceNow and Snowbound disagree on (drift) or that Snowbound re-asserted
+    /// over an agent's change, as the inbound direction last saw them.
+    pub notes: Vec<LinkNote>,
 }
 
 impl LinkView {
@@ -68,6 +72,7 @@ impl LinkView {
             next_attempt_at: link.next_attempt_at,
             last_synced_at: link.last_synced_at,
             record_gone: gone,
+            notes: Vec::new(),
         }
     }
 }
@@ -87,13 +92,24 @@ pub async fn incident_view(state: &AppState, incident: Incident) -> ApiResult<In
             .collect()
     };
     let now = Utc::now();
-    let links = links
-        .into_iter()
-        .map(|link| {
-            let integration = integrations.get(&link.integration_id);
-            LinkView::new(link, integration, now)
-        })
-        .collect();
+    let mut views = Vec::with_capacity(links.len());
+    for link in links {
+        let notes = match &link.sys_id {
+            Some(sys_id) => state
+                .store
+                .inbound_link(link.integration_id, sys_id)
+                .await?
+                .filter(|found| found.link.incident_id == link.incident_id)
+                .map(|found| found.notes.into_values().collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let integration = integrations.get(&link.integration_id);
+        let mut view = LinkView::new(link, integration, now);
+        view.notes = notes;
+        views.push(view);
+    }
+    let links = views;
     Ok(IncidentView {
         incident,
         timeline,

@@ -377,7 +377,7 @@ pub fn record_gone(link: &Link) -> bool {
         && link
             .last_error
             .as_deref()
-            .is_some_and(|e| e.contains(RECORD_GONE))
+            .is_some_and(|e| e.contains(RECORD_GONE) || e == crate::inbound::DELETED_IN_SERVICENOW)
 }
 
 /// The checks of a new incident's fields; the trimmed title.

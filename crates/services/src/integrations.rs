@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use snowbound_core::inbound::WhoWins;
 use snowbound_core::instance_url::{is_public, InstancePolicy, LOCAL_REFUSED};
 use snowbound_core::integration_limits::{check_display_name, check_servicenow_lengths};
 use snowbound_core::mapping::{FieldMapping, MappingSettings, OnClosed, Updates};
@@ -131,6 +132,9 @@ pub struct ServiceNowInput {
     pub on_closed: OnClosed,
     #[serde(default = "default_work_notes_field")]
     pub work_notes_field: String,
+    /// Which system wins a conflicting change of state and of severity (issue #15).
+    #[serde(default)]
+    pub who_wins: WhoWins,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -234,6 +238,7 @@ impl From<ServiceNowSettings> for ServiceNowInput {
             state_closed: s.mapping.state_closed,
             on_closed: s.mapping.on_closed,
             work_notes_field: s.mapping.work_notes_field,
+            who_wins: s.who_wins,
         }
     }
 }
@@ -292,8 +297,7 @@ impl ServiceNowInput {
                 secondary_field: self.severity.secondary_field.as_ref().map(t),
                 secondary_map: self.severity.secondary_map.clone().map(Into::into),
             },
-            // Not settable through the API yet: the inbound direction's next round.
-            who_wins: Default::default(),
+            who_wins: self.who_wins,
             mapping: self.mapping_settings(),
         }
     }

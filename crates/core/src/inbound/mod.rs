@@ -329,19 +329,30 @@ fn note_outlived(note: &LinkNote, ours: &str) -> bool {
     note.kind == NoteKind::Drift || note.snowbound_value != ours
 }
 
-/// Rule (who wins, `latest`): the later change wins. `sys_updated_on` has one-second
-/// resolution, so Snowbound's time is cut to the second too; a tie goes to Snowbound,
-/// which then says so on the link rather than silently taking the change.
+/// Rule (who wins, `latest`): the later change wins. When Snowbound's value of the
+/// field is already in ServiceNow (`snowbound_unsent` false), a value there other than the one
+/// pushed was written after Snowbound's, whatever the clocks say: ServiceNow's change is
+/// the later one. Otherwise both changed since the last push and the times decide:
+/// `sys_updated_on` has one-second resolution, so Snowbound's time is cut to the second
+/// too; a tie goes to Snowbound, which then says so on the link rather than silently
+/// taking the change.
 pub fn servicenow_wins(
     winner: Winner,
     servicenow_at: DateTime<Utc>,
     snowbound_at: DateTime<Utc>,
+    snowbound_unsent: bool,
 ) -> bool {
     match winner {
         Winner::Servicenow => true,
         Winner::Snowbound => false,
-        Winner::Latest => servicenow_at.timestamp() > snowbound_at.timestamp(),
+        Winner::Latest => !snowbound_unsent || servicenow_at.timestamp() > snowbound_at.timestamp(),
     }
+}
+
+/// Snowbound's value of `field` is not what it last pushed: a change of Snowbound's
+/// has not reached ServiceNow yet.
+fn unsent(link: LinkSide<'_>, field: &str, ours: &str) -> bool {
+    link.pushed.get(field).map(String::as_str) != Some(ours)
 }
 
 /// Whether a ServiceNow state ends the incident: the resolved mapping, Closed or Canceled.
@@ -522,6 +533,7 @@ fn state_outcome(
         settings.who_wins.state,
         record.updated_on,
         incident.status_changed_at,
+        unsent(link, STATE_FIELD, ours),
     ) {
         let mut touched = vec![STATE_FIELD.to_owned()];
         if matches!(actions[0], IncidentAction::Resolve { .. }) {
@@ -604,6 +616,7 @@ fn severity_outcome(
         settings.who_wins.severity,
         record.updated_on,
         incident.severity_changed_at,
+        unsent(link, field, ours),
     ) {
         let mut touched = vec![field.to_owned()];
         touched.extend(settings.severity.secondary_field.clone());

@@ -199,7 +199,7 @@ impl Winner {
 /// Per integration, for state and for severity. Integrations stored before #15 have
 /// none: both default to `latest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct WhoWins {
     pub state: Winner,
     pub severity: Winner,

@@ -344,18 +344,31 @@ fn a_transition_turned_off_shows_as_drift_and_changes_nothing() {
 
 #[test]
 fn who_wins_latest_compares_sys_updated_on_with_snowbounds_change() {
-    assert!(servicenow_wins(Winner::Latest, t(10), t(9)));
-    assert!(!servicenow_wins(Winner::Latest, t(9), t(10)));
+    // Both changed since the last push: the times decide.
+    assert!(servicenow_wins(Winner::Latest, t(10), t(9), true));
+    assert!(!servicenow_wins(Winner::Latest, t(9), t(10), true));
     // One-second resolution: a tie goes to Snowbound.
     assert!(!servicenow_wins(
         Winner::Latest,
         t(10),
-        t(10) + Duration::milliseconds(300)
+        t(10) + Duration::milliseconds(300),
+        true
     ));
-    assert!(servicenow_wins(Winner::Servicenow, t(1), t(10)));
-    assert!(!servicenow_wins(Winner::Snowbound, t(10), t(1)));
+    // Snowbound's change reached ServiceNow and was then replaced there: ServiceNow's
+    // is later, even in the same second (or with a clock running behind).
+    assert!(servicenow_wins(
+        Winner::Latest,
+        t(10),
+        t(10) + Duration::milliseconds(300),
+        false
+    ));
+    assert!(servicenow_wins(Winner::Servicenow, t(1), t(10), true));
+    assert!(!servicenow_wins(Winner::Snowbound, t(10), t(1), false));
 
-    let case = Case::new();
+    // Snowbound's value of the state is not in ServiceNow yet (it pushed On Hold, the
+    // incident is open now): the times decide.
+    let mut case = Case::new();
+    case.pushed.insert("state".into(), "3".into());
     let resolved = record(&[("state", "6")], 1, 10);
     // ServiceNow later: it wins.
     assert!(
@@ -372,6 +385,11 @@ fn who_wins_latest_compares_sys_updated_on_with_snowbounds_change() {
         kept.notes["state"].as_ref().unwrap().kind,
         NoteKind::Reasserted
     );
+    // Snowbound's open state was in ServiceNow and the agent replaced it: the agent's
+    // change is the later one, even in the same second as Snowbound's last change.
+    let case = Case::new();
+    let taken = applied(case.decide(&resolved, incident(IncidentStatus::Open, 20)));
+    assert!(!taken.actions.is_empty());
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod auth_types;
 mod browser;
 mod crash;
 mod hostile_input;
+mod inbound;
 mod ingest_input;
 mod login_input;
 mod logs;
