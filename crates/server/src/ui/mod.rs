@@ -4,6 +4,7 @@
 //! lists and runs Test Connection in place.
 
 mod auth;
+mod auth_fields;
 mod incidents;
 mod integrations;
 mod layout;

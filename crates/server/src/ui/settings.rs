@@ -14,10 +14,11 @@ use serde_json::json;
 use snowbound_core::validate::{is_servicenow_name, FieldError};
 use snowbound_core::{ServiceNowSettings, SeverityMap};
 use snowbound_servicenow::TestReport;
-use snowbound_services::integrations::{AuthInput, IntegrationInput};
+use snowbound_services::integrations::IntegrationInput;
 use snowbound_store::IntegrationRecord;
 use uuid::Uuid;
 
+use super::auth_fields::{typed_auth, AuthView};
 use super::incidents::Done;
 use super::layout::{render, Page, UiResult};
 use super::session::{FormData, Posted, UiUser};
@@ -60,39 +61,6 @@ async fn setup_guide(user: UiUser) -> UiResult {
     Ok(render(StatusCode::OK, &view))
 }
 
-/// The types the Authorization section offers, with their labels.
-const AUTH_TYPES: [(&str, &str); 4] = [
-    ("basic", "Basic (username and password)"),
-    ("oauth_client_credentials", "OAuth 2.0 client credentials"),
-    ("oauth_password", "OAuth 2.0 password grant"),
-    ("api_key", "API key"),
-];
-
-/// The Authorization form as a command. An empty secret keeps the stored one: secrets
-/// are never shown back.
-fn typed_auth(form: &FormData) -> AuthInput {
-    let secret = |name: &str| form.get(name).filter(|v| !v.is_empty()).map(str::to_owned);
-    match form.get("auth_type").unwrap_or("basic") {
-        "oauth_client_credentials" => AuthInput::OauthClientCredentials {
-            client_id: form.text("client_id"),
-            client_secret: secret("client_secret"),
-        },
-        "oauth_password" => AuthInput::OauthPassword {
-            client_id: form.text("client_id"),
-            client_secret: secret("client_secret"),
-            username: form.text("username"),
-            password: secret("password"),
-        },
-        "api_key" => AuthInput::ApiKey {
-            api_key: secret("api_key"),
-        },
-        _ => AuthInput::Basic {
-            username: form.text("username"),
-            password: secret("password"),
-        },
-    }
-}
-
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
@@ -102,10 +70,7 @@ struct SettingsPage {
     name: String,
     problem: Option<String>,
     s: ServiceNowSettings,
-    auth_types: [(&'static str, &'static str); 4],
-    password_set: bool,
-    client_secret_set: bool,
-    api_key_set: bool,
+    authz: AuthView,
     auth_errors: Vec<FieldError>,
     auth_error: Option<String>,
     report: Option<TestReport>,
@@ -116,15 +81,6 @@ struct SettingsPage {
 }
 
 impl SettingsPage {
-    /// Whether the shown type has the field (`username`, `client_id`, …).
-    fn has(&self, field: &str) -> bool {
-        match field {
-            "username" => self.s.auth.username().is_some(),
-            "client_id" => self.s.auth.client_id().is_some(),
-            secret => self.s.auth.secrets().iter().any(|k| k.field() == secret),
-        }
-    }
-
     fn auth_err(&self, field: &str) -> Option<&str> {
         let path = format!("servicenow.{field}");
         self.auth_errors
@@ -190,11 +146,8 @@ async fn page(
         problem,
         preview: preview(integration, state.public_url()),
         calls: calls(state, &user.caller(), integration).await?,
+        authz: AuthView::stored(s.auth.clone(), &record).with_errors(shown.auth_errors.clone()),
         s,
-        auth_types: AUTH_TYPES,
-        password_set: record.password_set,
-        client_secret_set: record.client_secret_set,
-        api_key_set: record.api_key_set,
         auth_errors: shown.auth_errors,
         auth_error: shown.auth_error,
         report: shown.report,
