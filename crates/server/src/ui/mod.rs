@@ -5,9 +5,11 @@
 
 mod auth;
 mod auth_fields;
+mod field_mappings;
 mod incidents;
 mod integrations;
 mod layout;
+mod mapping_preview;
 mod rules;
 mod session;
 mod settings;
@@ -33,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(incidents::router())
         .merge(integrations::router())
         .merge(settings::router())
+        .merge(field_mappings::router())
         .merge(teams::router())
         .merge(sources::router())
         .merge(rules::router())

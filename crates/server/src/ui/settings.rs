@@ -19,8 +19,9 @@ use snowbound_store::IntegrationRecord;
 use uuid::Uuid;
 
 use super::auth_fields::{typed_auth, AuthView};
-use super::incidents::Done;
+use super::field_mappings::SyncView;
 use super::layout::{render, Page, UiResult};
+use super::mapping_preview::{incident_preview, preview_choices, IncidentPreview};
 use super::session::{FormData, Posted, UiUser};
 use super::settings_view::{attach_errors, calls, lists, mapping, preview, Call, Mapping, Request};
 use super::typed::form_errors;
@@ -77,6 +78,10 @@ struct SettingsPage {
     mapping: Mapping,
     mapping_error: Option<String>,
     preview: Vec<Request>,
+    sync: SyncView,
+    /// Incidents the preview may be computed for, and the one shown.
+    preview_incidents: Vec<(Uuid, String)>,
+    incident_preview: Option<IncidentPreview>,
     calls: Vec<Call>,
 }
 
@@ -93,18 +98,21 @@ impl SettingsPage {
 /// What to show besides the stored settings: typed values after a failed save, the
 /// errors, a Test Connection report.
 #[derive(Default)]
-struct Shown {
-    typed: Option<ServiceNowSettings>,
-    auth_errors: Vec<FieldError>,
-    auth_error: Option<String>,
-    mapping_errors: Vec<FieldError>,
-    mapping_error: Option<String>,
-    report: Option<TestReport>,
-    status: Option<StatusCode>,
-    done: Option<String>,
+pub(super) struct Shown {
+    pub typed: Option<ServiceNowSettings>,
+    pub auth_errors: Vec<FieldError>,
+    pub auth_error: Option<String>,
+    pub mapping_errors: Vec<FieldError>,
+    pub mapping_error: Option<String>,
+    pub report: Option<TestReport>,
+    pub status: Option<StatusCode>,
+    pub done: Option<String>,
+    pub sync_errors: Vec<FieldError>,
+    pub sync_error: Option<String>,
+    pub incident_preview: Option<IncidentPreview>,
 }
 
-async fn page(
+pub(super) async fn page(
     state: &AppState,
     user: &UiUser,
     record: IntegrationRecord,
@@ -133,6 +141,8 @@ async fn page(
         )),
         _ => None,
     };
+    let preview_incidents = preview_choices(state, &user.caller(), integration).await?;
+    let sync = SyncView::new(&s, shown.sync_errors, shown.sync_error);
     let view = SettingsPage {
         page: Page::new(
             format!("{} · ServiceNow Settings", integration.display_name),
@@ -153,19 +163,37 @@ async fn page(
         report: shown.report,
         mapping,
         mapping_error: shown.mapping_error,
+        sync,
+        preview_incidents,
+        incident_preview: shown.incident_preview,
     };
     Ok(render(shown.status.unwrap_or(StatusCode::OK), &view))
+}
+
+#[derive(Deserialize, Default)]
+struct ShowQuery {
+    done: Option<String>,
+    /// An incident to preview with the saved settings.
+    preview: Option<String>,
 }
 
 async fn show(
     State(state): State<AppState>,
     user: UiUser,
     Path(id): Path<Uuid>,
-    Query(done): Query<Done>,
+    Query(query): Query<ShowQuery>,
 ) -> UiResult {
-    let record = state.integrations().visible(&user.caller(), id).await?;
+    let caller = user.caller();
+    let record = state.integrations().visible(&caller, id).await?;
+    let preview = match query.preview.as_deref().map(str::parse::<Uuid>) {
+        Some(Ok(incident)) => {
+            Some(incident_preview(&state, &caller, &record.integration, incident).await?)
+        }
+        _ => None,
+    };
     let shown = Shown {
-        done: done.done,
+        done: query.done,
+        incident_preview: preview,
         ..Shown::default()
     };
     page(&state, &user, record, shown).await
