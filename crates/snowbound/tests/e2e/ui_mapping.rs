@@ -89,6 +89,14 @@ async fn field_mappings_and_events_round_trip_through_the_settings_form(backend:
         page.html.contains("id=\"mapping-row-2\""),
         "blank rows to add"
     );
+    // Enter in a row saves: the form's first submit button is Save, not Preview.
+    let form_html = &page.html[page.html.find("id=\"field-mappings\"").unwrap()..];
+    let first_button = &form_html[form_html.find("type=\"submit\"").unwrap()..];
+    assert!(
+        first_button.starts_with("type=\"submit\" class=\"default-submit\""),
+        "{first_button}"
+    );
+    assert!(first_button[..200].contains("value=\"save\""));
     assert!(page
         .html
         .contains("name=\"up_severity\" id=\"up_severity\" value=\"1\" checked"));
