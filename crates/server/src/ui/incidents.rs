@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/incidents/{id}/resolve", post(resolve))
         .route("/incidents/{id}/reopen", post(reopen))
         .route("/incidents/{id}/forward", post(forward))
+        .route("/incidents/{id}/comments", post(comment))
         .route("/incidents/{id}/links/{integration_id}/retry", post(retry))
         .route(
             "/incidents/{id}/links/{integration_id}/recreate",
@@ -405,6 +406,20 @@ async fn reopen(
         "reopened",
         change(&state, id, Change::Reopen),
     )
+    .await
+}
+
+/// The comment box: the same service as `POST /api/v1/incidents/{id}/comments`.
+async fn comment(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Posted { user, form }: Posted,
+) -> UiResult {
+    let service = state.incidents();
+    let text = form.get("text").unwrap_or_default().to_owned();
+    act(&state, &user, id, "commented", |caller| async move {
+        service.comment(&caller, id, &text).await
+    })
     .await
 }
 

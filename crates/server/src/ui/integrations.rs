@@ -10,11 +10,12 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::Router;
 use snowbound_core::validate::FieldError;
-use snowbound_core::{ForwardingMode, Team};
+use snowbound_core::{ForwardingMode, ServiceNowAuth, Team};
 use snowbound_services::integrations::{IntegrationInput, IntegrationType, ServiceNowInput};
 use snowbound_services::{ServiceError, ServiceResult};
 use uuid::Uuid;
 
+use super::auth_fields::{typed_auth, without_secrets, AuthView};
 use super::incidents::{visible_teams, Done};
 use super::layout::{ok, render, when, Page, UiResult};
 use super::session::{FormData, Posted, UiUser};
@@ -115,6 +116,8 @@ struct FormPage {
     values: FormData,
     errors: Vec<FieldError>,
     error: Option<String>,
+    /// The Authorization fields: `Some` on create only.
+    authz: Option<AuthView>,
 }
 
 impl FormPage {
@@ -174,6 +177,9 @@ async fn new_form(State(state): State<AppState>, user: UiUser) -> UiResult {
         values,
         errors: Vec::new(),
         error: None,
+        authz: Some(AuthView::new(ServiceNowAuth::Basic {
+            username: String::new(),
+        })),
     }))
 }
 
@@ -203,7 +209,7 @@ fn new_integration(form: &FormData) -> ServiceResult<IntegrationInput> {
     )
     .into();
     servicenow.table = raw(form, "table");
-    servicenow.password = Some(raw(form, "password"));
+    servicenow.auth = Some(typed_auth(form));
     Ok(IntegrationInput {
         display_name: raw(form, "display_name"),
         root_team_id: root_team(form),
@@ -216,6 +222,14 @@ fn new_integration(form: &FormData) -> ServiceResult<IntegrationInput> {
 
 async fn create(State(state): State<AppState>, Posted { user, form }: Posted) -> UiResult {
     let caller = user.caller();
+    // "Show fields" (the type changed without JavaScript): the form again for the new
+    // type, keeping what was typed, and nothing created.
+    if form.get("show_type").is_some() {
+        return Ok(render(
+            StatusCode::OK,
+            &create_page(&state, &user, form, Vec::new(), None).await?,
+        ));
+    }
     let result = match new_integration(&form) {
         Ok(input) => state.integrations().create(&caller, input).await,
         Err(e) => Err(e),
@@ -226,23 +240,32 @@ async fn create(State(state): State<AppState>, Posted { user, form }: Posted) ->
             record.integration.id
         ))
         .into_response()),
-        Err(e) => {
-            let teams = visible_teams(&state, &caller).await?;
-            let mut values = form;
-            values.0.retain(|(k, _)| k != "password");
-            Ok(render(
-                e.status,
-                &FormPage {
-                    page: Page::new("Create Outbound Integration", "integrations", &user),
-                    id: None,
-                    teams,
-                    errors: form_errors(&e),
-                    error: Some(e.message),
-                    values,
-                },
-            ))
-        }
+        Err(e) => Ok(render(
+            e.status,
+            &create_page(&state, &user, form, form_errors(&e), Some(e.message)).await?,
+        )),
     }
+}
+
+/// The create form re-shown with what was typed, except the secrets: they are never
+/// sent back to the browser.
+async fn create_page(
+    state: &AppState,
+    user: &UiUser,
+    form: FormData,
+    errors: Vec<FieldError>,
+    error: Option<String>,
+) -> UiResult<FormPage> {
+    let authz = AuthView::new(typed_auth(&form).settings().trimmed()).with_errors(errors.clone());
+    Ok(FormPage {
+        page: Page::new("Create Outbound Integration", "integrations", user),
+        id: None,
+        teams: visible_teams(state, &user.caller()).await?,
+        values: without_secrets(form),
+        errors,
+        error,
+        authz: Some(authz),
+    })
 }
 
 async fn edit_form(
@@ -278,6 +301,7 @@ async fn edit_form(
         values: FormData(values),
         errors: Vec::new(),
         error: None,
+        authz: None,
     }))
 }
 
@@ -311,7 +335,8 @@ async fn edit(
                 teams: visible_teams(&state, &caller).await?,
                 errors: form_errors(&e),
                 error: Some(e.message),
-                values: form,
+                values: without_secrets(form),
+                authz: None,
             },
         )),
     }

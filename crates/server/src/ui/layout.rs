@@ -65,6 +65,7 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "resolved" => "Resolved.",
         "reopened" => "Reopened.",
         "severity" => "Severity changed.",
+        "commented" => "Comment added. Linked ServiceNow records get it as a work note.",
         "retry" => "The link will be tried again now.",
         "recreate" => "The ServiceNow record will be created again now.",
         "deleted" => "Deleted.",

@@ -4,9 +4,12 @@
 //! lists and runs Test Connection in place.
 
 mod auth;
+mod auth_fields;
+mod field_mappings;
 mod incidents;
 mod integrations;
 mod layout;
+mod mapping_preview;
 mod rules;
 mod session;
 mod settings;
@@ -32,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(incidents::router())
         .merge(integrations::router())
         .merge(settings::router())
+        .merge(field_mappings::router())
         .merge(teams::router())
         .merge(sources::router())
         .merge(rules::router())

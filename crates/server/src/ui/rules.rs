@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/teams/{id}/rules", get(list).post(create))
         .route("/teams/{id}/rules/{rule}/move", post(move_rule))
         .route("/teams/{id}/rules/{rule}/delete", post(delete))
+        .route("/teams/{id}/rules/{rule}/fields", post(save_fields))
 }
 
 pub struct RuleRow {
@@ -37,6 +38,55 @@ pub struct RuleRow {
     sentence: String,
     first: bool,
     last: bool,
+    /// `then.set_fields` as rows, with blank rows to add more.
+    set_fields: Vec<(String, String)>,
+    /// Why the last save of its fields was refused.
+    fields_error: Option<String>,
+}
+
+/// Blank key/value rows under the set ones: adding fields needs no script.
+const BLANK_ROWS: usize = 3;
+
+fn with_blank_rows(mut rows: Vec<(String, String)>) -> Vec<(String, String)> {
+    rows.extend(std::iter::repeat_n(
+        (String::new(), String::new()),
+        BLANK_ROWS,
+    ));
+    rows
+}
+
+/// The `set_field`/`set_value` rows of a form, in order, blank rows left out.
+fn typed_rows(form: &FormData) -> Vec<(String, String)> {
+    let values = form.all("set_value");
+    form.all("set_field")
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let v = values.get(i).copied().unwrap_or_default();
+            (k.trim().to_owned(), v.to_owned())
+        })
+        .filter(|(k, v)| !k.is_empty() || !v.is_empty())
+        .collect()
+}
+
+/// The rows as `then.set_fields`; a row is removed by emptying it.
+fn set_fields(form: &FormData) -> ServiceResult<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for (key, value) in typed_rows(form) {
+        if key.is_empty() {
+            return Err(ServiceError::invalid(
+                "then.set_fields",
+                format!("the value “{value}” needs a ServiceNow field name"),
+            ));
+        }
+        if map.insert(key.clone(), value).is_some() {
+            return Err(ServiceError::invalid(
+                "then.set_fields",
+                format!("{key} is set twice"),
+            ));
+        }
+    }
+    Ok(map)
 }
 
 #[derive(Template)]
@@ -49,6 +99,13 @@ struct RulesPage {
     targets: Vec<(Uuid, String)>,
     severities: &'static [Severity],
     form: Typed,
+}
+
+impl RulesPage {
+    /// The new rule's field rows as typed, with blank rows.
+    fn new_rule_fields(&self) -> Vec<(String, String)> {
+        with_blank_rows(typed_rows(&self.form.values))
+    }
 }
 
 async fn targets(state: &AppState, team_id: Uuid) -> UiResult<Vec<(Uuid, String)>> {
@@ -99,6 +156,9 @@ pub fn sentence(rule: &RoutingRule, known: &HashMap<Uuid, String>) -> String {
             names(&rule.then.exclude_from, known)
         ));
     }
+    for (field, value) in &rule.then.set_fields {
+        then.push(format!("set {field} to “{value}”"));
+    }
     if rule.then.stop {
         then.push("skip the rules below".into());
     }
@@ -117,6 +177,7 @@ async fn page(
     form: Typed,
     status: StatusCode,
     done: Option<&str>,
+    refused_fields: Option<(Uuid, String)>,
 ) -> UiResult {
     let targets = targets(state, team.id).await?;
     let known: HashMap<Uuid, String> = state
@@ -141,6 +202,17 @@ async fn page(
             sentence: sentence(r, &known),
             first: i == 0,
             last: i + 1 == count,
+            set_fields: with_blank_rows(
+                r.then
+                    .set_fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            fields_error: refused_fields
+                .as_ref()
+                .filter(|(rule, _)| *rule == r.id)
+                .map(|(_, why)| why.clone()),
         })
         .collect();
     Ok(render(
@@ -172,6 +244,7 @@ async fn list(
         Typed::default(),
         status,
         done.done.as_deref(),
+        None,
     )
     .await
 }
@@ -237,7 +310,7 @@ async fn create(
                 forward_to: form.ids("forward_to"),
                 exclude_from: form.ids("exclude_from"),
                 stop: form.get("stop").is_some(),
-                ..Actions::default()
+                set_fields: set_fields(&form)?,
             },
         };
         state.services.rules().create(&user.caller(), input).await
@@ -249,7 +322,7 @@ async fn create(
         Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
             let status = e.status;
             let form = Typed::refused(form, &e);
-            page(&state, &user, team, form, status, None).await
+            page(&state, &user, team, form, status, None, None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -296,4 +369,35 @@ async fn delete(
     rules_service.of_team(&caller, id, rule).await?;
     rules_service.delete(&caller, rule).await?;
     Ok(Redirect::to(&format!("/teams/{id}/rules?done=deleted")).into_response())
+}
+
+/// A rule's `then.set_fields` replaced by the rows of its form; the rest of the rule is
+/// kept. A refusal is shown in that rule's form.
+async fn save_fields(
+    State(state): State<AppState>,
+    Path((id, rule)): Path<(Uuid, Uuid)>,
+    Posted { user, form }: Posted,
+) -> UiResult {
+    let rules_service = state.services.rules();
+    let caller = user.caller();
+    let current = rules_service.of_team(&caller, id, rule).await?;
+    let result = async {
+        let mut input = RuleInput::from(&current);
+        input.then.set_fields = set_fields(&form)?;
+        rules_service.update(&caller, rule, input).await
+    }
+    .await
+    .map_err(ApiError::from);
+    match result {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/teams/{id}/rules?done=saved#rule-{rule}")).into_response())
+        }
+        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+            let team = team(&state, &user, id).await?;
+            let status = e.status;
+            let why = Some((rule, e.message));
+            page(&state, &user, team, Typed::default(), status, None, why).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }

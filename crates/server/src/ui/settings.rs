@@ -14,12 +14,14 @@ use serde_json::json;
 use snowbound_core::validate::{is_servicenow_name, FieldError};
 use snowbound_core::{ServiceNowSettings, SeverityMap};
 use snowbound_servicenow::TestReport;
-use snowbound_services::integrations::{AuthInput, IntegrationInput};
+use snowbound_services::integrations::IntegrationInput;
 use snowbound_store::IntegrationRecord;
 use uuid::Uuid;
 
-use super::incidents::Done;
+use super::auth_fields::{typed_auth, AuthView};
+use super::field_mappings::SyncView;
 use super::layout::{render, Page, UiResult};
+use super::mapping_preview::{incident_preview, preview_choices, IncidentPreview};
 use super::session::{FormData, Posted, UiUser};
 use super::settings_view::{attach_errors, calls, lists, mapping, preview, Call, Mapping, Request};
 use super::typed::form_errors;
@@ -60,39 +62,6 @@ async fn setup_guide(user: UiUser) -> UiResult {
     Ok(render(StatusCode::OK, &view))
 }
 
-/// The types the Authorization section offers, with their labels.
-const AUTH_TYPES: [(&str, &str); 4] = [
-    ("basic", "Basic (username and password)"),
-    ("oauth_client_credentials", "OAuth 2.0 client credentials"),
-    ("oauth_password", "OAuth 2.0 password grant"),
-    ("api_key", "API key"),
-];
-
-/// The Authorization form as a command. An empty secret keeps the stored one: secrets
-/// are never shown back.
-fn typed_auth(form: &FormData) -> AuthInput {
-    let secret = |name: &str| form.get(name).filter(|v| !v.is_empty()).map(str::to_owned);
-    match form.get("auth_type").unwrap_or("basic") {
-        "oauth_client_credentials" => AuthInput::OauthClientCredentials {
-            client_id: form.text("client_id"),
-            client_secret: secret("client_secret"),
-        },
-        "oauth_password" => AuthInput::OauthPassword {
-            client_id: form.text("client_id"),
-            client_secret: secret("client_secret"),
-            username: form.text("username"),
-            password: secret("password"),
-        },
-        "api_key" => AuthInput::ApiKey {
-            api_key: secret("api_key"),
-        },
-        _ => AuthInput::Basic {
-            username: form.text("username"),
-            password: secret("password"),
-        },
-    }
-}
-
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
@@ -102,29 +71,21 @@ struct SettingsPage {
     name: String,
     problem: Option<String>,
     s: ServiceNowSettings,
-    auth_types: [(&'static str, &'static str); 4],
-    password_set: bool,
-    client_secret_set: bool,
-    api_key_set: bool,
+    authz: AuthView,
     auth_errors: Vec<FieldError>,
     auth_error: Option<String>,
     report: Option<TestReport>,
     mapping: Mapping,
     mapping_error: Option<String>,
     preview: Vec<Request>,
+    sync: SyncView,
+    /// Incidents the preview may be computed for, and the one shown.
+    preview_incidents: Vec<(Uuid, String)>,
+    incident_preview: Option<IncidentPreview>,
     calls: Vec<Call>,
 }
 
 impl SettingsPage {
-    /// Whether the shown type has the field (`username`, `client_id`, …).
-    fn has(&self, field: &str) -> bool {
-        match field {
-            "username" => self.s.auth.username().is_some(),
-            "client_id" => self.s.auth.client_id().is_some(),
-            secret => self.s.auth.secrets().iter().any(|k| k.field() == secret),
-        }
-    }
-
     fn auth_err(&self, field: &str) -> Option<&str> {
         let path = format!("servicenow.{field}");
         self.auth_errors
@@ -137,18 +98,21 @@ impl SettingsPage {
 /// What to show besides the stored settings: typed values after a failed save, the
 /// errors, a Test Connection report.
 #[derive(Default)]
-struct Shown {
-    typed: Option<ServiceNowSettings>,
-    auth_errors: Vec<FieldError>,
-    auth_error: Option<String>,
-    mapping_errors: Vec<FieldError>,
-    mapping_error: Option<String>,
-    report: Option<TestReport>,
-    status: Option<StatusCode>,
-    done: Option<String>,
+pub(super) struct Shown {
+    pub typed: Option<ServiceNowSettings>,
+    pub auth_errors: Vec<FieldError>,
+    pub auth_error: Option<String>,
+    pub mapping_errors: Vec<FieldError>,
+    pub mapping_error: Option<String>,
+    pub report: Option<TestReport>,
+    pub status: Option<StatusCode>,
+    pub done: Option<String>,
+    pub sync_errors: Vec<FieldError>,
+    pub sync_error: Option<String>,
+    pub incident_preview: Option<IncidentPreview>,
 }
 
-async fn page(
+pub(super) async fn page(
     state: &AppState,
     user: &UiUser,
     record: IntegrationRecord,
@@ -177,6 +141,8 @@ async fn page(
         )),
         _ => None,
     };
+    let preview_incidents = preview_choices(state, &user.caller(), integration).await?;
+    let sync = SyncView::new(&s, shown.sync_errors, shown.sync_error);
     let view = SettingsPage {
         page: Page::new(
             format!("{} · ServiceNow Settings", integration.display_name),
@@ -190,29 +156,44 @@ async fn page(
         problem,
         preview: preview(integration, state.public_url()),
         calls: calls(state, &user.caller(), integration).await?,
+        authz: AuthView::stored(s.auth.clone(), &record).with_errors(shown.auth_errors.clone()),
         s,
-        auth_types: AUTH_TYPES,
-        password_set: record.password_set,
-        client_secret_set: record.client_secret_set,
-        api_key_set: record.api_key_set,
         auth_errors: shown.auth_errors,
         auth_error: shown.auth_error,
         report: shown.report,
         mapping,
         mapping_error: shown.mapping_error,
+        sync,
+        preview_incidents,
+        incident_preview: shown.incident_preview,
     };
     Ok(render(shown.status.unwrap_or(StatusCode::OK), &view))
+}
+
+#[derive(Deserialize, Default)]
+struct ShowQuery {
+    done: Option<String>,
+    /// An incident to preview with the saved settings.
+    preview: Option<String>,
 }
 
 async fn show(
     State(state): State<AppState>,
     user: UiUser,
     Path(id): Path<Uuid>,
-    Query(done): Query<Done>,
+    Query(query): Query<ShowQuery>,
 ) -> UiResult {
-    let record = state.integrations().visible(&user.caller(), id).await?;
+    let caller = user.caller();
+    let record = state.integrations().visible(&caller, id).await?;
+    let preview = match query.preview.as_deref().map(str::parse::<Uuid>) {
+        Some(Ok(incident)) => {
+            Some(incident_preview(&state, &caller, &record.integration, incident).await?)
+        }
+        _ => None,
+    };
     let shown = Shown {
-        done: done.done,
+        done: query.done,
+        incident_preview: preview,
         ..Shown::default()
     };
     page(&state, &user, record, shown).await

@@ -135,3 +135,175 @@ async fn oauth_settings_are_saved_through_the_form_without_javascript() {
     assert_eq!(guide.status, StatusCode::OK);
     assert!(guide.html.contains("OAuth client credentials"));
 }
+
+/// The create form's fields for `auth` (an `auth_types()` value), as a browser sends them.
+fn create_fields(auth: &serde_json::Value) -> Vec<(String, String)> {
+    let mut fields = vec![(
+        "auth_type".to_owned(),
+        auth["type"].as_str().unwrap().to_owned(),
+    )];
+    for (name, value) in auth.as_object().unwrap() {
+        if name != "type" {
+            fields.push((name.clone(), value.as_str().unwrap().to_owned()));
+        }
+    }
+    fields
+}
+
+fn pairs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// Creates an integration of `auth`'s type through the create form, JavaScript off: the
+/// type's fields after "Show fields", a refused save that shows no secret back, then the
+/// create; the API holds the type with its secrets set, Test Connection passes and an
+/// incident syncs as the integration user.
+async fn created_through_the_form(index: usize) {
+    let auth = auth_types()[index].clone();
+    let kind = auth["type"].as_str().unwrap().to_owned();
+    let t = TestApp::spawn_with(Backend::Sqlite, instance(), with_admin).await;
+    let team = t.team("ops").await;
+    let mut ui = Ui::new(&t.base);
+    ui.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let url = t.emulator.base_url();
+    let team_id = team.to_string();
+    let mut common: Vec<(String, String)> = [
+        ("display_name", "ServiceNow"),
+        ("root_team_id", team_id.as_str()),
+        ("forwarding", "always"),
+        ("instance_url", url.as_str()),
+        ("table", "incident"),
+        ("close_code", "Solution provided"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+
+    let form = ui.get("/integrations/new").await;
+    for (value, _) in [
+        ("basic", ()),
+        ("oauth_client_credentials", ()),
+        ("oauth_password", ()),
+        ("api_key", ()),
+    ] {
+        assert!(
+            form.html.contains(&format!("<option value=\"{value}\"")),
+            "{value} offered on the create form"
+        );
+    }
+    let mut shown = common.clone();
+    shown.push(("auth_type".into(), kind.clone()));
+    shown.push(("show_type".into(), "1".into()));
+    let switched = ui
+        .submit("/integrations/new", "/integrations", &pairs(&shown))
+        .await;
+    assert_eq!(switched.status, StatusCode::OK, "{}", switched.html);
+    for field in [
+        "username",
+        "client_id",
+        "client_secret",
+        "password",
+        "api_key",
+    ] {
+        assert_eq!(
+            switched.html.contains(&format!("id=\"{field}\"")),
+            auth.get(field).is_some(),
+            "{kind}: field {field}"
+        );
+    }
+    assert!(switched
+        .html
+        .contains(&format!("<option value=\"{kind}\" selected>")));
+    let listed = t.get("/api/v1/integrations").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "nothing created");
+
+    // A refused save keeps the type and the names, never a secret.
+    let mut bad = common.clone();
+    bad[3].1 = "ftp://example.com".into();
+    bad.extend(create_fields(&auth));
+    let refused = ui
+        .submit("/integrations/new", "/integrations", &pairs(&bad))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.html.contains("must start with https://"));
+    assert!(refused
+        .html
+        .contains(&format!("<option value=\"{kind}\" selected>")));
+    if let Some(client_id) = auth["client_id"].as_str() {
+        assert!(refused.html.contains(&format!("value=\"{client_id}\"")));
+    }
+    for secret in ["password", "client_secret", "api_key"] {
+        if let Some(value) = auth[secret].as_str() {
+            assert!(
+                !refused.html.contains(value),
+                "{kind}: the {secret} is shown back"
+            );
+        }
+    }
+
+    common.extend(create_fields(&auth));
+    let created = ui
+        .submit("/integrations/new", "/integrations", &pairs(&common))
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.html);
+    let id = created
+        .location
+        .unwrap()
+        .trim_start_matches("/integrations/")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let stored = t.get(&format!("/api/v1/integrations/{id}")).await;
+    assert_eq!(stored["servicenow"]["auth"]["type"], kind.as_str());
+    for (flag, secret) in [
+        ("password_set", "password"),
+        ("client_secret_set", "client_secret"),
+        ("api_key_set", "api_key"),
+    ] {
+        assert_eq!(
+            stored[flag].as_bool(),
+            Some(auth.get(secret).is_some()),
+            "{kind}: {flag}"
+        );
+    }
+
+    let settings = format!("/integrations/{id}/settings");
+    let tested = ui
+        .submit(
+            &settings,
+            &format!("/integrations/{id}/test-connection"),
+            &[],
+        )
+        .await;
+    assert!(tested.html.contains("Connection works"), "{}", tested.html);
+    if kind.starts_with("oauth") {
+        assert!(tested.html.contains("Token obtained"));
+    }
+    let incident = t.incident(team, "Down via the form", "critical").await;
+    t.wait_synced(incident).await;
+    assert_eq!(t.record(incident).unwrap()["sys_created_by"], "svc");
+}
+
+#[tokio::test]
+async fn basic_integration_is_created_through_the_form() {
+    created_through_the_form(0).await;
+}
+
+#[tokio::test]
+async fn oauth_client_credentials_integration_is_created_through_the_form() {
+    created_through_the_form(1).await;
+}
+
+#[tokio::test]
+async fn oauth_password_integration_is_created_through_the_form() {
+    created_through_the_form(2).await;
+}
+
+#[tokio::test]
+async fn api_key_integration_is_created_through_the_form() {
+    created_through_the_form(3).await;
+}
