@@ -210,8 +210,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<bool>>;
     /// Start-up of the only process on a database (SQLite): ends every lease at once. A
     /// link that carried an owner and has no record yet is marked create_unsure (a create
-    /// may have happened), exactly as lease_due_links does for an expired lease. Returns
-    /// how many leases were ended.
+    /// may have happened), exactly as lease_due_links does for an expired lease. The dead
+    /// process's poke and poll leases end too. Returns how many link leases were ended.
     async fn release_all_leases(&self) -> Result<u64>;
     /// Records the end of a reconcile; ignored (returns false) when the lease was lost.
     async fn complete_lease(&self, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool>;

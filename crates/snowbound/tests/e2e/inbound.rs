@@ -3,6 +3,8 @@
 //! anything being sent back. Assertions are on the incident and on the exact requests
 //! ServiceNow received.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use snowbound_emulator::{BusinessRule, User};
 use snowbound_testkit::{eventually, Backend, TestApp};
@@ -442,3 +444,119 @@ snowbound_testkit::on_both_backends!(
     who_wins_decides_a_conflict_as_it_says,
     a_record_deleted_in_servicenow_parks_the_link_and_keeps_the_incident,
 );
+
+/// Agents resolve a dozen records while the node is killed (`SIGKILL`) and down: the
+/// business rule's posts to it are lost, and the restarted node's polling catches up
+/// every one of them, each applied exactly once, none sent back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_while_agents_resolve_catches_up_every_record_exactly_once() {
+    use snowbound_emulator::{Emulator, EmulatorConfig};
+    use snowbound_testkit::{node::Node, Api};
+
+    const RECORDS: usize = 12;
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    emulator.upsert_user(User::new("agent", "agent", &["itil"]));
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(crate::SNOWBOUND, dir.path()).await;
+    let api = Api::new(node.base.clone());
+    let team = api.team("desk").await;
+    let integration = api
+        .post(
+            "/api/v1/integrations",
+            json!({"display_name": "SN", "root_team_id": team, "type": "servicenow", "forwarding": "always",
+                   "servicenow": {"instance_url": emulator.base_url(), "username": "admin", "password": "admin",
+                                  "close_code": "Solution provided"}}),
+        )
+        .await;
+    let source = api
+        .post(
+            "/api/v1/sources",
+            json!({"team_id": team, "type": "servicenow", "name": "desk",
+                   "servicenow": {"integration_id": integration["id"], "poll_interval_s": 5}}),
+        )
+        .await;
+    let ingest = source["ingest_url"].as_str().unwrap();
+    let path = &ingest[ingest.find("/ingest/").unwrap()..];
+    emulator.add_business_rule(BusinessRule::new(
+        "incident",
+        &format!("{}{path}", node.base),
+    ));
+    let mut records = Vec::new();
+    for i in 0..RECORDS {
+        let id = api.incident(team, &format!("Record {i}"), "critical").await;
+        records.push(id);
+    }
+    let sys_ids: Vec<String> = {
+        let mut sys_ids = Vec::new();
+        for id in &records {
+            let id = id.to_string();
+            eventually("the record is created", || async {
+                !emulator
+                    .records_by_correlation_id("incident", &id)
+                    .is_empty()
+            })
+            .await;
+            sys_ids.push(emulator.records_by_correlation_id("incident", &id)[0]["sys_id"].clone());
+        }
+        sys_ids
+    };
+    // Half are resolved right before the kill (their pokes may be queued, in flight or
+    // lost), half while the node is down.
+    for sys_id in &sys_ids[..RECORDS / 2] {
+        emulator
+            .update_as(
+                "agent",
+                "incident",
+                sys_id,
+                json!({"state": "6", "close_code": "Solution provided", "close_notes": "desk fixed it"}),
+            )
+            .unwrap();
+    }
+    node.signal("-KILL");
+    node.wait_exit(Duration::from_secs(10));
+    for sys_id in &sys_ids[RECORDS / 2..] {
+        emulator
+            .update_as(
+                "agent",
+                "incident",
+                sys_id,
+                json!({"state": "6", "close_code": "Solution provided", "close_notes": "desk fixed it"}),
+            )
+            .unwrap();
+    }
+    let writes_before = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .count();
+
+    let node = Node::start(crate::SNOWBOUND, dir.path()).await;
+    let api = Api::new(node.base.clone());
+    for id in &records {
+        eventually(
+            &format!("incident {id} resolved after the restart"),
+            || async { api.get(&format!("/api/v1/incidents/{id}")).await["status"] == "resolved" },
+        )
+        .await;
+    }
+    for id in &records {
+        let incident = api.get(&format!("/api/v1/incidents/{id}")).await;
+        let resolves = incident["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "resolved")
+            .count();
+        assert_eq!(resolves, 1, "applied exactly once: {incident}");
+        assert_eq!(incident["resolve_comment"], "desk fixed it");
+    }
+    let agent_writes = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .count();
+    assert_eq!(
+        agent_writes, writes_before,
+        "nothing sent back to ServiceNow"
+    );
+}

@@ -278,6 +278,14 @@ pub async fn release_all_leases<D: Dialect>(store: &SqlStore<D>) -> Result<u64> 
              WHERE lease_owner IS NOT NULL",
         ))
         .await?;
+    // The dead process's poke reads and polls too: read and poll again now, not when
+    // their leases would have run out.
+    for table in ["inbound_pokes", "inbound_polls"] {
+        tx.execute(Sql::new(format!(
+            "UPDATE {table} SET lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL"
+        )))
+        .await?;
+    }
     if released > 0 {
         tx.links_due();
     }

@@ -28,6 +28,7 @@ on_both_backends!(
     an_inbound_write_is_one_transaction_with_the_incident_change,
     a_record_is_adopted_once_and_listed_for_polls_while_it_matters,
     a_record_deleted_in_servicenow_parks_the_link_and_keeps_the_incident,
+    a_restart_ends_the_dead_processs_poke_and_poll_leases,
 );
 
 struct Fixture {
@@ -694,4 +695,50 @@ async fn a_record_deleted_in_servicenow_parks_the_link_and_keeps_the_incident(db
         f.store.get_incident(f.incident.id).await.unwrap().status,
         f.incident.status
     );
+}
+
+async fn a_restart_ends_the_dead_processs_poke_and_poll_leases(db: TestDb) {
+    let f = fixture(db).await;
+    f.store
+        .enqueue_poke(
+            f.source,
+            "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0",
+            "incident",
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    f.store
+        .set_poll_schedule(f.source, Some(5_000))
+        .await
+        .unwrap();
+    let dead = "dead-process";
+    assert_eq!(
+        f.store
+            .lease_due_pokes(dead, Utc::now(), later(600), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        f.store
+            .lease_due_polls(dead, Utc::now(), later(600), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    f.store.release_all_leases().await.unwrap();
+    let pokes = f
+        .store
+        .lease_due_pokes("alive", Utc::now(), later(30), 10)
+        .await
+        .unwrap();
+    let polls = f
+        .store
+        .lease_due_polls("alive", Utc::now(), later(30), 10)
+        .await
+        .unwrap();
+    assert_eq!((pokes.len(), polls.len()), (1, 1));
 }
