@@ -446,6 +446,30 @@ impl IntegrationService {
 
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> ServiceResult<()> {
         self.owned(caller, id).await?;
+        // A servicenow source reads through it: deleting it would leave the source deaf,
+        // its pokes retried for ever. The source goes first.
+        let readers: Vec<String> = self
+            .store
+            .list_sources(None)
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.servicenow
+                    .as_ref()
+                    .is_some_and(|n| n.integration_id == id)
+            })
+            .map(|s| s.name)
+            .collect();
+        if !readers.is_empty() {
+            return Err(ServiceError::Conflict {
+                code: "integration_in_use",
+                message: format!(
+                    "servicenow sources read through this integration ({}); delete them first",
+                    readers.join(", ")
+                ),
+                field: None,
+            });
+        }
         self.choices.invalidate(id);
         gone_is_fine(self.store.delete_integration(id).await)
     }

@@ -560,3 +560,27 @@ async fn a_node_killed_while_agents_resolve_catches_up_every_record_exactly_once
         "nothing sent back to ServiceNow"
     );
 }
+
+#[tokio::test]
+async fn an_integration_a_servicenow_source_reads_through_cannot_be_deleted() {
+    let d = desk(
+        Backend::Sqlite,
+        json!({}),
+        json!({"delivery": "push"}),
+        false,
+    )
+    .await;
+    let refused =
+        d.t.try_delete(&format!("/api/v1/integrations/{}", d.integration))
+            .await;
+    assert_eq!(refused.status_code(), 409);
+    assert_eq!(refused.code(), "integration_in_use");
+    let gone =
+        d.t.try_delete(&format!("/api/v1/sources/{}", d.source))
+            .await;
+    assert!(gone.is_success(), "{:?}", gone.code());
+    let deleted =
+        d.t.try_delete(&format!("/api/v1/integrations/{}", d.integration))
+            .await;
+    assert!(deleted.is_success(), "{:?}", deleted.code());
+}
