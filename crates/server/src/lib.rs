@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod listener;
 pub mod metrics;
+mod preview;
 pub mod readiness;
 mod routes;
 mod servicenow;

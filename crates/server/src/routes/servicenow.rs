@@ -3,13 +3,12 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use snowbound_core::validate::is_servicenow_name;
-use snowbound_core::{plan_sync, FieldMap, Integration, SyncPlan};
-use snowbound_engine::{desired_fields, subject_of};
+use snowbound_core::Integration;
 use snowbound_servicenow::{speaks_table_api, Check, TestReport};
-use snowbound_store::{ApiCallFilter, ApiCallRecord, StoreError};
+use snowbound_store::{ApiCallFilter, ApiCallRecord};
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -89,15 +88,9 @@ pub struct PreviewBody {
     incident_id: Uuid,
 }
 
-#[derive(Serialize)]
-struct PlannedRequest {
-    method: &'static str,
-    path: String,
-    body: Option<FieldMap>,
-}
-
 /// The requests the next reconcile would send, computed by the engine's own functions
-/// from what the link last pushed. A never-forwarded incident shows its create.
+/// (field mappings and routing rules' `set_fields` included) from what the link last
+/// pushed. A never-forwarded incident shows its create.
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,54 +103,9 @@ pub async fn preview(
         .visible(&caller, body.incident_id)
         .await
         .map_err(|_| ApiError::invalid_field("incident_id", "no such incident"))?;
-    let link = match state.store.get_link(incident.id, id).await {
-        Ok(link) => Some(link),
-        Err(StoreError::NotFound) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let (subject, follows_updates) = subject_of(link.as_ref(), &incident);
-    let desired = desired_fields(&subject, &integration, state.public_url());
-    let table = &integration.servicenow.table;
-    let collection = format!("/api/now/table/{table}");
-    let mut requests = Vec::new();
-    let (sys_id, pushed) = match &link {
-        Some(link) => (link.sys_id.clone(), link.pushed.clone()),
-        None => (None, FieldMap::new()),
-    };
-    let mut pushed = pushed;
-    if sys_id.is_none() && link.as_ref().is_some_and(|l| l.create_unsure) {
-        // A create may have landed without us seeing the answer: the engine looks first,
-        // and resends everything if it finds the record.
-        requests.push(PlannedRequest {
-            method: "GET",
-            path: format!("{collection}?sysparm_query=correlation_id={}", incident.id),
-            body: None,
-        });
-        pushed = FieldMap::new();
-    }
-    match plan_sync(
-        &desired,
-        &pushed,
-        sys_id.is_some(),
-        follows_updates,
-        &integration.servicenow,
-    ) {
-        SyncPlan::Create(fields) => requests.push(PlannedRequest {
-            method: "POST",
-            path: collection,
-            body: Some(fields),
-        }),
-        SyncPlan::Update(fields) => requests.push(PlannedRequest {
-            method: "PATCH",
-            path: format!("{collection}/{}", sys_id.unwrap_or_default()),
-            body: Some(fields),
-        }),
-        SyncPlan::UpToDate => {}
-    }
-    Ok(axum::Json(json!({
-        "linked": link.is_some(),
-        "requests": requests,
-    })))
+    Ok(axum::Json(
+        crate::preview::next_sync(&state, &integration, &incident).await?,
+    ))
 }
 
 fn call_filter(query: &mut Query) -> ApiResult<ApiCallFilter> {

@@ -160,7 +160,47 @@ on_both_backends!(
     an_invalid_template_is_refused_naming_the_mapping,
     rules_accept_and_answer_set_fields,
     a_comment_lands_on_the_timeline,
+    the_preview_sends_mappings_and_display_values_as_the_engine_would,
 );
+
+async fn the_preview_sends_mappings_and_display_values_as_the_engine_would(backend: Backend) {
+    let server = start(backend).await;
+    let team = server.team("ops").await;
+    let mut body = integration_body(team);
+    for (key, value) in mapped().as_object().unwrap() {
+        body["servicenow"][key] = value.clone();
+    }
+    let integration = server.try_post("/api/v1/integrations", body).await.id();
+    let incident = server
+        .try_post(
+            "/api/v1/incidents",
+            json!({"team_id": team, "title": "Disk full", "severity": "warning",
+                   "attributes": {"instance": "db-7"}}),
+        )
+        .await
+        .id();
+    let answer = server
+        .try_post(
+            &format!("/api/v1/integrations/{integration}/preview"),
+            json!({"incident_id": incident}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let requests = answer.body["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 2, "{}", answer.body);
+    assert_eq!(requests[0]["method"], "POST");
+    assert_eq!(requests[0]["body"]["cmdb_ci"], "db-7");
+    assert_eq!(requests[0]["display_values"], false);
+    assert!(requests[0]["body"].get("assignment_group").is_none());
+    assert_eq!(requests[1]["method"], "PATCH");
+    assert_eq!(requests[1]["display_values"], true);
+    assert_eq!(requests[1]["body"]["assignment_group"], "ops L2");
+    assert!(requests[1]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("?sysparm_input_display_value=true"));
+    assert_eq!(answer.body["display_fields"], json!(["assignment_group"]));
+}
 
 async fn a_comment_lands_on_the_timeline(backend: Backend) {
     let server = start(backend).await;

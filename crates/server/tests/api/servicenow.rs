@@ -370,7 +370,10 @@ async fn preview_shows_the_create_then_only_the_diff() {
     let answer = server
         .try_post(&preview, json!({"incident_id": incident}))
         .await;
-    assert_eq!(answer.body, json!({"linked": true, "requests": []}));
+    assert_eq!(
+        answer.body,
+        json!({"linked": true, "requests": [], "display_fields": [], "error": null})
+    );
 
     server
         .try_patch(
@@ -394,6 +397,7 @@ async fn preview_shows_the_create_then_only_the_diff() {
             "path": "/api/now/table/incident/a1b2c3",
             "body": {"close_code": "Solution provided", "close_notes": "Freed 20 GB",
                      "state": "6", "urgency": "1"},
+            "display_values": false,
         }])
     );
     let detail = server
