@@ -4,7 +4,7 @@
 use chrono::{Duration, Utc};
 use secrecy::SecretString;
 use snowbound_core::{new_id, Credentials, IncidentStatus};
-use snowbound_store::{LeaseOutcome, LinkCount, LinkState, NewLink, SecretBox, StateCounts, Store};
+use snowbound_store::{LeaseOutcome, LinkCount, LinkState, NewLink, SecretBox, StateCounts};
 
 use crate::common::{incident, team_and_integration, TestDb};
 
