@@ -10,6 +10,7 @@ mod config;
 mod integrations;
 mod job;
 mod leases;
+mod observe;
 mod outcome;
 mod rate_limit;
 mod reconcile;
@@ -21,6 +22,7 @@ pub use config::{
     check_lease, defaults, heartbeat_interval, shortest_lease, EngineConfig, LeaseTooShort,
     CLOCK_SKEW_MARGIN,
 };
+pub use observe::EngineObserver;
 pub use reconcile::{desired_fields, mapped_desired, subject_of, MappingContext};
 pub use runner::{CallObserver, Engine, Tick, Worker};
 /// Lives with the services, which wake the engine after every change they commit.
