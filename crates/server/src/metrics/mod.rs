@@ -168,7 +168,7 @@ impl Metrics {
         let token_fetches = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "servicenow_token_fetches",
-            "OAuth token fetches (oauth_token.do) of the sync engine, by integration and outcome (ok, failed)",
+            "OAuth token fetches (oauth_token.do) of this node, by integration and outcome (ok, failed)",
             token_fetches.clone(),
         );
         let sync_lag = Family::<IntegrationLabels, Histogram>::new_with_constructor(
@@ -255,22 +255,28 @@ impl Metrics {
             call.status,
             Duration::from_millis(call.duration_ms),
         );
-        let integration = call.integration_id.to_string();
         if call.status == Some(429) {
             self.0
                 .rate_limited
                 .get_or_create(&IntegrationLabels {
-                    integration: integration.clone(),
+                    integration: call.integration_id.to_string(),
                 })
                 .inc();
         }
+        self.token_fetch(call);
+    }
+
+    /// Counts `call` when it was an OAuth token fetch. Called for the engine's calls and
+    /// the HTTP layer's (choice lists, Test Connection): they share one token cache, so
+    /// either may be the one that fetches.
+    pub fn token_fetch(&self, call: &ApiCallRecord) {
         let path = call.url.split(['?', '#']).next().unwrap_or_default();
         if path.ends_with("/oauth_token.do") {
             let ok = call.status.is_some_and(|s| (200..300).contains(&s));
             self.0
                 .token_fetches
                 .get_or_create(&OutcomeLabels {
-                    integration,
+                    integration: call.integration_id.to_string(),
                     outcome: if ok { "ok" } else { "failed" }.to_owned(),
                 })
                 .inc();
