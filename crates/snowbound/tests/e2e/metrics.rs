@@ -298,6 +298,15 @@ async fn a_real_prometheus_scrapes_a_sync_lifecycle(backend: Backend) {
         )
         .await;
     assert_eq!(answer.body["action"], "opened", "{}", answer.text);
+    let again = t
+        .send_alert(
+            ingest_url,
+            json!({"dedup_key": "disk-db1", "title": "Disk 99%", "severity": "critical"}),
+        )
+        .await;
+    assert_eq!(again.body["action"], "unchanged", "{}", again.text);
+    let malformed = t.send_alert(ingest_url, json!(["not an alert"])).await;
+    assert_eq!(malformed.status, 422, "{}", malformed.text);
 
     let i = format!(r#"integration="{integration}""#);
     let expected = [
@@ -339,6 +348,16 @@ async fn a_real_prometheus_scrapes_a_sync_lifecycle(backend: Backend) {
         ),
         (
             r#"snowbound_alerts_ingested_total{source_kind="webhook",outcome="opened"}"#.to_owned(),
+            1.0,
+        ),
+        (
+            r#"snowbound_alerts_ingested_total{source_kind="webhook",outcome="unchanged"}"#
+                .to_owned(),
+            1.0,
+        ),
+        (
+            r#"snowbound_alerts_ingested_total{source_kind="webhook",outcome="refused"}"#
+                .to_owned(),
             1.0,
         ),
         ("snowbound_engine_leases_in_flight".to_owned(), 0.0),
