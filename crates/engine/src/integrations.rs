@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::adaptive::Aimd;
 use crate::backoff::Backoff;
+use crate::observe::Observer;
 use crate::rate_limit::RateLimiter;
 
 /// Calls in flight an integration starts with before adaptive concurrency has measured
@@ -130,6 +131,8 @@ pub(crate) struct Integrations {
     rate_limit: Option<u32>,
     cooldown: Backoff,
     known: Mutex<HashMap<Uuid, Integration>>,
+    /// Told of each pause (the pause-seconds metric).
+    observer: Observer,
 }
 
 impl Integrations {
@@ -139,7 +142,13 @@ impl Integrations {
             rate_limit,
             cooldown,
             known: Mutex::new(HashMap::new()),
+            observer: Observer::default(),
         }
+    }
+
+    pub(crate) fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = observer;
+        self
     }
 
     fn with<T>(&self, id: Uuid, f: impl FnOnce(&mut Integration) -> T) -> T {
@@ -282,7 +291,7 @@ impl Integrations {
     /// A 429: nobody calls before the pause ends. Returns the pause: `Retry-After`
     /// (capped), else a cool-down that doubles while 429s without it continue.
     pub fn rate_limited(&self, id: Uuid, retry_after: Option<Duration>) -> Duration {
-        self.with(id, |i| {
+        let wait = self.with(id, |i| {
             let wait = match retry_after {
                 Some(wait) => wait.min(MAX_RETRY_AFTER),
                 None => {
@@ -293,7 +302,9 @@ impl Integrations {
             };
             i.block = Some(Block::PausedUntil(Instant::now() + wait));
             wait
-        })
+        });
+        self.observer.paused(id, wait);
+        wait
     }
 
     /// A 401 with the settings of `settings_at`.

@@ -11,6 +11,7 @@ mod inbound;
 mod integrations;
 mod job;
 mod leases;
+mod observe;
 mod outcome;
 mod rate_limit;
 mod reconcile;
@@ -23,6 +24,7 @@ pub use config::{
     CLOCK_SKEW_MARGIN,
 };
 pub use inbound::{InboundTick, InboundWorker};
+pub use observe::EngineObserver;
 pub use reconcile::{desired_fields, mapped_desired, subject_of, MappingContext};
 pub use runner::{CallObserver, Engine, Tick, Worker};
 /// Lives with the services, which wake the engine after every change they commit.

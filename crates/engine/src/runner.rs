@@ -20,6 +20,7 @@ use crate::config::{heartbeat_interval, EngineConfig, CLOCK_SKEW_MARGIN};
 use crate::integrations::Integrations;
 use crate::job::Loaded;
 use crate::leases::HeldLeases;
+use crate::observe::{EngineObserver, Observer};
 use snowbound_services::EngineWaker;
 
 /// The sync engine of one node. Cheap to clone; clones share state.
@@ -39,6 +40,8 @@ pub(crate) struct Inner {
     completions_rx: Mutex<Option<mpsc::UnboundedReceiver<Finished>>>,
     /// Told of every ServiceNow call a reconcile made (the binary's metrics).
     pub call_observer: std::sync::OnceLock<CallObserver>,
+    /// Told of pauses and sync lags (the binary's metrics).
+    observer: Observer,
 }
 
 /// Called with each ServiceNow call a reconcile made, as it goes to the API call log.
@@ -72,6 +75,7 @@ impl Engine {
         config: EngineConfig,
     ) -> Self {
         let (completions, completions_rx) = mpsc::unbounded_channel();
+        let observer = Observer::default();
         let integrations = Integrations::new(
             config.per_integration_concurrency,
             config.per_integration_rate_limit,
@@ -79,7 +83,8 @@ impl Engine {
                 base: config.rate_limit_cooldown,
                 max: config.rate_limit_cooldown_max,
             },
-        );
+        )
+        .with_observer(observer.clone());
         let leases = HeldLeases::new(
             Arc::clone(&store),
             config.lease_for,
@@ -96,6 +101,7 @@ impl Engine {
                 completions,
                 completions_rx: Mutex::new(Some(completions_rx)),
                 call_observer: std::sync::OnceLock::new(),
+                observer,
             }),
         }
     }
@@ -103,6 +109,11 @@ impl Engine {
     /// Reports every ServiceNow call of a reconcile to `observer` (set once, before `run`).
     pub fn observe_calls(&self, observer: CallObserver) {
         let _ = self.inner.call_observer.set(observer);
+    }
+
+    /// Reports pauses and sync lags to `observer` (set once, before `run`).
+    pub fn observe(&self, observer: Arc<dyn EngineObserver>) {
+        self.inner.observer.set(observer);
     }
 
     pub fn waker(&self) -> EngineWaker {
@@ -118,7 +129,13 @@ impl Engine {
             .lock()
             .expect("completions lock")
             .take()
-            .map(|rx| tokio::spawn(write_completions(Arc::clone(&self.inner.store), rx)));
+            .map(|rx| {
+                tokio::spawn(write_completions(
+                    Arc::clone(&self.inner.store),
+                    rx,
+                    self.inner.observer.clone(),
+                ))
+            });
         Worker {
             inner: Arc::clone(&self.inner),
             in_flight: JoinSet::new(),

@@ -34,6 +34,9 @@ pub async fn record_calls(
         return;
     }
     let records = api_call_records(integration_id, incident_id, calls);
+    if let Some(metrics) = &state.metrics {
+        records.iter().for_each(|call| metrics.token_fetch(call));
+    }
     if let Err(e) = state
         .store
         .record_api_calls(integration_id, incident_id, &records)

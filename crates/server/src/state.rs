@@ -21,6 +21,8 @@ pub struct AppState {
     pub(crate) admin_token_hash: [u8; 32],
     /// For test connection and choice lists only; the engine has its own for syncing.
     pub(crate) servicenow: Client,
+    /// Where the ingest route counts alerts and pokes; `None` counts nothing.
+    pub(crate) metrics: Option<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -44,7 +46,14 @@ impl AppState {
             public_url: public_url.into().trim_end_matches('/').into(),
             admin_token_hash,
             servicenow,
+            metrics: None,
         }
+    }
+
+    /// Counts ingested alerts and pokes in `metrics` (the registry `/metrics` serves).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Shares the binary's client (one connection pool) or sets other timeouts; the

@@ -151,15 +151,10 @@ impl App {
         let metrics = Metrics::new(config.metrics_token.clone());
         engine.observe_calls({
             let metrics = metrics.clone();
-            Arc::new(move |call: &snowbound_store::ApiCallRecord| {
-                metrics.servicenow_call(
-                    call.integration_id,
-                    &call.method,
-                    call.status,
-                    std::time::Duration::from_millis(call.duration_ms),
-                )
-            })
+            Arc::new(move |call: &snowbound_store::ApiCallRecord| metrics.engine_call(call))
         });
+        engine.observe(Arc::new(metrics.clone()));
+        metrics.count_from(Arc::clone(&store), Some(engine.clone()));
         let (stop_engine, engine_stopped) = watch::channel(false);
         readiness.set_engine_running(true);
         let engine = tokio::spawn({
@@ -175,7 +170,8 @@ impl App {
             public_url.clone(),
             admin_token_hash,
         )
-        .with_servicenow_client(client);
+        .with_servicenow_client(client)
+        .with_metrics(metrics.clone());
         readiness.serve(
             metrics.instrument(snowbound_server::router(state)),
             Arc::clone(&store),

@@ -233,6 +233,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     async fn list_api_calls(&self, filter: &ApiCallFilter) -> Result<Vec<ApiCallRecord>>;
 
+    // --- metrics ----------------------------------------------------------------------
+    /// Incidents by status and links by integration and stored state (grouped counts).
+    async fn state_counts(&self) -> Result<StateCounts>;
+
     // --- web UI users and sessions ----------------------------------------------------
     async fn count_users(&self) -> Result<i64>;
     /// [`StoreError::Conflict`] on `email` when taken (ASCII case-insensitive).

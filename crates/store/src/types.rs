@@ -174,3 +174,19 @@ pub struct ApiCallFilter {
     pub visible_team_ids: Option<Vec<Uuid>>,
     pub include_without_incident: bool,
 }
+
+/// How many rows are in each state, for gauges computed when `/metrics` is scraped.
+/// States with no rows are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub incidents: Vec<(IncidentStatus, i64)>,
+    pub links: Vec<LinkCount>,
+}
+
+/// The links of one integration in one stored state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkCount {
+    pub integration_id: Uuid,
+    pub state: LinkState,
+    pub count: i64,
+}

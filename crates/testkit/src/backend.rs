@@ -1,8 +1,9 @@
 //! Which database a [`TestApp`](crate::TestApp) runs on.
 
-/// SQLite in the test's temporary directory, or PostgreSQL in a fresh schema of
-/// `SNOWBOUND_TEST_POSTGRES_URL` dropped with the app. PostgreSQL that cannot be reached
-/// fails the test, naming the URL: the PostgreSQL half of a suite never skips.
+/// SQLite in the test's temporary directory, or PostgreSQL in a fresh schema (dropped with
+/// the app) of `SNOWBOUND_TEST_POSTGRES_URL`, or, when it is unset, of a throwaway cluster
+/// the test process starts from the installed PostgreSQL binaries. PostgreSQL that cannot
+/// be reached or started fails the test: the PostgreSQL half of a suite never skips.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

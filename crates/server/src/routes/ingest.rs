@@ -43,15 +43,23 @@ pub async fn ingest(
     match source.kind {
         SourceKind::Servicenow => poke(&state, &source, &body).await,
         SourceKind::Webhook => {
-            let alert = webhook::parse(&body, &source)?;
+            let counted = |outcome: &str| count(&state, SourceKind::Webhook, outcome);
+            let alert = webhook::parse(&body, &source).inspect_err(|_| counted("refused"))?;
             let intake = service.intake(source).await?;
-            let outcome = service.ingest(&intake, alert).await?;
+            let outcome = service
+                .ingest(&intake, alert)
+                .await
+                .inspect_err(|_| counted("failed"))?;
+            counted(outcome.action);
             Ok((StatusCode::ACCEPTED, axum::Json(json!(outcome))).into_response())
         }
         SourceKind::Alertmanager => {
             let alerts = alertmanager::parse(&body, &source)?;
             if let Some(Err(first)) = alerts.first() {
                 if alerts.iter().all(Result::is_err) {
+                    for _ in &alerts {
+                        count(&state, SourceKind::Alertmanager, "refused");
+                    }
                     return Err(first.clone().into());
                 }
             }
@@ -88,6 +96,10 @@ pub async fn ingest(
                 .buffered(ALERTS_IN_FLIGHT)
                 .collect()
                 .await;
+            for (answer, _) in &applied {
+                let action = answer["action"].as_str().unwrap_or("failed");
+                count(&state, SourceKind::Alertmanager, action);
+            }
             let unstored = applied.iter().filter(|(_, failed)| *failed).count();
             let answers: Vec<Value> = applied.into_iter().map(|(answer, _)| answer).collect();
             if unstored > 0 {
@@ -99,6 +111,12 @@ pub async fn ingest(
             )
                 .into_response())
         }
+    }
+}
+
+fn count(state: &AppState, kind: SourceKind, outcome: &str) {
+    if let Some(metrics) = &state.metrics {
+        metrics.alert_ingested(kind, outcome);
     }
 }
 
@@ -137,6 +155,11 @@ async fn poke(
         .inbound()
         .poke(source, &poke.sys_id, &poke.table)
         .await?;
+    if let Some(metrics) = &state.metrics {
+        if let Some(settings) = &source.servicenow {
+            metrics.inbound_poke(settings.integration_id);
+        }
+    }
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({"action": "queued"})),

@@ -1,19 +1,25 @@
 //! `/metrics` of the real binary: closed by `SNOWBOUND_METRICS_TOKEN`, requests counted
 //! by route template and status class (never the raw path), the ServiceNow calls of a
 //! sync lifecycle by integration, method and status class, and the output accepted by
-//! Prometheus's own `promtool check metrics`.
+//! Prometheus's own `promtool check metrics`; then the real Prometheus scraping a sync
+//! lifecycle with the shipped alerting rules (`deploy/alerts.yml`) loaded.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use serde_json::json;
-use snowbound_emulator::{Emulator, EmulatorConfig};
+use serde_json::{json, Value};
+use snowbound_emulator::{Emulator, EmulatorConfig, Fault};
+use snowbound_store::LinkState;
 use snowbound_testkit::node::Node;
-use snowbound_testkit::{eventually, Api, ADMIN_TOKEN};
+use snowbound_testkit::{eventually, Api, Backend, TestApp, ADMIN_TOKEN};
 
 const METRICS_TOKEN: &str = "scrape-token-for-the-test";
-/// Debian's `prometheus` package; `.ci/run` installs it.
+/// Debian's `prometheus` package (scripts/test installs it): the server and its promtool.
 const PROMTOOL: &str = "/usr/bin/promtool";
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+/// The shipped alerting rules, relative to this crate (where cargo runs its tests).
+const ALERT_RULES: &str = "../../deploy/alerts.yml";
+const INCIDENTS: &str = "/api/now/table/incident";
 
 fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
     text.lines()
@@ -23,7 +29,7 @@ fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
 fn promtool_check(text: &str) {
     assert!(
         std::path::Path::new(PROMTOOL).exists(),
-        "{PROMTOOL} is missing: apt-get install prometheus (as .ci/run does)"
+        "{PROMTOOL} is missing: apt-get install prometheus (as scripts/test does)"
     );
     let mut child = Command::new(PROMTOOL)
         .args(["check", "metrics"])
@@ -219,29 +225,301 @@ async fn metrics_need_the_token_count_route_templates_and_pass_promtool() {
 }
 
 #[test]
-fn the_alerting_rules_in_operations_md_pass_promtool() {
-    let doc = include_str!("../../../../docs/OPERATIONS.md");
-    let rules = doc
-        .split("```yaml\n")
-        .find(|block| block.starts_with("groups:"))
-        .and_then(|block| block.split("```").next())
-        .expect("docs/OPERATIONS.md has a rules block");
+fn the_alerting_rules_in_deploy_pass_promtool() {
     assert!(
         std::path::Path::new(PROMTOOL).exists(),
-        "{PROMTOOL} is missing: apt-get install prometheus (as .ci/run does)"
+        "{PROMTOOL} is missing: apt-get install prometheus (as scripts/test does)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("snowbound.rules.yml");
-    std::fs::write(&file, rules).unwrap();
     let output = Command::new(PROMTOOL)
-        .args(["check", "rules"])
-        .arg(&file)
+        .args(["check", "rules", ALERT_RULES])
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "promtool check rules refused docs/OPERATIONS.md's rules:\n{}{}",
+        "promtool check rules refused {ALERT_RULES}:\n{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+snowbound_testkit::on_both_backends!(a_real_prometheus_scrapes_a_sync_lifecycle);
+
+/// The real Prometheus scrapes a node through a whole lifecycle (an OAuth integration, a
+/// 429, a create and a resolve, a parked change, an ingested alert), with the shipped
+/// rules loaded; its query API must then see every series with its value.
+async fn a_real_prometheus_scrapes_a_sync_lifecycle(backend: Backend) {
+    let t = TestApp::spawn_with(backend, crate::auth_types::instance(), |c| {
+        c.metrics_token = Some(METRICS_TOKEN.into())
+    })
+    .await;
+    let prometheus = Prometheus::start(&t.api.base);
+    prometheus.wait_ready().await;
+
+    let team = t.team("core").await;
+    let other = t.team("elsewhere").await;
+    let oauth = crate::auth_types::auth_types()[1].clone();
+    let integration = crate::auth_types::create(&t, team, oauth).await.id();
+    t.emulator.add_fault(
+        Fault::status("POST", INCIDENTS, 429)
+            .with_retry_after(1)
+            .times(1),
+    );
+    let incident = t.incident(team, "Metered", "critical").await;
+    t.wait_synced(incident).await;
+    t.post(
+        &format!("/api/v1/incidents/{incident}/resolve"),
+        json!({"comment": "done"}),
+    )
+    .await;
+    t.wait_synced(incident).await;
+    t.emulator
+        .add_fault(Fault::status("POST", INCIDENTS, 400).times(1));
+    let rejected = t.incident(team, "Rejected", "minor").await;
+    eventually("the rejected create is parked", || async {
+        t.store()
+            .links_of_incident(rejected)
+            .await
+            .unwrap()
+            .iter()
+            .any(|l| l.state == LinkState::Parked)
+    })
+    .await;
+    let source = t
+        .post(
+            "/api/v1/sources",
+            json!({"team_id": other, "type": "webhook", "name": "hook"}),
+        )
+        .await;
+    let ingest_url = source["ingest_url"].as_str().unwrap();
+    let answer = t
+        .send_alert(
+            ingest_url,
+            json!({"dedup_key": "disk-db1", "title": "Disk 99%", "severity": "critical"}),
+        )
+        .await;
+    assert_eq!(answer.body["action"], "opened", "{}", answer.text);
+    let again = t
+        .send_alert(
+            ingest_url,
+            json!({"dedup_key": "disk-db1", "title": "Disk 99%", "severity": "critical"}),
+        )
+        .await;
+    assert_eq!(again.body["action"], "unchanged", "{}", again.text);
+    let malformed = t.send_alert(ingest_url, json!(["not an alert"])).await;
+    assert_eq!(malformed.status, 422, "{}", malformed.text);
+
+    let i = format!(r#"integration="{integration}""#);
+    let expected = [
+        (r#"up{job="snowbound"}"#.to_owned(), 1.0),
+        (format!("snowbound_links{{{i},state=\"synced\"}}"), 1.0),
+        (format!("snowbound_links{{{i},state=\"parked\"}}"), 1.0),
+        (format!("snowbound_links{{{i},state=\"pending\"}}"), 0.0),
+        (format!("snowbound_links{{{i},state=\"retrying\"}}"), 0.0),
+        (format!("snowbound_links{{{i},state=\"waiting\"}}"), 0.0),
+        (r#"snowbound_incidents{status="resolved"}"#.to_owned(), 1.0),
+        (r#"snowbound_incidents{status="open"}"#.to_owned(), 2.0),
+        (
+            r#"snowbound_incidents{status="acknowledged"}"#.to_owned(),
+            0.0,
+        ),
+        (
+            format!("snowbound_servicenow_rate_limited_total{{{i}}}"),
+            1.0,
+        ),
+        (
+            format!("snowbound_servicenow_paused_seconds_total{{{i}}}"),
+            1.0,
+        ),
+        (
+            format!("snowbound_servicenow_token_fetches_total{{{i},outcome=\"ok\"}}"),
+            1.0,
+        ),
+        (
+            format!(
+                "sum(snowbound_servicenow_calls_total{{{i},method=\"POST\",status_class=\"4xx\"}})"
+            ),
+            2.0,
+        ),
+        // The create (after the 429's pause) and the resolve; the parked create is no sync.
+        (format!("snowbound_sync_lag_seconds_count{{{i}}}"), 2.0),
+        (
+            format!("snowbound_sync_lag_seconds_sum{{{i}}} >= bool 1"),
+            1.0,
+        ),
+        (
+            r#"snowbound_alerts_ingested_total{source_kind="webhook",outcome="opened"}"#.to_owned(),
+            1.0,
+        ),
+        (
+            r#"snowbound_alerts_ingested_total{source_kind="webhook",outcome="unchanged"}"#
+                .to_owned(),
+            1.0,
+        ),
+        (
+            r#"snowbound_alerts_ingested_total{source_kind="webhook",outcome="refused"}"#
+                .to_owned(),
+            1.0,
+        ),
+        ("snowbound_engine_leases_in_flight".to_owned(), 0.0),
+    ];
+    for (query, value) in &expected {
+        prometheus.wait_for(query, *value).await;
+    }
+    // No incident id ever becomes a label value.
+    let every = prometheus
+        .api(
+            "/api/v1/query",
+            &[("query", r#"{__name__=~"snowbound_.+"}"#)],
+        )
+        .await
+        .to_string();
+    for id in [incident, rejected] {
+        assert!(
+            !every.contains(&id.to_string()),
+            "incident {id} in a label: {every}"
+        );
+    }
+
+    // The shipped rules evaluate cleanly, and the parked link trips its alert (pending:
+    // it waits out its `for`).
+    eventually("every rule evaluated without error", || async {
+        let rules = prometheus.api("/api/v1/rules", &[]).await;
+        let rules: Vec<&Value> = rules["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .collect();
+        rules.len() == 7 && rules.iter().all(|r| r["health"] == "ok")
+    })
+    .await;
+    eventually(
+        "SnowboundLinksParked is pending for the integration",
+        || async {
+            let alerts = prometheus.api("/api/v1/alerts", &[]).await;
+            alerts["data"]["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| {
+                    a["labels"]["alertname"] == "SnowboundLinksParked"
+                        && a["labels"]["integration"] == integration.to_string()
+                })
+        },
+    )
+    .await;
+}
+
+/// Debian's Prometheus server, scraping one Snowbound every second with its bearer token
+/// and the shipped alerting rules; killed when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(snowbound: &str) -> Prometheus {
+        assert!(
+            std::path::Path::new(PROMETHEUS).exists(),
+            "{PROMETHEUS} is missing: apt-get install prometheus (as scripts/test does)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, METRICS_TOKEN).unwrap();
+        let rules = std::fs::canonicalize(ALERT_RULES).unwrap();
+        let target = snowbound.trim_start_matches("http://");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [\"{}\"]\n\
+             scrape_configs:\n  - job_name: snowbound\n    authorization:\n      credentials_file: \"{}\"\n\
+             \x20   static_configs:\n      - targets: [\"{target}\"]\n",
+            rules.display(),
+            token.display()
+        );
+        let config_file = dir.path().join("prometheus.yml");
+        std::fs::write(&config_file, config).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config_file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("prometheus starts");
+        Prometheus {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn wait_ready(&self) {
+        eventually("Prometheus is ready", || async {
+            self.http
+                .get(format!("{}/-/ready", self.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+    }
+
+    async fn api(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        let answer = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        answer.json().await.unwrap()
+    }
+
+    /// The value of an instant query that yields one sample.
+    async fn query(&self, query: &str) -> Option<f64> {
+        let answer = self.api("/api/v1/query", &[("query", query)]).await;
+        assert_eq!(answer["status"], "success", "{query}: {answer}");
+        let result = answer["data"]["result"].as_array()?;
+        match result.as_slice() {
+            [one] => one["value"][1].as_str()?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    async fn wait_for(&self, query: &str, value: f64) {
+        let mut last = None;
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            loop {
+                last = self.query(query).await;
+                if last == Some(value) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "Prometheus never saw {query} == {value}; last: {last:?}"
+        );
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

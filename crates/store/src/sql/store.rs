@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::{
-    api_calls, inbound, incidents, integrations, journal, links, meta, rules, sources, teams,
-    tokens, users, SqlStore,
+    api_calls, counts, inbound, incidents, integrations, journal, links, meta, rules, sources,
+    teams, tokens, users, SqlStore,
 };
 use crate::types::*;
 use crate::{
@@ -240,6 +240,10 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn count_users(&self) -> Result<i64> {
         users::count_users(self).await
+    }
+
+    async fn state_counts(&self) -> Result<StateCounts> {
+        counts::state_counts(self).await
     }
 
     async fn create_user(&self, user: &User) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Every store test runs twice: on SQLite in a temporary directory and on PostgreSQL in a
-//! fresh schema of `SNOWBOUND_TEST_POSTGRES_URL` (dropped afterwards). One suite, both
-//! backends, as DESIGN.md asks.
+//! fresh schema (dropped afterwards) of `SNOWBOUND_TEST_POSTGRES_URL`, or of the process's
+//! throwaway cluster when it is unset. One suite, both backends, as DESIGN.md asks.
 
 #![allow(dead_code)] // `sqlite_file.rs` uses only part of it
 

@@ -14,3 +14,4 @@ mod journal;
 mod leases;
 mod links;
 mod servicenow_sources;
+mod state_counts;

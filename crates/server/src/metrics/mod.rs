@@ -1,6 +1,11 @@
 //! `/metrics` in the Prometheus exposition format, with `prometheus-client`: OpenMetrics
-//! text when the scraper asks for it (Prometheus does), else the classic text format. Open by default; with a token configured
-//! (`SNOWBOUND_METRICS_TOKEN`) a scrape must send it as a bearer token.
+//! text when the scraper asks for it (Prometheus does), else the classic text format.
+//! Open by default; with a token configured (`SNOWBOUND_METRICS_TOKEN`) a scrape must send
+//! it as a bearer token.
+//!
+//! Counters are fed as things happen: requests (below), ingested alerts and pokes (the
+//! ingest route), the engine's ServiceNow calls, pauses and sync lags (its observers).
+//! Gauges of what the database holds are computed at each scrape (`gauges.rs`).
 //!
 //! Requests are counted by the matched route template (`/api/v1/incidents/{id}`, never
 //! the raw path, so label values stay bounded) and status class. The route is only known
@@ -8,7 +13,10 @@
 //! layer; [`Metrics::instrument`] puts a slot in the request that [`note_route`], a route
 //! layer, fills in.
 
-use std::sync::{Arc, Mutex};
+mod gauges;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -23,8 +31,13 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use snowbound_core::source::SourceKind;
+use snowbound_engine::{Engine, EngineObserver};
+use snowbound_store::{ApiCallRecord, Store};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
+
+use gauges::{Gauges, Sources};
 
 use crate::error::ApiError;
 
@@ -52,8 +65,41 @@ struct CallDurationLabels {
     method: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IntegrationLabels {
+    integration: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    integration: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngestLabels {
+    source_kind: String,
+    outcome: String,
+}
+
 /// Call durations from a fast instance's tens of milliseconds to the client's timeout.
 const CALL_BUCKETS: [f64; 11] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Change→ServiceNow lag: the settle window and one call at best; retries, pauses and
+/// a failing instance stretch it to minutes or hours.
+const LAG_BUCKETS: [f64; 13] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
+];
+/// What an ingested alert did: the ingest answers' actions, `refused` (malformed) and
+/// `failed` (not stored now).
+const INGEST_OUTCOMES: [&str; 7] = [
+    "opened",
+    "updated",
+    "unchanged",
+    "resolved",
+    "ignored",
+    "refused",
+    "failed",
+];
 
 /// The node's metrics registry; cheap to clone.
 #[derive(Clone)]
@@ -64,6 +110,15 @@ struct Inner {
     http_requests: Family<HttpLabels, Counter>,
     servicenow_calls: Family<CallLabels, Counter>,
     servicenow_call_duration: Family<CallDurationLabels, Histogram>,
+    rate_limited: Family<IntegrationLabels, Counter>,
+    paused_seconds: Family<IntegrationLabels, Counter<f64, AtomicU64>>,
+    token_fetches: Family<OutcomeLabels, Counter>,
+    sync_lag: Family<IntegrationLabels, Histogram>,
+    alerts_ingested: Family<IngestLabels, Counter>,
+    inbound_pokes: Family<IntegrationLabels, Counter>,
+    inbound_polls: Family<OutcomeLabels, Counter>,
+    gauges: Arc<Gauges>,
+    sources: OnceLock<Sources>,
     token: Option<String>,
 }
 
@@ -97,11 +152,82 @@ impl Metrics {
             Unit::Seconds,
             servicenow_call_duration.clone(),
         );
+        let rate_limited = Family::<IntegrationLabels, Counter>::default();
+        registry.register(
+            "servicenow_rate_limited",
+            "ServiceNow answers 429 (rate limited) to the sync engine, by integration",
+            rate_limited.clone(),
+        );
+        let paused_seconds = Family::<IntegrationLabels, Counter<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "servicenow_paused",
+            "Time the sync engine paused an integration after 429s (Retry-After or cool-down)",
+            Unit::Seconds,
+            paused_seconds.clone(),
+        );
+        let token_fetches = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "servicenow_token_fetches",
+            "OAuth token fetches (oauth_token.do) of this node, by integration and outcome (ok, failed)",
+            token_fetches.clone(),
+        );
+        let sync_lag = Family::<IntegrationLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(LAG_BUCKETS)) as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "sync_lag",
+            "Change→ServiceNow lag: from an incident's change (or its link's creation) until ServiceNow holds it",
+            Unit::Seconds,
+            sync_lag.clone(),
+        );
+        let alerts_ingested = Family::<IngestLabels, Counter>::default();
+        registry.register(
+            "alerts_ingested",
+            "Alerts received at /ingest, by source kind and outcome (opened, updated, unchanged, resolved, ignored, refused, failed)",
+            alerts_ingested.clone(),
+        );
+        let inbound_pokes = Family::<IntegrationLabels, Counter>::default();
+        registry.register(
+            "inbound_pokes",
+            "Pokes (a ServiceNow business rule naming a changed record) queued, by integration",
+            inbound_pokes.clone(),
+        );
+        let inbound_polls = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "inbound_polls",
+            "Polls of ServiceNow for changed records, by integration and outcome",
+            inbound_polls.clone(),
+        );
+        let gauges = Arc::new(Gauges::default());
+        registry.register(
+            "incidents",
+            "Incidents by status, counted in the database at each scrape",
+            gauges.incidents.clone(),
+        );
+        registry.register(
+            "links",
+            "Links by integration and state (pending, retrying, parked, waiting, synced), counted at each scrape",
+            gauges.links.clone(),
+        );
+        registry.register(
+            "engine_leases_in_flight",
+            "Links this node's sync engine holds leases on now",
+            gauges.leases.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             http_requests,
             servicenow_calls,
             servicenow_call_duration,
+            rate_limited,
+            paused_seconds,
+            token_fetches,
+            sync_lag,
+            alerts_ingested,
+            inbound_pokes,
+            inbound_polls,
+            gauges,
+            sources: OnceLock::new(),
             token: token.filter(|t| !t.trim().is_empty()),
         }))
     }
@@ -113,6 +239,93 @@ impl Metrics {
             .with_state(self.clone());
         app.merge(scrape)
             .layer(middleware::from_fn_with_state(self.clone(), count))
+    }
+
+    /// Computes the gauges at each scrape from `store` and `engine` (set once).
+    pub fn count_from(&self, store: Arc<dyn Store>, engine: Option<Engine>) {
+        let _ = self.0.sources.set(Sources { store, engine });
+    }
+
+    /// One ServiceNow call of the sync engine, as it goes to the API call log: counted,
+    /// timed, and noted when it was a 429 or an OAuth token fetch.
+    pub fn engine_call(&self, call: &ApiCallRecord) {
+        self.servicenow_call(
+            call.integration_id,
+            &call.method,
+            call.status,
+            Duration::from_millis(call.duration_ms),
+        );
+        if call.status == Some(429) {
+            self.0
+                .rate_limited
+                .get_or_create(&IntegrationLabels {
+                    integration: call.integration_id.to_string(),
+                })
+                .inc();
+        }
+        self.token_fetch(call);
+    }
+
+    /// Counts `call` when it was an OAuth token fetch. Called for the engine's calls and
+    /// the HTTP layer's (choice lists, Test Connection): they share one token cache, so
+    /// either may be the one that fetches.
+    pub fn token_fetch(&self, call: &ApiCallRecord) {
+        let path = call.url.split(['?', '#']).next().unwrap_or_default();
+        if path.ends_with("/oauth_token.do") {
+            let ok = call.status.is_some_and(|s| (200..300).contains(&s));
+            self.0
+                .token_fetches
+                .get_or_create(&OutcomeLabels {
+                    integration: call.integration_id.to_string(),
+                    outcome: if ok { "ok" } else { "failed" }.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// An alert of a `kind` source did `outcome` (one of [`INGEST_OUTCOMES`]; anything
+    /// else is counted as `failed`, keeping the label bounded).
+    pub fn alert_ingested(&self, kind: SourceKind, outcome: &str) {
+        let outcome = if INGEST_OUTCOMES.contains(&outcome) {
+            outcome
+        } else {
+            "failed"
+        };
+        self.0
+            .alerts_ingested
+            .get_or_create(&IngestLabels {
+                source_kind: kind.as_str().to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A poke for `integration` was queued.
+    pub fn inbound_poke(&self, integration: Uuid) {
+        self.0
+            .inbound_pokes
+            .get_or_create(&IntegrationLabels {
+                integration: integration.to_string(),
+            })
+            .inc();
+    }
+
+    /// A poll of `integration` ended; for the inbound engine (nothing calls it yet).
+    pub fn inbound_poll(&self, integration: Uuid, ok: bool) {
+        self.0
+            .inbound_polls
+            .get_or_create(&OutcomeLabels {
+                integration: integration.to_string(),
+                outcome: if ok { "ok" } else { "failed" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Refreshes the scrape-time gauges (when [`Metrics::count_from`] was given sources).
+    async fn refresh(&self) {
+        if let Some(sources) = self.0.sources.get() {
+            self.0.gauges.refresh(sources).await;
+        }
     }
 
     /// One ServiceNow call of `integration` (an id: bounded, unlike incident ids).
@@ -200,6 +413,26 @@ pub(crate) async fn note_route(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+impl EngineObserver for Metrics {
+    fn paused(&self, integration: Uuid, pause: Duration) {
+        self.0
+            .paused_seconds
+            .get_or_create(&IntegrationLabels {
+                integration: integration.to_string(),
+            })
+            .inc_by(pause.as_secs_f64());
+    }
+
+    fn synced(&self, integration: Uuid, lag: Duration) {
+        self.0
+            .sync_lag
+            .get_or_create(&IntegrationLabels {
+                integration: integration.to_string(),
+            })
+            .observe(lag.as_secs_f64());
+    }
+}
+
 async fn count(State(metrics): State<Metrics>, mut request: Request, next: Next) -> Response {
     let slot = RouteSlot::default();
     request.extensions_mut().insert(slot.clone());
@@ -243,6 +476,9 @@ async fn scrape(State(metrics): State<Metrics>, headers: axum::http::HeaderMap) 
             .into_response();
         }
     }
+    // Held while rendering too: a concurrent refresh clears the families it refills.
+    let _refreshing = metrics.0.gauges.refreshing.lock().await;
+    metrics.refresh().await;
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

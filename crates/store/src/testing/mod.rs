@@ -3,15 +3,18 @@
 
 use sqlx::{Connection, Executor, PgConnection};
 
-/// What `cargo test` uses when `SNOWBOUND_TEST_POSTGRES_URL` is unset: the local server
-/// of a development machine (and of CI, which sets the variable to the same).
-pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+mod cluster;
 
+pub use cluster::throwaway_cluster_url;
+
+/// `SNOWBOUND_TEST_POSTGRES_URL` when set; otherwise this process's throwaway cluster,
+/// started from the installed PostgreSQL binaries on first use. Panics, saying what to
+/// install, when there is neither: the PostgreSQL half of a suite fails, never skips.
 pub fn test_postgres_url() -> String {
-    std::env::var("SNOWBOUND_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_TEST_POSTGRES_URL.to_owned())
+    match std::env::var("SNOWBOUND_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => throwaway_cluster_url().unwrap_or_else(|e| panic!("{e}")),
+    }
 }
 
 /// A schema `t_<random>` in the test database. [`TestSchema::url`] connects with it as
@@ -30,8 +33,9 @@ impl TestSchema {
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&base_url).await.unwrap_or_else(|e| {
             panic!(
-                "PostgreSQL for the tests is unreachable at {base_url}: {e}. Start it (see .ci/run) \
-                 or point SNOWBOUND_TEST_POSTGRES_URL at a database this user may create schemas in."
+                "PostgreSQL for the tests is unreachable at {base_url}: {e}. Start it, point \
+                 SNOWBOUND_TEST_POSTGRES_URL at a database this user may create schemas in, \
+                 or unset it for a throwaway cluster."
             )
         });
         conn.execute(format!(r#"CREATE SCHEMA "{name}""#).as_str())
