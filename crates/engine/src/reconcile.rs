@@ -6,12 +6,19 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use snowbound_core::mapping::MappingInput;
 use snowbound_core::sync::{mapped_fields, Desired};
+use snowbound_core::STATE_FIELD;
 use snowbound_core::{
     incident_url, plan_sync, servicenow_fields, Credentials, FieldMap, Incident, IncidentSnapshot,
     Integration, SyncPlan,
 };
-use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Record};
-use snowbound_store::{Lease, LeaseOutcome, Link};
+use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Failure, Record};
+use snowbound_store::{JournalItem, Lease, LeaseOutcome, Link, Store};
+
+mod closed;
+mod journal;
+
+use closed::{may_be_closed, Closed};
+use journal::NotesStop;
 
 use crate::backoff::Backoff;
 use crate::leases::{HeldLeases, LeaseLost};
@@ -99,6 +106,8 @@ pub(crate) struct Reconciler<'a> {
     pub public_url: &'a str,
     pub limiter: Option<&'a RateLimiter>,
     pub leases: &'a HeldLeases,
+    /// For the journal: which notes are still to write, and how far each got.
+    pub store: &'a dyn Store,
 }
 
 impl Reconciler<'_> {
@@ -170,17 +179,192 @@ impl Reconciler<'_> {
             }
         }
 
-        let plan = plan_sync(
+        // Notes follow the live incident; a frozen forward shows its snapshot only.
+        let notes = if settings.mapping.updates.comments && follows_updates {
+            match self.pending_notes(lease).await {
+                Ok(notes) => notes,
+                Err(error) => return self.retry(link, error, calls),
+            }
+        } else {
+            Vec::new()
+        };
+        let mut plan = plan_sync(
             &desired.fields,
             &pushed,
             record.is_some(),
             follows_updates,
             settings,
         );
+        // What a reopen sent, recorded with the rest.
+        let mut reopened = FieldMap::new();
+        if let Some((sys_id, number)) = record.clone() {
+            let work = !matches!(plan, SyncPlan::UpToDate) || !notes.is_empty();
+            if work && may_be_closed(link, &pushed, settings) {
+                let closed = self
+                    .closed_record(
+                        lease,
+                        &conn,
+                        &sys_id,
+                        &number,
+                        settings,
+                        &desired.fields,
+                        &mut calls,
+                    )
+                    .await;
+                match closed {
+                    Err(stopped) => return stopped,
+                    Ok(Closed::Open) => {}
+                    Ok(Closed::Reopened) => {
+                        reopened.insert(STATE_FIELD.into(), settings.state_open.clone());
+                        pushed.insert(STATE_FIELD.into(), settings.state_open.clone());
+                        // Instances may clear the close fields on reopen: a resolve sends them again.
+                        pushed.remove(&settings.close_code_field);
+                        pushed.remove(&settings.close_notes_field);
+                    }
+                    Ok(Closed::Replace) => {
+                        record = None;
+                        pushed = FieldMap::new();
+                    }
+                }
+                plan = plan_sync(
+                    &desired.fields,
+                    &pushed,
+                    record.is_some(),
+                    follows_updates,
+                    settings,
+                );
+            }
+        }
+        let journal_field = settings.mapping.work_notes_field.as_str();
+        // On a record that exists the notes go first: a note that fails then leaves the
+        // fields unsent too, and the retry sends both.
+        if let Some((sys_id, number)) = &record {
+            if let Err(stop) = self
+                .write_notes(lease, &conn, sys_id, journal_field, &notes, &mut calls)
+                .await
+            {
+                return self.notes_stopped(link, stop, Some(number), calls, &settings.table);
+            }
+        }
+        let creating = record.is_none();
+        let reconciled = self
+            .send_fields(
+                lease,
+                &conn,
+                plan,
+                record,
+                &desired,
+                calls,
+                &settings.table,
+                reopened,
+            )
+            .await;
+        match (&reconciled.outcome, creating && !notes.is_empty()) {
+            (Some(LeaseOutcome::Synced { sys_id, .. }), true) => {
+                self.notes_after_create(
+                    lease,
+                    &conn,
+                    sys_id.clone(),
+                    journal_field,
+                    &notes,
+                    reconciled,
+                )
+                .await
+            }
+            _ => reconciled,
+        }
+    }
+
+    /// Notes of a record just created. A failure must not lose the record: a transient
+    /// one retries as an unsure create (the record is found by correlation id and the
+    /// notes follow); a refusal keeps the record, the notes waiting for the next change.
+    async fn notes_after_create(
+        &self,
+        lease: &Lease,
+        conn: &Connection,
+        sys_id: String,
+        field: &str,
+        notes: &[JournalItem],
+        mut reconciled: Reconciled,
+    ) -> Reconciled {
+        let result = self
+            .write_notes(lease, conn, &sys_id, field, notes, &mut reconciled.calls)
+            .await;
+        match result {
+            Ok(()) => reconciled,
+            Err(NotesStop::Lost) => Reconciled::abandoned(reconciled.calls),
+            Err(NotesStop::Failed(Failure::Transient { message, .. }, _)) => {
+                let attempt = u32::try_from(lease.link.attempts).unwrap_or(u32::MAX);
+                reconciled.outcome = Some(LeaseOutcome::Retry {
+                    at: Utc::now() + self.backoff.delay(attempt),
+                    error: format!("writing a work note to the new record failed: {message}"),
+                    create_unsure: true,
+                });
+                reconciled
+            }
+            Err(NotesStop::Failed(failure, _)) => {
+                tracing::warn!(incident_id = %lease.link.incident_id, error = %failure.user_message(&conn.table), "a note to a new record was refused; it waits for the next change");
+                reconciled
+            }
+            Err(NotesStop::Store(error)) => {
+                tracing::warn!(incident_id = %lease.link.incident_id, %error, "notes to a new record wait for the next change");
+                reconciled
+            }
+        }
+    }
+
+    fn notes_stopped(
+        &self,
+        link: &Link,
+        stop: NotesStop,
+        number: Option<&str>,
+        calls: Vec<ApiCall>,
+        table: &str,
+    ) -> Reconciled {
+        match stop {
+            NotesStop::Lost => Reconciled::abandoned(calls),
+            NotesStop::Failed(failure, call) => {
+                self.failed(link, failure, call, number, calls, table)
+            }
+            NotesStop::Store(error) => self.retry(link, error, calls),
+        }
+    }
+
+    /// A failure of ours (the store), not ServiceNow's: try again after the backoff.
+    fn retry(&self, link: &Link, error: String, calls: Vec<ApiCall>) -> Reconciled {
+        let attempt = u32::try_from(link.attempts).unwrap_or(u32::MAX);
+        Reconciled::done(
+            LeaseOutcome::Retry {
+                at: Utc::now() + self.backoff.delay(attempt),
+                error,
+                create_unsure: false,
+            },
+            calls,
+        )
+    }
+
+    /// Sends the planned fields (a create, or a PATCH of the record); `reopened` is what
+    /// a reopen already sent, recorded with them.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_fields(
+        &self,
+        lease: &Lease,
+        conn: &Connection,
+        plan: SyncPlan,
+        record: Option<(String, String)>,
+        desired: &Desired,
+        mut calls: Vec<ApiCall>,
+        table: &str,
+        reopened: FieldMap,
+    ) -> Reconciled {
+        let link = &lease.link;
         let (call, fields) = match (&plan, &record) {
-            (SyncPlan::UpToDate, Some((sys_id, number))) if link.sys_id.is_none() => {
-                // Adopted a record that already holds everything.
-                let outcome = synced(sys_id.clone(), number.clone(), FieldMap::new(), None);
+            (SyncPlan::UpToDate, Some((sys_id, number)))
+                if link.sys_id.is_none() || !reopened.is_empty() =>
+            {
+                // Adopted a record that already holds everything, or reopened one.
+                let state = reopened.get(STATE_FIELD).cloned();
+                let outcome = synced(sys_id.clone(), number.clone(), reopened, state);
                 return Reconciled::done(outcome, calls);
             }
             (SyncPlan::UpToDate, _) => return Reconciled::done(LeaseOutcome::UpToDate, calls),
@@ -197,9 +381,9 @@ impl Reconciler<'_> {
         let exchange = match (&record, call) {
             (Some(_), Call::Update) if internal.is_empty() => None,
             (Some((sys_id, _)), Call::Update) => {
-                Some(self.client.update(&conn, sys_id, &internal).await)
+                Some(self.client.update(conn, sys_id, &internal).await)
             }
-            _ => Some(self.client.create(&conn, &internal).await),
+            _ => Some(self.client.create(conn, &internal).await),
         };
         drop(permit);
         let outcome = match exchange {
@@ -223,7 +407,7 @@ impl Reconciler<'_> {
                 };
                 let patched = self
                     .client
-                    .update_as(&conn, &created.sys_id, &display, true)
+                    .update_as(conn, &created.sys_id, &display, true)
                     .await;
                 drop(permit);
                 calls.extend(patched.calls);
@@ -261,11 +445,13 @@ impl Reconciler<'_> {
                     _ => (sys_id, number),
                 };
                 let state = values.get(snowbound_core::STATE_FIELD).cloned();
-                Reconciled::done(synced(sys_id, number, fields.clone(), state), calls)
+                let mut sent = reopened;
+                sent.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Reconciled::done(synced(sys_id, number, sent, state), calls)
             }
             Err(failure) => {
                 let number = record.as_ref().map(|(_, n)| n.as_str());
-                self.failed(link, failure, call, number, calls, &settings.table)
+                self.failed(link, failure, call, number, calls, table)
             }
         }
     }
