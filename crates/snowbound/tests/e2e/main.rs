@@ -10,6 +10,7 @@ mod browser;
 mod crash;
 mod hostile_input;
 mod ingest_input;
+mod journal;
 mod login_input;
 mod logs;
 mod mapping;
