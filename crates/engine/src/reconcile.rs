@@ -11,8 +11,8 @@ use snowbound_core::{
     incident_url, plan_sync, servicenow_fields, Credentials, FieldMap, Incident, IncidentSnapshot,
     Integration, SyncPlan,
 };
-use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Failure, Record};
-use snowbound_store::{JournalItem, Lease, LeaseOutcome, Link, Store};
+use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Record};
+use snowbound_store::{Lease, LeaseOutcome, Link, Store};
 
 mod closed;
 mod journal;
@@ -235,18 +235,24 @@ impl Reconciler<'_> {
                 );
             }
         }
-        let journal_field = settings.mapping.work_notes_field.as_str();
-        // On a record that exists the notes go first: a note that fails then leaves the
-        // fields unsent too, and the retry sends both.
-        if let Some((sys_id, number)) = &record {
-            if let Err(stop) = self
-                .write_notes(lease, &conn, sys_id, journal_field, &notes, &mut calls)
-                .await
-            {
-                return self.notes_stopped(link, stop, Some(number), calls, &settings.table);
+        // The notes go with the fields (or alone, when no field changed), marked
+        // `sending` first; looked up first where an earlier answer was lost.
+        let sys_id = record.as_ref().map(|(sys_id, _)| sys_id.as_str());
+        let notes = match self
+            .prepare_notes(lease, &conn, sys_id, settings, &notes, &mut calls)
+            .await
+        {
+            Ok(notes) => notes,
+            Err(stop) => {
+                let number = record.as_ref().map(|(_, n)| n.as_str());
+                return self.notes_stopped(link, stop, number, calls, &settings.table);
             }
+        };
+        let entry = notes.entry();
+        if matches!(plan, SyncPlan::UpToDate) && entry.is_some() && record.is_some() {
+            plan = SyncPlan::Update(FieldMap::new());
         }
-        let creating = record.is_none();
+        let journal = entry.map(|text| (settings.mapping.work_notes_field.clone(), text));
         let reconciled = self
             .send_fields(
                 lease,
@@ -257,60 +263,13 @@ impl Reconciler<'_> {
                 calls,
                 &settings.table,
                 reopened,
+                journal,
             )
             .await;
-        match (&reconciled.outcome, creating && !notes.is_empty()) {
-            (Some(LeaseOutcome::Synced { sys_id, .. }), true) => {
-                self.notes_after_create(
-                    lease,
-                    &conn,
-                    sys_id.clone(),
-                    journal_field,
-                    &notes,
-                    reconciled,
-                )
-                .await
-            }
-            _ => reconciled,
+        if matches!(reconciled.outcome, Some(LeaseOutcome::Synced { .. })) {
+            self.notes_written(lease, &notes).await;
         }
-    }
-
-    /// Notes of a record just created. A failure must not lose the record: a transient
-    /// one retries as an unsure create (the record is found by correlation id and the
-    /// notes follow); a refusal keeps the record, the notes waiting for the next change.
-    async fn notes_after_create(
-        &self,
-        lease: &Lease,
-        conn: &Connection,
-        sys_id: String,
-        field: &str,
-        notes: &[JournalItem],
-        mut reconciled: Reconciled,
-    ) -> Reconciled {
-        let result = self
-            .write_notes(lease, conn, &sys_id, field, notes, &mut reconciled.calls)
-            .await;
-        match result {
-            Ok(()) => reconciled,
-            Err(NotesStop::Lost) => Reconciled::abandoned(reconciled.calls),
-            Err(NotesStop::Failed(Failure::Transient { message, .. }, _)) => {
-                let attempt = u32::try_from(lease.link.attempts).unwrap_or(u32::MAX);
-                reconciled.outcome = Some(LeaseOutcome::Retry {
-                    at: Utc::now() + self.backoff.delay(attempt),
-                    error: format!("writing a work note to the new record failed: {message}"),
-                    create_unsure: true,
-                });
-                reconciled
-            }
-            Err(NotesStop::Failed(failure, _)) => {
-                tracing::warn!(incident_id = %lease.link.incident_id, error = %failure.user_message(&conn.table), "a note to a new record was refused; it waits for the next change");
-                reconciled
-            }
-            Err(NotesStop::Store(error)) => {
-                tracing::warn!(incident_id = %lease.link.incident_id, %error, "notes to a new record wait for the next change");
-                reconciled
-            }
-        }
+        reconciled
     }
 
     fn notes_stopped(
@@ -344,7 +303,8 @@ impl Reconciler<'_> {
     }
 
     /// Sends the planned fields (a create, or a PATCH of the record); `reopened` is what
-    /// a reopen already sent, recorded with them.
+    /// a reopen already sent, recorded with them; `journal` (field, entry) rides along
+    /// with the internal values and is not recorded as pushed (journals only append).
     #[allow(clippy::too_many_arguments)]
     async fn send_fields(
         &self,
@@ -356,6 +316,7 @@ impl Reconciler<'_> {
         mut calls: Vec<ApiCall>,
         table: &str,
         reopened: FieldMap,
+        journal: Option<(String, String)>,
     ) -> Reconciled {
         let link = &lease.link;
         let (call, fields) = match (&plan, &record) {
@@ -374,7 +335,11 @@ impl Reconciler<'_> {
         };
         // Display values go in a request of their own (the flag covers a whole request),
         // after the internal values: on create, a PATCH of the new record.
-        let (internal, display) = desired.split(fields);
+        let (mut internal, display) = desired.split(fields);
+        let internal_fields = internal.clone();
+        if let Some((field, entry)) = journal {
+            internal.insert(field, entry);
+        }
         let Ok(permit) = self.may_call(lease).await else {
             return Reconciled::abandoned(calls);
         };
@@ -423,7 +388,8 @@ impl Reconciler<'_> {
                     // sent, rather than risk a second create.
                     Err(_) if matches!(call, Call::Create) => {
                         let state = created.values.get(snowbound_core::STATE_FIELD).cloned();
-                        let outcome = synced(created.sys_id, created.number, internal, state);
+                        let outcome =
+                            synced(created.sys_id, created.number, internal_fields, state);
                         return Reconciled::done(outcome, calls);
                     }
                     Err(failure) => Err(failure),

@@ -70,15 +70,24 @@ impl Client {
     }
 }
 
-/// The row is the note on this record's field. Line endings and surrounding blanks are
-/// the instance's to normalise; a server that ignored part of the query is tolerated.
+/// The row is the note, or an entry holding it between blank lines (notes written
+/// together), on this record's field. Line endings and surrounding blanks are the
+/// instance's to normalise; a server that ignored part of the query is tolerated.
 fn holds(row: &Value, sys_id: &str, field: &str, note: &str) -> bool {
     let text = |key: &str| row.get(key).map(field_text).unwrap_or_default();
     let (record, element) = (text("element_id"), text("element"));
     let same_record = record.is_empty() || record == sys_id;
     let same_field = element.is_empty() || element == field;
-    same_record && same_field && normalised(&text("value")) == normalised(note)
+    let (value, note) = (normalised(&text("value")), normalised(note));
+    let within = value == note
+        || value.starts_with(&format!("{note}{NOTES_APART}"))
+        || value.ends_with(&format!("{NOTES_APART}{note}"))
+        || value.contains(&format!("{NOTES_APART}{note}{NOTES_APART}"));
+    same_record && same_field && within
 }
+
+/// How notes written as one entry are set apart.
+const NOTES_APART: &str = "\n\n";
 
 fn normalised(text: &str) -> String {
     text.replace("\r\n", "\n").trim().to_owned()
