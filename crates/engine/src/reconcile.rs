@@ -212,7 +212,7 @@ impl Reconciler<'_> {
                     )
                     .await;
                 match closed {
-                    Err(stopped) => return stopped,
+                    Err(stopped) => return *stopped,
                     Ok(Closed::Open) => {}
                     Ok(Closed::Reopened) => {
                         reopened.insert(STATE_FIELD.into(), settings.state_open.clone());

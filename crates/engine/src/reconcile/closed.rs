@@ -33,7 +33,7 @@ pub(super) fn may_be_closed(link: &Link, pushed: &FieldMap, settings: &ServiceNo
 
 impl Reconciler<'_> {
     /// Reads the record's state and applies `on_closed` when it is Closed; `Err` is the
-    /// reconcile's end (skipped, or a call failed).
+    /// reconcile's end (skipped, or a call failed), boxed as the rarer way out.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn closed_record(
         &self,
@@ -44,11 +44,11 @@ impl Reconciler<'_> {
         settings: &ServiceNowSettings,
         desired: &FieldMap,
         calls: &mut Vec<ApiCall>,
-    ) -> Result<Closed, Reconciled> {
+    ) -> Result<Closed, Box<Reconciled>> {
         let link = &lease.link;
         let table = settings.table.as_str();
         let Ok(permit) = self.may_call(lease).await else {
-            return Err(Reconciled::abandoned(std::mem::take(calls)));
+            return Err(Box::new(Reconciled::abandoned(std::mem::take(calls))));
         };
         let Exchange {
             outcome,
@@ -60,7 +60,14 @@ impl Reconciler<'_> {
             Ok(record) => record.values.get(STATE_FIELD).cloned().unwrap_or_default(),
             Err(failure) => {
                 let calls = std::mem::take(calls);
-                return Err(self.failed(link, failure, Call::Update, Some(number), calls, table));
+                return Err(Box::new(self.failed(
+                    link,
+                    failure,
+                    Call::Update,
+                    Some(number),
+                    calls,
+                    table,
+                )));
             }
         };
         let closed = &settings.mapping.state_closed;
@@ -69,10 +76,10 @@ impl Reconciler<'_> {
         }
         let park = |why: &str, calls: &mut Vec<ApiCall>| {
             let error = format!("ServiceNow record {number} is Closed (state {closed}); {why}");
-            Err(Reconciled::done(
+            Err(Box::new(Reconciled::done(
                 LeaseOutcome::Park { error },
                 std::mem::take(calls),
-            ))
+            )))
         };
         match settings.mapping.on_closed {
             OnClosed::Skip => park(
@@ -88,7 +95,7 @@ impl Reconciler<'_> {
             OnClosed::NewRecord => Ok(Closed::Replace),
             OnClosed::Reopen => {
                 let Ok(permit) = self.may_call(lease).await else {
-                    return Err(Reconciled::abandoned(std::mem::take(calls)));
+                    return Err(Box::new(Reconciled::abandoned(std::mem::take(calls))));
                 };
                 let reopen =
                     FieldMap::from([(STATE_FIELD.to_owned(), settings.state_open.clone())]);
@@ -102,7 +109,14 @@ impl Reconciler<'_> {
                     Ok(_) => Ok(Closed::Reopened),
                     Err(failure) => {
                         let calls = std::mem::take(calls);
-                        Err(self.failed(link, failure, Call::Update, Some(number), calls, table))
+                        Err(Box::new(self.failed(
+                            link,
+                            failure,
+                            Call::Update,
+                            Some(number),
+                            calls,
+                            table,
+                        )))
                     }
                 }
             }

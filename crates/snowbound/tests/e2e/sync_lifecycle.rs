@@ -78,7 +78,10 @@ async fn always_creates_every_incident_and_keeps_the_record_in_step(backend: Bac
     assert_eq!(writes[1].method, "PATCH");
     let mut sent = body_fields(&writes[1]);
     let note = sent.remove("work_notes").unwrap_or_default();
-    assert!(note.ends_with("Severity critical → minor by admin"), "{note}");
+    assert!(
+        note.ends_with("Severity critical → minor by admin"),
+        "{note}"
+    );
     assert_eq!(sent, fields(&[("impact", "3"), ("urgency", "3")]));
 
     // Resolve without a comment: the configured fallback close notes.
