@@ -11,7 +11,7 @@ use snowbound_core::{
     incident_url, plan_sync, servicenow_fields, Credentials, FieldMap, Incident, IncidentSnapshot,
     Integration, SyncPlan,
 };
-use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Record};
+use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Failure, Record};
 use snowbound_store::{Lease, LeaseOutcome, Link, Store};
 
 mod closed;
@@ -188,88 +188,104 @@ impl Reconciler<'_> {
         } else {
             Vec::new()
         };
-        let mut plan = plan_sync(
-            &desired.fields,
-            &pushed,
-            record.is_some(),
-            follows_updates,
-            settings,
-        );
-        // What a reopen sent, recorded with the rest.
-        let mut reopened = FieldMap::new();
-        if let Some((sys_id, number)) = record.clone() {
-            let work = !matches!(plan, SyncPlan::UpToDate) || !notes.is_empty();
-            if work && may_be_closed(link, &pushed, settings) {
-                let closed = self
-                    .closed_record(
-                        lease,
-                        &conn,
-                        &sys_id,
-                        &number,
-                        settings,
+        // A record refused (403) before it was read is read and tried once more: the
+        // refusal may be the lock instances put on Closed records.
+        let (mut read, mut refused) = (false, false);
+        loop {
+            let mut plan = plan_sync(
+                &desired.fields,
+                &pushed,
+                record.is_some(),
+                follows_updates,
+                settings,
+            );
+            // What a reopen sent, recorded with the rest.
+            let mut reopened = FieldMap::new();
+            if let Some((sys_id, number)) = record.clone() {
+                let work = !matches!(plan, SyncPlan::UpToDate) || !notes.is_empty();
+                if work && (refused || may_be_closed(link, &pushed, settings)) {
+                    read = true;
+                    let closed = self
+                        .closed_record(
+                            lease,
+                            &conn,
+                            &sys_id,
+                            &number,
+                            settings,
+                            &desired.fields,
+                            &mut calls,
+                        )
+                        .await;
+                    match closed {
+                        Err(stopped) => return *stopped,
+                        Ok(Closed::Open) => {}
+                        Ok(Closed::Reopened) => {
+                            reopened.insert(STATE_FIELD.into(), settings.state_open.clone());
+                            pushed.insert(STATE_FIELD.into(), settings.state_open.clone());
+                            // Instances may clear the close fields on reopen: a resolve sends them again.
+                            pushed.remove(&settings.close_code_field);
+                            pushed.remove(&settings.close_notes_field);
+                        }
+                        Ok(Closed::Replace) => {
+                            record = None;
+                            pushed = FieldMap::new();
+                        }
+                    }
+                    plan = plan_sync(
                         &desired.fields,
-                        &mut calls,
-                    )
-                    .await;
-                match closed {
-                    Err(stopped) => return *stopped,
-                    Ok(Closed::Open) => {}
-                    Ok(Closed::Reopened) => {
-                        reopened.insert(STATE_FIELD.into(), settings.state_open.clone());
-                        pushed.insert(STATE_FIELD.into(), settings.state_open.clone());
-                        // Instances may clear the close fields on reopen: a resolve sends them again.
-                        pushed.remove(&settings.close_code_field);
-                        pushed.remove(&settings.close_notes_field);
-                    }
-                    Ok(Closed::Replace) => {
-                        record = None;
-                        pushed = FieldMap::new();
-                    }
+                        &pushed,
+                        record.is_some(),
+                        follows_updates,
+                        settings,
+                    );
                 }
-                plan = plan_sync(
-                    &desired.fields,
-                    &pushed,
-                    record.is_some(),
-                    follows_updates,
-                    settings,
-                );
             }
-        }
-        // The notes go with the fields (or alone, when no field changed), marked
-        // `sending` first; looked up first where an earlier answer was lost.
-        let sys_id = record.as_ref().map(|(sys_id, _)| sys_id.as_str());
-        let notes = match self
-            .prepare_notes(lease, &conn, sys_id, settings, &notes, &mut calls)
-            .await
-        {
-            Ok(notes) => notes,
-            Err(stop) => {
-                let number = record.as_ref().map(|(_, n)| n.as_str());
-                return self.notes_stopped(link, stop, number, calls, &settings.table);
+            // The notes go with the fields (or alone, when no field changed), marked
+            // `sending` first; looked up first where an earlier answer was lost.
+            let sys_id = record.as_ref().map(|(sys_id, _)| sys_id.as_str());
+            let notes = match self
+                .prepare_notes(lease, &conn, sys_id, settings, &notes, &mut calls)
+                .await
+            {
+                Ok(notes) => notes,
+                Err(stop) => {
+                    let number = record.as_ref().map(|(_, n)| n.as_str());
+                    return self.notes_stopped(link, stop, number, calls, &settings.table);
+                }
+            };
+            let entry = notes.entry();
+            if matches!(plan, SyncPlan::UpToDate) && entry.is_some() && record.is_some() {
+                plan = SyncPlan::Update(FieldMap::new());
             }
-        };
-        let entry = notes.entry();
-        if matches!(plan, SyncPlan::UpToDate) && entry.is_some() && record.is_some() {
-            plan = SyncPlan::Update(FieldMap::new());
+            let journal = entry.map(|text| (settings.mapping.work_notes_field.clone(), text));
+            let sent = self
+                .send_fields(
+                    lease,
+                    &conn,
+                    plan,
+                    record.clone(),
+                    &desired,
+                    calls,
+                    &settings.table,
+                    reopened,
+                    journal,
+                    !read,
+                )
+                .await;
+            let reconciled = match sent {
+                Ok(reconciled) => reconciled,
+                Err(made) => {
+                    // Refused (403) without having been read: it may be Closed and locked.
+                    calls = made;
+                    refused = true;
+                    continue;
+                }
+            };
+            if matches!(reconciled.outcome, Some(LeaseOutcome::Synced { .. })) {
+                self.notes_written(lease, &notes).await;
+            }
+            return reconciled;
         }
-        let journal = entry.map(|text| (settings.mapping.work_notes_field.clone(), text));
-        let reconciled = self
-            .send_fields(
-                lease,
-                &conn,
-                plan,
-                record,
-                &desired,
-                calls,
-                &settings.table,
-                reopened,
-                journal,
-            )
-            .await;
-        if matches!(reconciled.outcome, Some(LeaseOutcome::Synced { .. })) {
-            self.notes_written(lease, &notes).await;
-        }
-        reconciled
     }
 
     fn notes_stopped(
@@ -317,7 +333,8 @@ impl Reconciler<'_> {
         table: &str,
         reopened: FieldMap,
         journal: Option<(String, String)>,
-    ) -> Reconciled {
+        may_read: bool,
+    ) -> Result<Reconciled, Vec<ApiCall>> {
         let link = &lease.link;
         let (call, fields) = match (&plan, &record) {
             (SyncPlan::UpToDate, Some((sys_id, number)))
@@ -326,9 +343,9 @@ impl Reconciler<'_> {
                 // Adopted a record that already holds everything, or reopened one.
                 let state = reopened.get(STATE_FIELD).cloned();
                 let outcome = synced(sys_id.clone(), number.clone(), reopened, state);
-                return Reconciled::done(outcome, calls);
+                return Ok(Reconciled::done(outcome, calls));
             }
-            (SyncPlan::UpToDate, _) => return Reconciled::done(LeaseOutcome::UpToDate, calls),
+            (SyncPlan::UpToDate, _) => return Ok(Reconciled::done(LeaseOutcome::UpToDate, calls)),
             (SyncPlan::Create(fields), _) => (Call::Create, fields),
             (SyncPlan::Update(fields), Some(_)) => (Call::Update, fields),
             (SyncPlan::Update(_), None) => unreachable!("plan_sync updates only existing records"),
@@ -341,7 +358,7 @@ impl Reconciler<'_> {
             internal.insert(field, entry);
         }
         let Ok(permit) = self.may_call(lease).await else {
-            return Reconciled::abandoned(calls);
+            return Ok(Reconciled::abandoned(calls));
         };
         let exchange = match (&record, call) {
             (Some(_), Call::Update) if internal.is_empty() => None,
@@ -368,7 +385,7 @@ impl Reconciler<'_> {
         let outcome = match outcome {
             Ok(created) if !display.is_empty() => {
                 let Ok(permit) = self.may_call(lease).await else {
-                    return Reconciled::abandoned(calls);
+                    return Ok(Reconciled::abandoned(calls));
                 };
                 let patched = self
                     .client
@@ -390,7 +407,7 @@ impl Reconciler<'_> {
                         let state = created.values.get(snowbound_core::STATE_FIELD).cloned();
                         let outcome =
                             synced(created.sys_id, created.number, internal_fields, state);
-                        return Reconciled::done(outcome, calls);
+                        return Ok(Reconciled::done(outcome, calls));
                     }
                     Err(failure) => Err(failure),
                 }
@@ -413,11 +430,15 @@ impl Reconciler<'_> {
                 let state = values.get(snowbound_core::STATE_FIELD).cloned();
                 let mut sent = reopened;
                 sent.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-                Reconciled::done(synced(sys_id, number, sent, state), calls)
+                Ok(Reconciled::done(synced(sys_id, number, sent, state), calls))
             }
             Err(failure) => {
                 let number = record.as_ref().map(|(_, n)| n.as_str());
-                self.failed(link, failure, call, number, calls, table)
+                let locked = matches!(failure, Failure::Rejected { status: 403, .. });
+                if may_read && locked && call == Call::Update {
+                    return Err(calls);
+                }
+                Ok(self.failed(link, failure, call, number, calls, table))
             }
         }
     }

@@ -195,6 +195,62 @@ async fn skip_sends_nothing_to_a_closed_record_and_the_link_says_so(backend: Bac
     assert_eq!(link["record_gone"], false);
 }
 
+/// Closed straight from open, so Snowbound has no reason to read it first: the lock on
+/// Closed records refuses the update of an integration user who is no admin, and the
+/// refusal is read as what it is.
+async fn an_update_refused_by_the_closed_lock_is_skipped_too(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    t.emulator
+        .upsert_user(User::new("integration", "pw", &["itil"]));
+    t.emulator.upsert_user(User::new("agent", "pw", &["itil"]));
+    let team = t.team("core").await;
+    t.integration(
+        team,
+        "always",
+        json!({"username": "integration", "password": "pw", "on_closed": "skip"}),
+    )
+    .await;
+    let incident = t.incident(team, "Disk full", "critical").await;
+    t.wait_synced(incident).await;
+    let sys_id = sys_id_of(&t, incident);
+    t.emulator
+        .update_as(
+            "agent",
+            "incident",
+            &sys_id,
+            json!({"state": "7", "close_code": "Solution provided", "close_notes": "dup"}),
+        )
+        .expect("the agent closes the record");
+
+    t.patch(
+        &format!("/api/v1/incidents/{incident}"),
+        json!({"severity": "minor"}),
+    )
+    .await;
+    eventually("the link parked on the Closed record", || async {
+        let links = t.store().links_of_incident(incident).await.unwrap();
+        links[0].state == LinkState::Parked
+    })
+    .await;
+    let link = link_of(&t, incident).await;
+    let error = link["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("is Closed") && error.contains("skip"),
+        "{error}"
+    );
+    let record = t.emulator.record("incident", &sys_id).unwrap();
+    assert_eq!(
+        (record["state"].as_str(), record["urgency"].as_str()),
+        ("7", "1")
+    );
+    let refused = t
+        .writes_for(incident)
+        .into_iter()
+        .filter(|w| w.status == Some(403))
+        .count();
+    assert_eq!(refused, 1, "refused once, then read, not sent again");
+}
+
 async fn reopen_reopens_a_closed_record_before_updating_it(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let (incident, sys_id) = closed_by_an_agent(&t, "reopen").await;
@@ -254,6 +310,7 @@ on_both_backends!(
     comments_and_acknowledgements_become_work_notes_exactly_once,
     a_note_whose_answer_is_lost_is_written_once,
     skip_sends_nothing_to_a_closed_record_and_the_link_says_so,
+    an_update_refused_by_the_closed_lock_is_skipped_too,
     reopen_reopens_a_closed_record_before_updating_it,
     new_record_gives_a_reopened_incident_a_new_record,
 );
