@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use snowbound_core::mapping::MappingInput;
+use snowbound_core::mapping::{MappingInput, OnClosed};
 use snowbound_core::sync::{mapped_fields, Desired};
 use snowbound_core::STATE_FIELD;
 use snowbound_core::{
     incident_url, plan_sync, servicenow_fields, Credentials, FieldMap, Incident, IncidentSnapshot,
-    Integration, SyncPlan,
+    Integration, ServiceNowSettings, SyncPlan,
 };
 use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Failure, Record};
 use snowbound_store::{Lease, LeaseOutcome, Link, Store};
@@ -154,28 +154,14 @@ impl Reconciler<'_> {
         let mut record = link.sys_id.clone().zip(link.number.clone());
         let mut pushed = link.pushed.clone();
         if record.is_none() && link.create_unsure {
-            let Ok(permit) = self.may_call(lease).await else {
-                return Reconciled::abandoned(calls);
-            };
-            let Exchange {
-                outcome,
-                calls: made,
-            } = self
-                .client
-                .find_by_correlation_id(&conn, &subject.id.to_string())
-                .await;
-            drop(permit);
-            calls.extend(made);
-            match outcome {
+            match self.find_unsure(lease, &conn, settings, &mut calls).await {
                 Ok(Some(found)) => {
-                    record = Some((found.sys_id, found.number));
+                    record = Some(found);
                     // What the lost create wrote is unknown: send every kept field again.
                     pushed = FieldMap::new();
                 }
                 Ok(None) => {}
-                Err(failure) => {
-                    return self.failed(link, failure, Call::Lookup, None, calls, &settings.table)
-                }
+                Err(stopped) => return *stopped,
             }
         }
 
@@ -229,6 +215,14 @@ impl Reconciler<'_> {
                         Ok(Closed::Replace) => {
                             record = None;
                             pushed = FieldMap::new();
+                            // A replacing create whose answer was lost left the link
+                            // on the Closed record: the new one may exist already.
+                            if link.create_unsure {
+                                match self.find_unsure(lease, &conn, settings, &mut calls).await {
+                                    Ok(found) => record = found,
+                                    Err(stopped) => return *stopped,
+                                }
+                            }
                         }
                     }
                     plan = plan_sync(
@@ -285,6 +279,51 @@ impl Reconciler<'_> {
                 self.notes_written(lease, &notes).await;
             }
             return reconciled;
+        }
+    }
+
+    /// The record a create whose answer was lost may have made, by correlation id;
+    /// `Err` ends the reconcile (lease lost, or the lookup failed).
+    async fn find_unsure(
+        &self,
+        lease: &Lease,
+        conn: &Connection,
+        settings: &ServiceNowSettings,
+        calls: &mut Vec<ApiCall>,
+    ) -> Result<Option<(String, String)>, Box<Reconciled>> {
+        let Ok(permit) = self.may_call(lease).await else {
+            return Err(Box::new(Reconciled::abandoned(std::mem::take(calls))));
+        };
+        let id = lease.link.incident_id.to_string();
+        let Exchange {
+            outcome,
+            calls: made,
+        } = match settings.mapping.on_closed {
+            // The Closed record a new one replaces has the same correlation id.
+            OnClosed::NewRecord => {
+                let closed = &settings.mapping.state_closed;
+                self.client
+                    .find_open_by_correlation_id(conn, &id, closed)
+                    .await
+            }
+            _ => self.client.find_by_correlation_id(conn, &id).await,
+        };
+        drop(permit);
+        calls.extend(made);
+        match outcome {
+            Ok(found) => Ok(found.map(|r| (r.sys_id, r.number))),
+            Err(failure) => {
+                let calls = std::mem::take(calls);
+                let table = &settings.table;
+                Err(Box::new(self.failed(
+                    &lease.link,
+                    failure,
+                    Call::Lookup,
+                    None,
+                    calls,
+                    table,
+                )))
+            }
         }
     }
 

@@ -306,6 +306,37 @@ async fn new_record_gives_a_reopened_incident_a_new_record(backend: Backend) {
     assert_ne!(new["number"], old["number"]);
 }
 
+/// The new record's create is applied but its answer lost: the lookup that follows looks
+/// past the Closed record with the same correlation id, so no third record appears.
+async fn a_new_record_whose_create_answer_is_lost_is_adopted(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let (incident, old_sys_id) = closed_by_an_agent(&t, "new_record").await;
+    t.emulator
+        .add_fault(Fault::drop_after_write("POST", "/api/now/table/incident").times(1));
+    t.post(&format!("/api/v1/incidents/{incident}/reopen"), json!({}))
+        .await;
+    t.wait_synced(incident).await;
+
+    assert!(t
+        .emulator
+        .requests()
+        .iter()
+        .any(|r| r.fault.as_deref() == Some("drop_after_write")));
+    let records = t
+        .emulator
+        .records_by_correlation_id("incident", &incident.to_string());
+    assert_eq!(records.len(), 2, "{records:?}");
+    let new = records.iter().find(|r| r["sys_id"] != old_sys_id).unwrap();
+    assert_eq!(
+        link_of(&t, incident).await["sys_id"],
+        new["sys_id"].as_str()
+    );
+    assert_eq!(
+        t.emulator.record("incident", &old_sys_id).unwrap()["state"],
+        "7"
+    );
+}
+
 on_both_backends!(
     comments_and_acknowledgements_become_work_notes_exactly_once,
     a_note_whose_answer_is_lost_is_written_once,
@@ -313,4 +344,5 @@ on_both_backends!(
     an_update_refused_by_the_closed_lock_is_skipped_too,
     reopen_reopens_a_closed_record_before_updating_it,
     new_record_gives_a_reopened_incident_a_new_record,
+    a_new_record_whose_create_answer_is_lost_is_adopted,
 );
