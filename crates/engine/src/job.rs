@@ -192,6 +192,7 @@ impl Inner {
             public_url: &self.config.public_url,
             limiter: limiter.as_deref(),
             leases: &self.leases,
+            store: self.store.as_ref(),
         };
         let done = reconciler
             .run(lease, &record.integration, credentials, &context)

@@ -4,14 +4,21 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use snowbound_core::mapping::MappingInput;
+use snowbound_core::mapping::{MappingInput, OnClosed};
 use snowbound_core::sync::{mapped_fields, Desired};
+use snowbound_core::STATE_FIELD;
 use snowbound_core::{
     incident_url, plan_sync, servicenow_fields, Credentials, FieldMap, Incident, IncidentSnapshot,
-    Integration, SyncPlan,
+    Integration, ServiceNowSettings, SyncPlan,
 };
-use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Record};
-use snowbound_store::{Lease, LeaseOutcome, Link};
+use snowbound_servicenow::{ApiCall, Client, Connection, Exchange, Failure, Record};
+use snowbound_store::{Lease, LeaseOutcome, Link, Store};
+
+mod closed;
+mod journal;
+
+use closed::{may_be_closed, Closed};
+use journal::NotesStop;
 
 use crate::backoff::Backoff;
 use crate::leases::{HeldLeases, LeaseLost};
@@ -99,6 +106,8 @@ pub(crate) struct Reconciler<'a> {
     pub public_url: &'a str,
     pub limiter: Option<&'a RateLimiter>,
     pub leases: &'a HeldLeases,
+    /// For the journal: which notes are still to write, and how far each got.
+    pub store: &'a dyn Store,
 }
 
 impl Reconciler<'_> {
@@ -145,61 +154,257 @@ impl Reconciler<'_> {
         let mut record = link.sys_id.clone().zip(link.number.clone());
         let mut pushed = link.pushed.clone();
         if record.is_none() && link.create_unsure {
-            let Ok(permit) = self.may_call(lease).await else {
-                return Reconciled::abandoned(calls);
-            };
-            let Exchange {
-                outcome,
-                calls: made,
-            } = self
-                .client
-                .find_by_correlation_id(&conn, &subject.id.to_string())
-                .await;
-            drop(permit);
-            calls.extend(made);
-            match outcome {
+            match self.find_unsure(lease, &conn, settings, &mut calls).await {
                 Ok(Some(found)) => {
-                    record = Some((found.sys_id, found.number));
+                    record = Some(found);
                     // What the lost create wrote is unknown: send every kept field again.
                     pushed = FieldMap::new();
                 }
                 Ok(None) => {}
-                Err(failure) => {
-                    return self.failed(link, failure, Call::Lookup, None, calls, &settings.table)
-                }
+                Err(stopped) => return *stopped,
             }
         }
 
-        let plan = plan_sync(
-            &desired.fields,
-            &pushed,
-            record.is_some(),
-            follows_updates,
-            settings,
-        );
-        let (call, fields) = match (&plan, &record) {
-            (SyncPlan::UpToDate, Some((sys_id, number))) if link.sys_id.is_none() => {
-                // Adopted a record that already holds everything.
-                let outcome = synced(sys_id.clone(), number.clone(), FieldMap::new(), None);
-                return Reconciled::done(outcome, calls);
+        // Notes follow the live incident; a frozen forward shows its snapshot only.
+        let notes = if settings.mapping.updates.comments && follows_updates {
+            match self.pending_notes(lease).await {
+                Ok(notes) => notes,
+                Err(error) => return self.retry(link, error, calls),
             }
-            (SyncPlan::UpToDate, _) => return Reconciled::done(LeaseOutcome::UpToDate, calls),
+        } else {
+            Vec::new()
+        };
+        // A record refused (403) before it was read is read and tried once more: the
+        // refusal may be the lock instances put on Closed records.
+        let (mut read, mut refused) = (false, false);
+        loop {
+            let mut plan = plan_sync(
+                &desired.fields,
+                &pushed,
+                record.is_some(),
+                follows_updates,
+                settings,
+            );
+            // What a reopen sent, recorded with the rest.
+            let mut reopened = FieldMap::new();
+            if let Some((sys_id, number)) = record.clone() {
+                let work = !matches!(plan, SyncPlan::UpToDate) || !notes.is_empty();
+                if work && (refused || may_be_closed(link, &pushed, settings)) {
+                    read = true;
+                    let closed = self
+                        .closed_record(
+                            lease,
+                            &conn,
+                            &sys_id,
+                            &number,
+                            settings,
+                            &desired.fields,
+                            &mut calls,
+                        )
+                        .await;
+                    match closed {
+                        Err(stopped) => return *stopped,
+                        Ok(Closed::Open) => {}
+                        Ok(Closed::Reopened) => {
+                            reopened.insert(STATE_FIELD.into(), settings.state_open.clone());
+                            pushed.insert(STATE_FIELD.into(), settings.state_open.clone());
+                            // Instances may clear the close fields on reopen: a resolve sends them again.
+                            pushed.remove(&settings.close_code_field);
+                            pushed.remove(&settings.close_notes_field);
+                        }
+                        Ok(Closed::Replace) => {
+                            record = None;
+                            pushed = FieldMap::new();
+                            // A replacing create whose answer was lost left the link
+                            // on the Closed record: the new one may exist already.
+                            if link.create_unsure {
+                                match self.find_unsure(lease, &conn, settings, &mut calls).await {
+                                    Ok(found) => record = found,
+                                    Err(stopped) => return *stopped,
+                                }
+                            }
+                        }
+                    }
+                    plan = plan_sync(
+                        &desired.fields,
+                        &pushed,
+                        record.is_some(),
+                        follows_updates,
+                        settings,
+                    );
+                }
+            }
+            // The notes go with the fields (or alone, when no field changed), marked
+            // `sending` first; looked up first where an earlier answer was lost.
+            let sys_id = record.as_ref().map(|(sys_id, _)| sys_id.as_str());
+            let notes = match self
+                .prepare_notes(lease, &conn, sys_id, settings, &notes, &mut calls)
+                .await
+            {
+                Ok(notes) => notes,
+                Err(stop) => {
+                    let number = record.as_ref().map(|(_, n)| n.as_str());
+                    return self.notes_stopped(link, stop, number, calls, &settings.table);
+                }
+            };
+            let entry = notes.entry();
+            if matches!(plan, SyncPlan::UpToDate) && entry.is_some() && record.is_some() {
+                plan = SyncPlan::Update(FieldMap::new());
+            }
+            let journal = entry.map(|text| (settings.mapping.work_notes_field.clone(), text));
+            let sent = self
+                .send_fields(
+                    lease,
+                    &conn,
+                    plan,
+                    record.clone(),
+                    &desired,
+                    calls,
+                    &settings.table,
+                    reopened,
+                    journal,
+                    !read,
+                )
+                .await;
+            let reconciled = match sent {
+                Ok(reconciled) => reconciled,
+                Err(made) => {
+                    // Refused (403) without having been read: it may be Closed and locked.
+                    calls = made;
+                    refused = true;
+                    continue;
+                }
+            };
+            if matches!(reconciled.outcome, Some(LeaseOutcome::Synced { .. })) {
+                self.notes_written(lease, &notes).await;
+            }
+            return reconciled;
+        }
+    }
+
+    /// The record a create whose answer was lost may have made, by correlation id;
+    /// `Err` ends the reconcile (lease lost, or the lookup failed).
+    async fn find_unsure(
+        &self,
+        lease: &Lease,
+        conn: &Connection,
+        settings: &ServiceNowSettings,
+        calls: &mut Vec<ApiCall>,
+    ) -> Result<Option<(String, String)>, Box<Reconciled>> {
+        let Ok(permit) = self.may_call(lease).await else {
+            return Err(Box::new(Reconciled::abandoned(std::mem::take(calls))));
+        };
+        let id = lease.link.incident_id.to_string();
+        let Exchange {
+            outcome,
+            calls: made,
+        } = match settings.mapping.on_closed {
+            // The Closed record a new one replaces has the same correlation id.
+            OnClosed::NewRecord => {
+                let closed = &settings.mapping.state_closed;
+                self.client
+                    .find_open_by_correlation_id(conn, &id, closed)
+                    .await
+            }
+            _ => self.client.find_by_correlation_id(conn, &id).await,
+        };
+        drop(permit);
+        calls.extend(made);
+        match outcome {
+            Ok(found) => Ok(found.map(|r| (r.sys_id, r.number))),
+            Err(failure) => {
+                let calls = std::mem::take(calls);
+                let table = &settings.table;
+                Err(Box::new(self.failed(
+                    &lease.link,
+                    failure,
+                    Call::Lookup,
+                    None,
+                    calls,
+                    table,
+                )))
+            }
+        }
+    }
+
+    fn notes_stopped(
+        &self,
+        link: &Link,
+        stop: NotesStop,
+        number: Option<&str>,
+        calls: Vec<ApiCall>,
+        table: &str,
+    ) -> Reconciled {
+        match stop {
+            NotesStop::Lost => Reconciled::abandoned(calls),
+            NotesStop::Failed(failure, call) => {
+                self.failed(link, failure, call, number, calls, table)
+            }
+            NotesStop::Store(error) => self.retry(link, error, calls),
+        }
+    }
+
+    /// A failure of ours (the store), not ServiceNow's: try again after the backoff.
+    fn retry(&self, link: &Link, error: String, calls: Vec<ApiCall>) -> Reconciled {
+        let attempt = u32::try_from(link.attempts).unwrap_or(u32::MAX);
+        Reconciled::done(
+            LeaseOutcome::Retry {
+                at: Utc::now() + self.backoff.delay(attempt),
+                error,
+                create_unsure: false,
+            },
+            calls,
+        )
+    }
+
+    /// Sends the planned fields (a create, or a PATCH of the record); `reopened` is what
+    /// a reopen already sent, recorded with them; `journal` (field, entry) rides along
+    /// with the internal values and is not recorded as pushed (journals only append).
+    #[allow(clippy::too_many_arguments)]
+    async fn send_fields(
+        &self,
+        lease: &Lease,
+        conn: &Connection,
+        plan: SyncPlan,
+        record: Option<(String, String)>,
+        desired: &Desired,
+        mut calls: Vec<ApiCall>,
+        table: &str,
+        reopened: FieldMap,
+        journal: Option<(String, String)>,
+        may_read: bool,
+    ) -> Result<Reconciled, Vec<ApiCall>> {
+        let link = &lease.link;
+        let (call, fields) = match (&plan, &record) {
+            (SyncPlan::UpToDate, Some((sys_id, number)))
+                if link.sys_id.is_none() || !reopened.is_empty() =>
+            {
+                // Adopted a record that already holds everything, or reopened one.
+                let state = reopened.get(STATE_FIELD).cloned();
+                let outcome = synced(sys_id.clone(), number.clone(), reopened, state);
+                return Ok(Reconciled::done(outcome, calls));
+            }
+            (SyncPlan::UpToDate, _) => return Ok(Reconciled::done(LeaseOutcome::UpToDate, calls)),
             (SyncPlan::Create(fields), _) => (Call::Create, fields),
             (SyncPlan::Update(fields), Some(_)) => (Call::Update, fields),
             (SyncPlan::Update(_), None) => unreachable!("plan_sync updates only existing records"),
         };
         // Display values go in a request of their own (the flag covers a whole request),
         // after the internal values: on create, a PATCH of the new record.
-        let (internal, display) = desired.split(fields);
+        let (mut internal, display) = desired.split(fields);
+        let internal_fields = internal.clone();
+        if let Some((field, entry)) = journal {
+            internal.insert(field, entry);
+        }
         let Ok(permit) = self.may_call(lease).await else {
-            return Reconciled::abandoned(calls);
+            return Ok(Reconciled::abandoned(calls));
         };
         let exchange = match (&record, call) {
             (Some(_), Call::Update) if internal.is_empty() => None,
             (Some((sys_id, _)), Call::Update) => {
-                Some(self.client.update(&conn, sys_id, &internal).await)
+                Some(self.client.update(conn, sys_id, &internal).await)
             }
-            _ => Some(self.client.create(&conn, &internal).await),
+            _ => Some(self.client.create(conn, &internal).await),
         };
         drop(permit);
         let outcome = match exchange {
@@ -219,11 +424,11 @@ impl Reconciler<'_> {
         let outcome = match outcome {
             Ok(created) if !display.is_empty() => {
                 let Ok(permit) = self.may_call(lease).await else {
-                    return Reconciled::abandoned(calls);
+                    return Ok(Reconciled::abandoned(calls));
                 };
                 let patched = self
                     .client
-                    .update_as(&conn, &created.sys_id, &display, true)
+                    .update_as(conn, &created.sys_id, &display, true)
                     .await;
                 drop(permit);
                 calls.extend(patched.calls);
@@ -239,8 +444,9 @@ impl Reconciler<'_> {
                     // sent, rather than risk a second create.
                     Err(_) if matches!(call, Call::Create) => {
                         let state = created.values.get(snowbound_core::STATE_FIELD).cloned();
-                        let outcome = synced(created.sys_id, created.number, internal, state);
-                        return Reconciled::done(outcome, calls);
+                        let outcome =
+                            synced(created.sys_id, created.number, internal_fields, state);
+                        return Ok(Reconciled::done(outcome, calls));
                     }
                     Err(failure) => Err(failure),
                 }
@@ -261,11 +467,17 @@ impl Reconciler<'_> {
                     _ => (sys_id, number),
                 };
                 let state = values.get(snowbound_core::STATE_FIELD).cloned();
-                Reconciled::done(synced(sys_id, number, fields.clone(), state), calls)
+                let mut sent = reopened;
+                sent.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Ok(Reconciled::done(synced(sys_id, number, sent, state), calls))
             }
             Err(failure) => {
                 let number = record.as_ref().map(|(_, n)| n.as_str());
-                self.failed(link, failure, call, number, calls, &settings.table)
+                let locked = matches!(failure, Failure::Rejected { status: 403, .. });
+                if may_read && locked && call == Call::Update {
+                    return Err(calls);
+                }
+                Ok(self.failed(link, failure, call, number, calls, table))
             }
         }
     }

@@ -238,12 +238,36 @@ impl Client {
         conn: &Connection,
         correlation_id: &str,
     ) -> Exchange<Option<Record>> {
+        self.find_correlated(conn, correlation_id, None).await
+    }
+
+    /// [`Client::find_by_correlation_id`] among the records not in `closed_state`: for
+    /// an incident whose Closed record was replaced by a new one with the same id.
+    pub async fn find_open_by_correlation_id(
+        &self,
+        conn: &Connection,
+        correlation_id: &str,
+        closed_state: &str,
+    ) -> Exchange<Option<Record>> {
+        self.find_correlated(conn, correlation_id, Some(closed_state))
+            .await
+    }
+
+    async fn find_correlated(
+        &self,
+        conn: &Connection,
+        correlation_id: &str,
+        closed_state: Option<&str>,
+    ) -> Exchange<Option<Record>> {
         if correlation_id.trim().is_empty() {
             // `correlation_id=` would match every record without one and adopt a stranger.
             return Exchange::refused("refusing to look up an empty correlation id".into());
         }
+        let not_closed = closed_state
+            .map(|state| format!("^state!={}", encoded_query_value(state)))
+            .unwrap_or_default();
         let query = format!(
-            "correlation_id={}^ORDERBYsys_created_on",
+            "correlation_id={}{not_closed}^ORDERBYsys_created_on",
             encoded_query_value(correlation_id)
         );
         let url = match self.table_url(

@@ -11,6 +11,7 @@ mod choices;
 mod classify;
 mod client;
 mod connection;
+mod journal;
 mod oauth;
 mod read;
 mod record;

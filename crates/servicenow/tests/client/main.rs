@@ -7,6 +7,7 @@ mod auth;
 mod choices_and_test_connection;
 mod failures;
 mod inbound_reads;
+mod journal;
 mod local_instances;
 mod raw_server;
 mod secrets;

@@ -11,6 +11,7 @@ mod crash;
 mod hostile_input;
 mod inbound;
 mod ingest_input;
+mod journal;
 mod login_input;
 mod logs;
 mod mapping;

@@ -66,7 +66,7 @@ async fn always_creates_every_incident_and_keeps_the_record_in_step(backend: Bac
     let headers_ok = writes[0].body.is_object();
     assert!(headers_ok, "the create carries a JSON object");
 
-    // Severity change: only the severity fields travel.
+    // Severity change: only the severity fields travel, with the change's work note.
     t.patch(
         &format!("/api/v1/incidents/{incident}"),
         json!({"severity": "minor"}),
@@ -76,10 +76,13 @@ async fn always_creates_every_incident_and_keeps_the_record_in_step(backend: Bac
     let writes = t.writes_for(incident);
     assert_eq!(writes.len(), 2);
     assert_eq!(writes[1].method, "PATCH");
-    assert_eq!(
-        body_fields(&writes[1]),
-        fields(&[("impact", "3"), ("urgency", "3")])
+    let mut sent = body_fields(&writes[1]);
+    let note = sent.remove("work_notes").unwrap_or_default();
+    assert!(
+        note.ends_with("Severity critical → minor by admin"),
+        "{note}"
     );
+    assert_eq!(sent, fields(&[("impact", "3"), ("urgency", "3")]));
 
     // Resolve without a comment: the configured fallback close notes.
     t.post(&format!("/api/v1/incidents/{incident}/resolve"), json!({}))
