@@ -240,9 +240,9 @@ impl Parts {
     }
 
     /// One poke: read its record (only if it can matter) and apply it.
-    async fn poke(&self, poke: PokeLease) {
+    async fn poke(&self, mut poke: PokeLease) {
         let outcome = match self.reader(poke.source_id).await {
-            Ok(reader) => self.read_poked(&poke, &reader).await,
+            Ok(reader) => self.read_poked(&mut poke, &reader).await,
             Err(error) => self.retry(&poke, error),
         };
         match self
@@ -259,7 +259,7 @@ impl Parts {
         }
     }
 
-    async fn read_poked(&self, poke: &PokeLease, reader: &Reader) -> PokeOutcome {
+    async fn read_poked(&self, poke: &mut PokeLease, reader: &Reader) -> PokeOutcome {
         let store = &self.inner.store;
         let integration = &reader.integration;
         let held = match store.inbound_link(integration.id, &poke.sys_id).await {
@@ -267,6 +267,13 @@ impl Parts {
             Err(e) => return self.retry(poke, format!("reading the link failed: {e}")),
         };
         let fields = fields_to_read(&integration.servicenow);
+        // The read about to go out covers every poke so far (a business rule posts after
+        // its write): only a poke arriving during the read makes it read again.
+        match store.poke_rev(poke.source_id, &poke.sys_id).await {
+            Ok(Some(rev)) => poke.rev = rev,
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "reading a poke's revision failed"),
+        }
         // A record no incident holds matters only if it may open one: read it through
         // the filter, so ServiceNow says whether it matches. Without a filter, nothing
         // to read at all.
@@ -342,7 +349,13 @@ impl Parts {
     async fn poll(&self, poll: PollLease) -> bool {
         let now = Utc::now();
         let result = match self.reader(poll.source_id).await {
-            Ok(reader) => self.read_changes(&poll, &reader, now).await,
+            Ok(reader) => {
+                let result = self.read_changes(&poll, &reader, now).await;
+                self.inner
+                    .observer
+                    .polled(reader.integration.id, result.error.is_none());
+                result
+            }
             Err(error) => PollResult {
                 at: now,
                 watermark: None,

@@ -26,6 +26,6 @@ pub use config::{
 pub use inbound::{InboundTick, InboundWorker};
 pub use observe::EngineObserver;
 pub use reconcile::{desired_fields, mapped_desired, subject_of, MappingContext};
-pub use runner::{CallObserver, Engine, Tick, Worker};
+pub use runner::{CallObserver, Engine, Tick, WeakEngine, Worker};
 /// Lives with the services, which wake the engine after every change they commit.
 pub use snowbound_services::EngineWaker;

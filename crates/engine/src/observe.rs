@@ -14,6 +14,9 @@ pub trait EngineObserver: Send + Sync {
     /// ServiceNow holds a link's change `lag` after the incident changed (or, for a link
     /// made later, after the link was made): the change→ServiceNow lag.
     fn synced(&self, integration: Uuid, lag: Duration);
+    /// A poll of a servicenow source reading through `integration` ended; `ok` when it
+    /// read and applied every record.
+    fn polled(&self, integration: Uuid, ok: bool);
 }
 
 /// The engine's slot for its observer, shared by the parts that report.
@@ -34,6 +37,12 @@ impl Observer {
     pub fn synced(&self, integration: Uuid, lag: Duration) {
         if let Some(o) = self.0.get() {
             o.synced(integration, lag)
+        }
+    }
+
+    pub fn polled(&self, integration: Uuid, ok: bool) {
+        if let Some(o) = self.0.get() {
+            o.polled(integration, ok)
         }
     }
 }

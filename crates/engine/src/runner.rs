@@ -41,7 +41,17 @@ pub(crate) struct Inner {
     /// Told of every ServiceNow call a reconcile made (the binary's metrics).
     pub call_observer: std::sync::OnceLock<CallObserver>,
     /// Told of pauses and sync lags (the binary's metrics).
-    observer: Observer,
+    pub(crate) observer: Observer,
+}
+
+/// See [`Engine::downgrade`].
+#[derive(Clone)]
+pub struct WeakEngine(std::sync::Weak<Inner>);
+
+impl WeakEngine {
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
 }
 
 /// Called with each ServiceNow call a reconcile made, as it goes to the API call log.
@@ -144,6 +154,12 @@ impl Engine {
         }
     }
 
+    /// A handle that does not keep the engine alive: for what the engine itself holds
+    /// (its observer), so no cycle keeps the store, and SQLite's lock, from going.
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
+    }
+
     /// The inbound direction's steps (pokes and polls), to drive by hand.
     pub fn inbound_worker(&self) -> crate::InboundWorker {
         crate::InboundWorker::new(Arc::clone(&self.inner))
@@ -186,6 +202,10 @@ impl Engine {
         inbound.abort();
         worker.stop(config.shutdown_grace).await;
         heartbeat.abort();
+        // Gone, not just told to go: they hold the store, and a node started next on
+        // the same SQLite file needs its lock.
+        let _ = inbound.await;
+        let _ = heartbeat.await;
     }
 }
 

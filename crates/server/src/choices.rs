@@ -90,29 +90,41 @@ fn failure_warning(failure: &Failure) -> String {
 
 /// (ServiceNow field, settings path, value) of every mapped value that must be one of
 /// the field's choices.
-fn mapped_values(s: &ServiceNowSettings) -> Vec<(&str, &'static str, &str)> {
-    let mut mapped = vec![(STATE_FIELD, "servicenow.state_open", s.state_open.as_str())];
+fn mapped_values(s: &ServiceNowSettings) -> Vec<(&str, String, &str)> {
+    let mut mapped = vec![(
+        STATE_FIELD,
+        "servicenow.state_open".into(),
+        s.state_open.as_str(),
+    )];
     if let Some(ack) = &s.state_acknowledged {
-        mapped.push((STATE_FIELD, "servicenow.state_acknowledged", ack));
+        mapped.push((STATE_FIELD, "servicenow.state_acknowledged".into(), ack));
     }
-    mapped.push((STATE_FIELD, "servicenow.state_resolved", &s.state_resolved));
-    mapped.push((&s.close_code_field, "servicenow.close_code", &s.close_code));
+    mapped.push((
+        STATE_FIELD,
+        "servicenow.state_resolved".into(),
+        &s.state_resolved,
+    ));
+    mapped.push((
+        &s.close_code_field,
+        "servicenow.close_code".into(),
+        &s.close_code,
+    ));
     let primary = &s.severity.primary_map;
     let field = s.severity.primary_field.as_str();
     mapped.extend([
         (
             field,
-            "servicenow.severity.primary_map.critical",
+            "servicenow.severity.primary_map.critical".into(),
             primary.critical.as_str(),
         ),
         (
             field,
-            "servicenow.severity.primary_map.warning",
+            "servicenow.severity.primary_map.warning".into(),
             primary.warning.as_str(),
         ),
         (
             field,
-            "servicenow.severity.primary_map.minor",
+            "servicenow.severity.primary_map.minor".into(),
             primary.minor.as_str(),
         ),
     ]);
@@ -120,20 +132,32 @@ fn mapped_values(s: &ServiceNowSettings) -> Vec<(&str, &'static str, &str)> {
         mapped.extend([
             (
                 field.as_str(),
-                "servicenow.severity.secondary_map.critical",
+                "servicenow.severity.secondary_map.critical".into(),
                 map.critical.as_str(),
             ),
             (
                 field.as_str(),
-                "servicenow.severity.secondary_map.warning",
+                "servicenow.severity.secondary_map.warning".into(),
                 map.warning.as_str(),
             ),
             (
                 field.as_str(),
-                "servicenow.severity.secondary_map.minor",
+                "servicenow.severity.secondary_map.minor".into(),
                 map.minor.as_str(),
             ),
         ]);
+    }
+    // A mapping's value that is no template is sent as written: a choice field's must be
+    // one of its choices too (a display value is a label, resolved by ServiceNow).
+    for (i, mapping) in s.mapping.fields.iter().enumerate() {
+        let literal = !mapping.value.contains("{{") && !mapping.value.contains("{%");
+        if literal && !mapping.display && !mapping.value.trim().is_empty() {
+            mapped.push((
+                mapping.field.as_str(),
+                format!("servicenow.fields[{i}].value"),
+                mapping.value.as_str(),
+            ));
+        }
     }
     mapped
 }

@@ -331,6 +331,9 @@ pub trait Store: Send + Sync + 'static {
         outcome: &PokeOutcome,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+    /// The poke's revision now: a read sent after this covers every poke up to it, so the
+    /// reader takes it as its lease's `rev` right before the call (`None`: no such poke).
+    async fn poke_rev(&self, source_id: Uuid, sys_id: &str) -> Result<Option<i64>>;
     /// Pokes of `source_id` waiting or being read.
     async fn count_pokes(&self, source_id: Uuid) -> Result<i64>;
     /// Polls `source_id` every `interval_ms`, or (`None`) no longer, keeping its

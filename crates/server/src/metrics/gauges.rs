@@ -11,7 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use snowbound_core::IncidentStatus;
-use snowbound_engine::Engine;
+use snowbound_engine::WeakEngine;
 use snowbound_store::{LinkState, Store};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,7 +32,8 @@ const LINK_STATES: [&str; 5] = ["pending", "retrying", "parked", "waiting", "syn
 /// Where the gauges are read from.
 pub(super) struct Sources {
     pub store: Arc<dyn Store>,
-    pub engine: Option<Engine>,
+    /// Weak: the engine holds these metrics as its observer.
+    pub engine: Option<WeakEngine>,
 }
 
 #[derive(Default)]
@@ -50,7 +51,7 @@ impl Gauges {
     /// When the database cannot answer, its gauges are left out of this scrape rather
     /// than shown stale.
     pub async fn refresh(&self, sources: &Sources) {
-        if let Some(engine) = &sources.engine {
+        if let Some(engine) = sources.engine.as_ref().and_then(WeakEngine::upgrade) {
             self.leases.set(engine.leases_held() as i64);
         }
         let (counts, integrations) = tokio::join!(

@@ -243,7 +243,10 @@ impl Metrics {
 
     /// Computes the gauges at each scrape from `store` and `engine` (set once).
     pub fn count_from(&self, store: Arc<dyn Store>, engine: Option<Engine>) {
-        let _ = self.0.sources.set(Sources { store, engine });
+        let _ = self.0.sources.set(Sources {
+            store,
+            engine: engine.as_ref().map(Engine::downgrade),
+        });
     }
 
     /// One ServiceNow call of the sync engine, as it goes to the API call log: counted,
@@ -430,6 +433,10 @@ impl EngineObserver for Metrics {
                 integration: integration.to_string(),
             })
             .observe(lag.as_secs_f64());
+    }
+
+    fn polled(&self, integration: Uuid, ok: bool) {
+        self.inbound_poll(integration, ok);
     }
 }
 

@@ -243,6 +243,27 @@ fn warned_fields(integration: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn a_field_mappings_literal_choice_is_checked_against_sys_choice() {
+    let server = start().await;
+    let emu = emulator().await;
+    let mapped = integration(
+        &server,
+        &emu,
+        GOOD,
+        json!({"fields": [
+            {"field": "category", "value": "network", "when": "create"},
+            {"field": "subcategory", "value": "{{ attributes.kind }}", "when": "create"},
+            {"field": "category", "value": "netwrk", "when": "always"},
+            {"field": "category", "value": "Network", "when": "create", "display": true},
+        ]}),
+    )
+    .await;
+    // Only the literal internal value that is no choice: templates render later, and a
+    // display value is a label ServiceNow resolves.
+    assert_eq!(warned_fields(&mapped), ["servicenow.fields[2].value"]);
+}
+
+#[tokio::test]
 async fn mapped_values_unknown_to_servicenow_are_warnings_not_errors() {
     let server = start().await;
     let emu = emulator().await;

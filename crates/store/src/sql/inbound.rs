@@ -166,6 +166,23 @@ pub async fn complete_poke<D: Dialect>(
     }
 }
 
+pub async fn poke_rev<D: Dialect>(
+    store: &SqlStore<D>,
+    source_id: Uuid,
+    sys_id: &str,
+) -> Result<Option<i64>> {
+    store
+        .db
+        .read_optional(
+            Sql::new("SELECT rev FROM inbound_pokes WHERE source_id = $1 AND sys_id = $2")
+                .bind(source_id)
+                .bind(sys_id),
+        )
+        .await?
+        .map(|row| row.int("rev"))
+        .transpose()
+}
+
 pub async fn count_pokes<D: Dialect>(store: &SqlStore<D>, source_id: Uuid) -> Result<i64> {
     let row = store
         .db
@@ -328,6 +345,15 @@ pub async fn apply_inbound<D: Dialect>(store: &SqlStore<D>, write: &InboundWrite
                 "an inbound change must be about the link's incident".into(),
             ));
         }
+        let newest_before = tx
+            .fetch_optional(
+                Sql::new("SELECT COALESCE(MAX(id), 0) AS id FROM timeline WHERE incident_id = $1")
+                    .bind(write.incident_id),
+            )
+            .await?
+            .map(|row| row.int("id"))
+            .transpose()?
+            .unwrap_or(0);
         incidents::update(
             &mut tx,
             &change.incident,
@@ -336,6 +362,21 @@ pub async fn apply_inbound<D: Dialect>(store: &SqlStore<D>, write: &InboundWrite
             &[],
         )
         .await??;
+        // The record this change came from shows it already: its timeline entries are
+        // not written back to that record's journal (other integrations' records get
+        // them as usual).
+        tx.execute(
+            Sql::new(
+                "INSERT INTO link_journal (incident_id, integration_id, timeline_id, state, at) \
+                 SELECT $1, $2, id, 'written', $3 FROM timeline \
+                 WHERE incident_id = $1 AND id > $4",
+            )
+            .bind(write.incident_id)
+            .bind(write.integration_id)
+            .bind(Utc::now())
+            .bind(newest_before),
+        )
+        .await?;
     }
     // An UPDATE that changes nothing, for its row lock: on PostgreSQL a reconcile
     // completing on another node waits here (or we wait for it and read its `pushed`),

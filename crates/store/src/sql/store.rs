@@ -430,6 +430,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         inbound::apply_inbound(self, write).await
     }
 
+    async fn poke_rev(&self, source_id: Uuid, sys_id: &str) -> Result<Option<i64>> {
+        inbound::poke_rev(self, source_id, sys_id).await
+    }
+
     async fn adopt_record(&self, adopt: &AdoptRecord) -> Result<()> {
         inbound::adopt_record(self, adopt).await
     }

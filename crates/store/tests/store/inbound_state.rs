@@ -29,6 +29,8 @@ on_both_backends!(
     a_record_is_adopted_once_and_listed_for_polls_while_it_matters,
     a_record_deleted_in_servicenow_parks_the_link_and_keeps_the_incident,
     a_restart_ends_the_dead_processs_poke_and_poll_leases,
+    a_read_taking_the_pokes_revision_before_its_call_covers_the_pokes_before_it,
+    an_inbound_change_is_not_journaled_back_to_its_own_record,
 );
 
 struct Fixture {
@@ -741,4 +743,69 @@ async fn a_restart_ends_the_dead_processs_poke_and_poll_leases(db: TestDb) {
         .await
         .unwrap();
     assert_eq!((pokes.len(), polls.len()), (1, 1));
+}
+
+async fn a_read_taking_the_pokes_revision_before_its_call_covers_the_pokes_before_it(db: TestDb) {
+    let f = fixture(db).await;
+    let sys_id = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0";
+    assert_eq!(f.store.poke_rev(f.source, sys_id).await.unwrap(), None);
+    f.store
+        .enqueue_poke(f.source, sys_id, "incident", Utc::now())
+        .await
+        .unwrap();
+    let mut lease = f
+        .store
+        .lease_due_pokes("w", Utc::now(), later(30), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    // Poked again after the lease, before the read goes out: the read covers it.
+    for _ in 0..5 {
+        f.store
+            .enqueue_poke(f.source, sys_id, "incident", Utc::now())
+            .await
+            .unwrap();
+    }
+    lease.rev = f.store.poke_rev(f.source, sys_id).await.unwrap().unwrap();
+    assert!(f
+        .store
+        .complete_poke(&lease, &PokeOutcome::Read, Utc::now())
+        .await
+        .unwrap());
+    assert_eq!(f.store.count_pokes(f.source).await.unwrap(), 0);
+}
+
+async fn an_inbound_change_is_not_journaled_back_to_its_own_record(db: TestDb) {
+    let f = fixture(db).await;
+    let mut acknowledged = f.incident.clone();
+    acknowledged.status = IncidentStatus::Acknowledged;
+    acknowledged.updated_at = f.incident.updated_at + Duration::milliseconds(3);
+    f.store
+        .apply_inbound(&InboundWrite {
+            incident_id: f.incident.id,
+            integration_id: f.integration.id,
+            change: Some(InboundIncidentChange {
+                incident: acknowledged,
+                expected_updated_at: f.incident.updated_at,
+                timeline: vec![TimelineEntry {
+                    at: Utc::now(),
+                    actor: "agent in ServiceNow INC0010001".into(),
+                    kind: "acknowledged".into(),
+                    detail: "acknowledged".into(),
+                }],
+            }),
+            mod_count: 3,
+            pushed: FieldMap::new(),
+            notes: BTreeMap::new(),
+            reconcile: false,
+            park: None,
+        })
+        .await
+        .unwrap();
+    let pending = f
+        .store
+        .journal_pending(f.incident.id, f.integration.id, 10)
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
 }
