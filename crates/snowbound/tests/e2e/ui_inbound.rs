@@ -214,6 +214,28 @@ async fn a_servicenow_source_is_created_from_the_sources_page_and_shows_its_rule
         .get(&format!("/teams/{other_team}/sources/{push_id}"))
         .await;
     assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+
+    // The list links each source to its page; a webhook's page has its URL and no rule.
+    let list = ui.get(&sources).await.html;
+    assert!(list.contains(&format!("href=\"{path}\"")), "{list}");
+    let hook = t
+        .post(
+            "/api/v1/sources",
+            json!({"team_id": team, "type": "webhook", "name": "hooks"}),
+        )
+        .await;
+    let page = ui
+        .get(&format!(
+            "/teams/{team}/sources/{}",
+            hook["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains(&format!(
+        "value=\"{}\"",
+        hook["ingest_url"].as_str().unwrap()
+    )));
+    assert!(!page.html.contains("id=\"business-rule\""), "{}", page.html);
 }
 
 async fn who_wins_round_trips_through_the_settings_page(backend: Backend) {
