@@ -110,10 +110,24 @@ function toggles() {
   }
 }
 
+// Fields of one choice (a servicenow source's settings) show only while it is chosen;
+// without JavaScript they are always shown and ignored for other choices.
+function shownFor() {
+  for (const block of document.querySelectorAll("[data-shown-for]")) {
+    const [id, value] = block.dataset.shownFor.split("=");
+    const select = document.getElementById(id);
+    if (!select) continue;
+    const apply = () => { block.hidden = select.value !== value; };
+    select.addEventListener("change", apply);
+    apply();
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const test = document.querySelector('[data-js="test-connection"]');
   if (test) testConnection(test);
   const mappings = document.getElementById("mappings");
   if (mappings) reloadChoices(mappings);
   toggles();
+  shownFor();
 });

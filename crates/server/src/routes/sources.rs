@@ -14,6 +14,7 @@ use snowbound_core::inbound::ServiceNowSourceSettings;
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::Severity;
 use snowbound_services::sources::{NewSource, SourceChange};
+use snowbound_store::PollState;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -58,29 +59,66 @@ pub(crate) struct SourceView {
     /// What the ServiceNow admin pastes, for a `servicenow` source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub business_rule: Option<BusinessRule>,
+    /// How polling of a `servicenow` source goes; `null` when it does not poll
+    /// (delivery `push`, or another kind of source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll: Option<Option<PollView>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PollView {
+    pub last_poll_at: Option<DateTime<Utc>>,
+    /// Records the last poll read.
+    pub last_records: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Records changed after this `sys_updated_on` (less the overlap) are read next.
+    pub watermark: Option<DateTime<Utc>>,
+    pub next_poll_at: DateTime<Utc>,
+}
+
+impl From<PollState> for PollView {
+    fn from(s: PollState) -> Self {
+        PollView {
+            last_poll_at: s.last_poll_at,
+            last_records: s.last_records,
+            last_error: s.last_error,
+            last_success_at: s.last_success_at,
+            watermark: s.watermark,
+            next_poll_at: s.next_poll_at,
+        }
+    }
 }
 
 pub(crate) async fn view(state: &AppState, source: Source) -> ApiResult<SourceView> {
     let secret = state.services.sources().secret(&source).await?;
     let ingest_url = format!("{}/ingest/{}", state.public_url(), secret.expose_secret());
-    let business_rule = match &source.servicenow {
+    let (business_rule, poll) = match &source.servicenow {
         Some(settings) => {
             let integration = state.store.get_integration(settings.integration_id).await?;
-            Some(business_rule(
+            let rule = business_rule(
                 &source.name,
                 &integration.integration.servicenow,
                 settings.open_filter(),
                 &ingest_url,
-            ))
+            );
+            let poll = state
+                .store
+                .poll_state(source.id)
+                .await?
+                .filter(|p| p.interval_ms.is_some() && settings.delivery.polls())
+                .map(PollView::from);
+            (Some(rule), Some(poll))
         }
-        None => None,
+        None => (None, None),
     };
     Ok(SourceView {
         ingest_url,
         servicenow: source.servicenow,
         business_rule,
+        poll,
         id: source.id,
         team_id: source.team_id,
         kind: source.kind,

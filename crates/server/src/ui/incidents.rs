@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
+use snowbound_core::inbound::{LinkNote, NoteKind};
 use snowbound_core::{Attributes, Incident, IncidentStatus, Severity, Team};
 use snowbound_services::incidents::IncidentQuery;
 use snowbound_store::IntegrationRecord;
@@ -190,6 +191,36 @@ pub struct LinkRow {
     last_error: Option<String>,
     last_synced: Option<String>,
     record_gone: bool,
+    notes: Vec<NoteRow>,
+}
+
+/// A field ServiceNow and Snowbound disagree on, as the inbound direction last saw it.
+pub struct NoteRow {
+    field: String,
+    /// "drift" or "re-asserted".
+    kind: &'static str,
+    servicenow_value: String,
+    snowbound_value: String,
+    by: String,
+    at: String,
+    reason: String,
+}
+
+impl From<LinkNote> for NoteRow {
+    fn from(note: LinkNote) -> Self {
+        NoteRow {
+            kind: match note.kind {
+                NoteKind::Drift => "drift",
+                NoteKind::Reasserted => "re-asserted",
+            },
+            at: when(&note.at),
+            field: note.field,
+            servicenow_value: note.servicenow_value,
+            snowbound_value: note.snowbound_value,
+            by: note.by,
+            reason: note.reason,
+        }
+    }
 }
 
 pub struct Entry {
@@ -265,6 +296,7 @@ async fn detail_page(
             last_error: link.last_error,
             last_synced: link.last_synced_at.as_ref().map(when),
             record_gone: link.record_gone,
+            notes: link.notes.into_iter().map(NoteRow::from).collect(),
         })
         .collect();
     let mut targets: Vec<Target> = integrations

@@ -14,10 +14,12 @@ mod rules;
 mod session;
 mod settings;
 mod settings_view;
+mod source_page;
 mod sources;
 mod teams;
 mod typed;
 mod users;
+mod who_wins;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -40,4 +42,5 @@ pub fn router() -> Router<AppState> {
         .merge(sources::router())
         .merge(rules::router())
         .merge(users::router())
+        .merge(who_wins::router())
 }

@@ -25,6 +25,7 @@ use super::mapping_preview::{incident_preview, preview_choices, IncidentPreview}
 use super::session::{FormData, Posted, UiUser};
 use super::settings_view::{attach_errors, calls, lists, mapping, preview, Call, Mapping, Request};
 use super::typed::form_errors;
+use super::who_wins::{WinnerChoice, WINNERS};
 use crate::choices::load;
 use crate::error::ApiError;
 use crate::routes::servicenow::run_test_connection;
@@ -83,12 +84,23 @@ struct SettingsPage {
     preview_incidents: Vec<(Uuid, String)>,
     incident_preview: Option<IncidentPreview>,
     calls: Vec<Call>,
+    winners: &'static [WinnerChoice],
+    who_wins_errors: Vec<FieldError>,
+    who_wins_error: Option<String>,
 }
 
 impl SettingsPage {
     fn auth_err(&self, field: &str) -> Option<&str> {
         let path = format!("servicenow.{field}");
         self.auth_errors
+            .iter()
+            .find(|e| e.field == path)
+            .map(|e| e.message.as_str())
+    }
+
+    fn who_wins_err(&self, field: &str) -> Option<&str> {
+        let path = format!("servicenow.who_wins.{field}");
+        self.who_wins_errors
             .iter()
             .find(|e| e.field == path)
             .map(|e| e.message.as_str())
@@ -110,6 +122,8 @@ pub(super) struct Shown {
     pub sync_errors: Vec<FieldError>,
     pub sync_error: Option<String>,
     pub incident_preview: Option<IncidentPreview>,
+    pub who_wins_errors: Vec<FieldError>,
+    pub who_wins_error: Option<String>,
 }
 
 pub(super) async fn page(
@@ -166,6 +180,9 @@ pub(super) async fn page(
         sync,
         preview_incidents,
         incident_preview: shown.incident_preview,
+        winners: &WINNERS,
+        who_wins_errors: shown.who_wins_errors,
+        who_wins_error: shown.who_wins_error,
     };
     Ok(render(shown.status.unwrap_or(StatusCode::OK), &view))
 }

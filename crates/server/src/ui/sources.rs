@@ -1,5 +1,6 @@
-//! A team's alert sources: create, show the ingest URL, rotate the secret, delete.
-//! Every change goes through the source service, like `/api/v1/sources`.
+//! A team's alert sources: create (a `servicenow` one with its settings), show the
+//! ingest URL, rotate the secret, delete. Every change goes through the source service,
+//! like `/api/v1/sources`; one source's own page is [`super::source_page`].
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
+use snowbound_core::inbound::{Delivery, ServiceNowSourceSettings, Transitions};
 use snowbound_core::source::SourceKind;
 use snowbound_core::{Severity, Team};
 use snowbound_services::sources::NewSource;
@@ -27,6 +29,10 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/teams/{id}/sources", get(list).post(create))
+        .route(
+            "/teams/{id}/sources/{source}",
+            get(super::source_page::show),
+        )
         .route("/teams/{id}/sources/{source}/rotate", post(rotate))
         .route("/teams/{id}/sources/{source}/delete", post(delete))
 }
@@ -47,6 +53,8 @@ struct SourcesPage {
     team: Team,
     rows: Vec<SourceRow>,
     form: Typed,
+    /// The integrations serving the team, which a `servicenow` source can read through.
+    integrations: Vec<(Uuid, String)>,
 }
 
 async fn rows(state: &AppState, user: &UiUser, team_id: Uuid) -> UiResult<Vec<SourceRow>> {
@@ -85,6 +93,15 @@ async fn page(
     done: Option<&str>,
 ) -> UiResult {
     let rows = rows(state, user, team.id).await?;
+    let mut integrations: Vec<(Uuid, String)> = state
+        .integrations()
+        .list(&user.caller())
+        .await?
+        .into_iter()
+        .filter(|r| r.integration.serves_team(team.id))
+        .map(|r| (r.integration.id, r.integration.display_name))
+        .collect();
+    integrations.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(render(
         status,
         &SourcesPage {
@@ -92,6 +109,7 @@ async fn page(
             team,
             rows,
             form,
+            integrations,
         },
     ))
 }
@@ -103,7 +121,20 @@ async fn list(
     Query(done): Query<Done>,
 ) -> UiResult {
     let team = team(&state, &user, id).await?;
-    let form = Typed::new(FormData(vec![("type".into(), "alertmanager".into())]));
+    let defaults = [
+        ("type", "alertmanager"),
+        ("servicenow.delivery", Delivery::default().as_str()),
+        ("servicenow.poll_interval_s", "60"),
+        ("servicenow.transitions.resolve", "1"),
+        ("servicenow.transitions.reopen", "1"),
+        ("servicenow.transitions.acknowledge", "1"),
+    ];
+    let form = Typed::new(FormData(
+        defaults
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    ));
     page(
         &state,
         &user,
@@ -137,6 +168,47 @@ fn severity_lines(text: &str) -> ServiceResult<BTreeMap<String, Severity>> {
     Ok(map)
 }
 
+/// The `servicenow.*` fields of the form, named as the API's (so errors land on them).
+fn servicenow_settings(form: &FormData) -> ServiceResult<ServiceNowSourceSettings> {
+    let integration_id = form
+        .text("servicenow.integration_id")
+        .parse::<Uuid>()
+        .map_err(|_| {
+            ServiceError::invalid(
+                "servicenow.integration_id",
+                "choose the integration to read ServiceNow through",
+            )
+        })?;
+    let delivery = serde_json::from_value::<Delivery>(serde_json::Value::String(
+        form.text("servicenow.delivery"),
+    ))
+    .map_err(|_| ServiceError::invalid("servicenow.delivery", "choose push, poll or both"))?;
+    let poll_interval_s = form
+        .text("servicenow.poll_interval_s")
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| {
+            ServiceError::invalid("servicenow.poll_interval_s", "a whole number of seconds")
+        })?;
+    let open_filter = Some(form.text("servicenow.open_filter")).filter(|f| !f.trim().is_empty());
+    let checked = |name: &str| {
+        form.get(&format!("servicenow.transitions.{name}"))
+            .is_some()
+    };
+    Ok(ServiceNowSourceSettings {
+        integration_id,
+        delivery,
+        poll_interval_s,
+        open_filter,
+        transitions: Transitions {
+            resolve: checked("resolve"),
+            reopen: checked("reopen"),
+            acknowledge: checked("acknowledge"),
+            severity: checked("severity"),
+        },
+    })
+}
+
 async fn create(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
@@ -147,25 +219,36 @@ async fn create(
         let kind = match form.text("type").as_str() {
             "webhook" => SourceKind::Webhook,
             "alertmanager" => SourceKind::Alertmanager,
+            "servicenow" => SourceKind::Servicenow,
             _ => {
                 return Err(ServiceError::invalid(
                     "type",
-                    "choose webhook or alertmanager",
+                    "choose webhook, alertmanager or servicenow",
                 ))
             }
+        };
+        let servicenow = match kind {
+            SourceKind::Servicenow => Some(servicenow_settings(&form)?),
+            _ => None,
         };
         let new = NewSource {
             team_id: team.id,
             kind,
             name: form.text("name"),
             severity_map: severity_lines(form.get("severity_map").unwrap_or_default())?,
-            servicenow: None,
+            servicenow,
         };
         state.services.sources().create(&user.caller(), new).await
     }
     .await
     .map_err(ApiError::from);
     match result {
+        // A servicenow source's page has what the admin needs next: the business rule.
+        Ok(v) if v.kind == SourceKind::Servicenow => Ok(Redirect::to(&format!(
+            "/teams/{}/sources/{}?done=created",
+            team.id, v.id
+        ))
+        .into_response()),
         Ok(v) => Ok(Redirect::to(&format!(
             "/teams/{}/sources?done=created#source-{}",
             team.id, v.id

@@ -9,6 +9,7 @@ mod integrations;
 mod mapping;
 mod scoping;
 mod servicenow;
+mod sources_servicenow;
 
 use serde_json::{json, Value};
 pub use snowbound_testkit::{Answer, TestApp, ADMIN_TOKEN};

@@ -27,6 +27,7 @@ mod sync_lifecycle;
 mod ui_admin;
 mod ui_auth;
 mod ui_http;
+mod ui_inbound;
 mod ui_mapping;
 mod untrusted_answers;
 

@@ -465,6 +465,10 @@ async fn the_new_forms_refuse_posts_without_the_csrf_token() {
             format!("/users/{admin_id}/password"),
             vec![("password", "taken over!!")],
         ),
+        (
+            format!("/integrations/{integration}/settings/who-wins"),
+            vec![("state", "snowbound"), ("severity", "snowbound")],
+        ),
     ];
     for (path, fields) in &posts {
         let missing = ui.post_raw(path, fields).await;
@@ -496,6 +500,10 @@ async fn the_new_forms_refuse_posts_without_the_csrf_token() {
         1
     );
     assert_eq!(t.store().count_users().await.unwrap(), 1);
+    assert_eq!(
+        t.get(&format!("/api/v1/integrations/{integration}")).await["servicenow"]["who_wins"],
+        json!({"state": "latest", "severity": "latest"})
+    );
     let stored = t.store().user_by_email(ADMIN_EMAIL).await.unwrap().unwrap();
     assert!(
         snowbound_server::accounts::verify_password(ADMIN_PASSWORD, &stored.password_hash),
@@ -543,6 +551,9 @@ async fn a_member_gets_404_on_every_page_of_another_team() {
         format!("/integrations/{integration}/settings"),
         format!("/integrations/{integration}/choices?field=state"),
         format!("/teams/{theirs}/sources"),
+        format!("/teams/{theirs}/sources/{source_id}"),
+        // Through a page of bob's own team, with the other team's source in the path.
+        format!("/teams/{ours}/sources/{source_id}"),
         format!("/teams/{theirs}/rules"),
     ];
     for path in &pages {
@@ -586,6 +597,10 @@ async fn a_member_gets_404_on_every_page_of_another_team() {
         (
             format!("/integrations/{integration}/test-connection"),
             vec![],
+        ),
+        (
+            format!("/integrations/{integration}/settings/who-wins"),
+            vec![("state", "snowbound"), ("severity", "snowbound")],
         ),
         (
             format!("/teams/{theirs}/sources"),
