@@ -123,3 +123,12 @@ pub struct AdoptRecord {
     /// The record's `sys_mod_count` when read: applied already.
     pub mod_count: i64,
 }
+
+/// A note standing on one of an integration's links, for its settings page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandingNote {
+    pub incident_id: Uuid,
+    /// The record's number, when it has one.
+    pub number: Option<String>,
+    pub note: LinkNote,
+}

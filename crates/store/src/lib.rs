@@ -23,7 +23,7 @@ pub use crypto::{SecretBox, SecretKeyError};
 pub use group_commit::{GroupCommit, MAX_BATCH};
 pub use inbound::{
     AdoptRecord, InboundIncidentChange, InboundLink, InboundWrite, PokeLease, PokeOutcome,
-    PollLease, PollResult, PollState,
+    PollLease, PollResult, PollState, StandingNote,
 };
 pub use journal::{JournalItem, JournalState};
 pub use postgres::{Migrations, PostgresBackend, PostgresStore, CHANNEL as CHANGE_CHANNEL};
@@ -357,6 +357,9 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::update_incident`]: `Stale` when it changed meanwhile), the link's
     /// `pushed` merge, notes and applied `sys_mod_count`, all in one transaction.
     async fn apply_inbound(&self, write: &InboundWrite) -> Result<()>;
+    /// The drift and re-assertion notes standing on the integration's links, the most
+    /// recently changed links first, at most `limit` links' worth.
+    async fn standing_notes(&self, integration_id: Uuid, limit: u32) -> Result<Vec<StandingNote>>;
     /// Opens a ServiceNow-born incident with its link adopting the record, in one
     /// transaction; [`StoreError::Conflict`] on `sys_id` when a link of the integration
     /// holds the record already (two reads of one new record open one incident).

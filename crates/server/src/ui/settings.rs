@@ -63,6 +63,9 @@ async fn setup_guide(user: UiUser) -> UiResult {
     Ok(render(StatusCode::OK, &view))
 }
 
+/// Notes the page lists at most.
+const STANDING_NOTES: u32 = 50;
+
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
@@ -87,6 +90,9 @@ struct SettingsPage {
     winners: &'static [WinnerChoice],
     who_wins_errors: Vec<FieldError>,
     who_wins_error: Option<String>,
+    /// Drift and re-assertions standing on the integration's links (incidents the
+    /// user may open only).
+    standing: Vec<snowbound_store::StandingNote>,
 }
 
 impl SettingsPage {
@@ -156,6 +162,21 @@ pub(super) async fn page(
         _ => None,
     };
     let preview_incidents = preview_choices(state, &user.caller(), integration).await?;
+    let mut standing = Vec::new();
+    for note in state
+        .store
+        .standing_notes(integration.id, STANDING_NOTES)
+        .await?
+    {
+        if state
+            .incidents()
+            .visible(&user.caller(), note.incident_id)
+            .await
+            .is_ok()
+        {
+            standing.push(note);
+        }
+    }
     let sync = SyncView::new(&s, shown.sync_errors, shown.sync_error);
     let view = SettingsPage {
         page: Page::new(
@@ -183,6 +204,7 @@ pub(super) async fn page(
         winners: &WINNERS,
         who_wins_errors: shown.who_wins_errors,
         who_wins_error: shown.who_wins_error,
+        standing,
     };
     Ok(render(shown.status.unwrap_or(StatusCode::OK), &view))
 }

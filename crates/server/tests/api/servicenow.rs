@@ -253,8 +253,8 @@ async fn a_field_mappings_literal_choice_is_checked_against_sys_choice() {
         json!({"fields": [
             {"field": "category", "value": "network", "when": "create"},
             {"field": "subcategory", "value": "{{ attributes.kind }}", "when": "create"},
-            {"field": "category", "value": "netwrk", "when": "always"},
-            {"field": "category", "value": "Network", "when": "create", "display": true},
+            {"field": "contact_type", "value": "carrier pigeon", "when": "always"},
+            {"field": "escalation", "value": "Overdue", "when": "create", "display": true},
         ]}),
     )
     .await;

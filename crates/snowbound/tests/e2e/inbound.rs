@@ -196,24 +196,37 @@ async fn acknowledge_and_urgency_reach_snowbound_when_their_transitions_are_on(b
     assert_eq!(d.writes_to(&sys_id), writes_before);
 }
 
-async fn polling_alone_catches_an_agents_resolve(backend: Backend) {
+async fn polling_alone_catches_acknowledge_urgency_resolve_and_reopen(backend: Backend) {
     let d = desk(
         backend,
-        json!({}),
-        json!({"delivery": "poll", "poll_interval_s": 5}),
+        json!({"state_acknowledged": "2"}),
+        json!({"delivery": "poll", "poll_interval_s": 5, "transitions": {"severity": true}}),
         false,
     )
     .await;
     let (incident, sys_id) = d.synced_incident("CPU").await;
     let writes_before = d.writes_to(&sys_id);
+    d.agent(&sys_id, json!({"state": "2"}));
+    d.wait_status(incident, "acknowledged").await;
+    d.agent(&sys_id, json!({"urgency": "3"}));
+    eventually("severity follows urgency", || async {
+        d.incident(incident).await["severity"] == "minor"
+    })
+    .await;
     d.agent(
         &sys_id,
-        json!({"state": "7", "close_code": "Solution provided", "close_notes": "closed by the desk"}),
+        json!({"state": "6", "close_code": "Solution provided", "close_notes": "fixed by the desk"}),
     );
     let resolved = d.wait_status(incident, "resolved").await;
-    assert_eq!(resolved["resolve_comment"], "closed by the desk");
+    assert_eq!(resolved["resolve_comment"], "fixed by the desk");
+    d.agent(&sys_id, json!({"state": "1"}));
+    d.wait_status(incident, "open").await;
     d.t.wait_synced(incident).await;
-    assert_eq!(d.writes_to(&sys_id), writes_before);
+    assert_eq!(
+        d.writes_to(&sys_id),
+        writes_before,
+        "nothing heard by polling is sent back"
+    );
     // A poke to a poll-only source is refused.
     let answer =
         d.t.try_post(
@@ -288,7 +301,9 @@ async fn a_poke_storm_costs_about_one_read_per_record(backend: Backend) {
     d.pokes_read().await;
     let reads: usize = records.iter().map(|(_, s)| d.reads_of(s)).sum::<usize>() - reads_before;
     assert!(
-        (10..=30).contains(&reads),
+        // A poke arriving during its record's read makes it read again (the read may
+        // predate the change), so a storm still going costs a few reads per record.
+        (10..=50).contains(&reads),
         "1,000 pokes for 10 records cost {reads} reads"
     );
 }
@@ -436,7 +451,7 @@ async fn a_record_deleted_in_servicenow_parks_the_link_and_keeps_the_incident(ba
 snowbound_testkit::on_both_backends!(
     an_agents_resolve_reaches_snowbound_by_push_and_is_never_sent_back,
     acknowledge_and_urgency_reach_snowbound_when_their_transitions_are_on,
-    polling_alone_catches_an_agents_resolve,
+    polling_alone_catches_acknowledge_urgency_resolve_and_reopen,
     snowbounds_own_resolve_poked_back_costs_no_further_patch,
     a_forged_poke_carrying_values_changes_nothing,
     a_poke_storm_costs_about_one_read_per_record,
@@ -532,12 +547,24 @@ async fn a_node_killed_while_agents_resolve_catches_up_every_record_exactly_once
 
     let node = Node::start(crate::SNOWBOUND, dir.path()).await;
     let api = Api::new(node.base.clone());
+    // Two poll intervals and then some, on a loaded machine; a failure says what the
+    // source's polls saw.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let source_path = format!("/api/v1/sources/{}", source["id"].as_str().unwrap());
     for id in &records {
-        eventually(
-            &format!("incident {id} resolved after the restart"),
-            || async { api.get(&format!("/api/v1/incidents/{id}")).await["status"] == "resolved" },
-        )
-        .await;
+        loop {
+            let incident = api.get(&format!("/api/v1/incidents/{id}")).await;
+            if incident["status"] == "resolved" {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let source = api.get(&source_path).await;
+                panic!(
+                    "incident {id} not resolved after the restart: {incident}\nsource: {source}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     for id in &records {
         let incident = api.get(&format!("/api/v1/incidents/{id}")).await;

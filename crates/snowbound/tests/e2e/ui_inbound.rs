@@ -357,4 +357,21 @@ async fn the_incident_page_shows_a_reasserted_link_note(backend: Backend) {
         assert!(notes.contains(value), "{key} {value:?} in {notes}");
     }
     assert!(notes.contains("by agent"), "{notes}");
+
+    // The integration's settings page lists it under drift and re-assertions.
+    let settings = unescaped(
+        &ui.get(&format!("/integrations/{integration}/settings"))
+            .await
+            .html,
+    );
+    let standing = part(&settings, "drift", "</table>");
+    assert!(standing.contains("re-asserted"), "{standing}");
+    assert!(
+        standing.contains(&format!("/incidents/{incident}")),
+        "{standing}"
+    );
+    assert!(
+        standing.contains(note["reason"].as_str().unwrap()),
+        "{standing}"
+    );
 }

@@ -13,7 +13,7 @@ use super::statement::Sql;
 use super::{incidents, rows, SqlStore};
 use crate::inbound::{
     AdoptRecord, InboundLink, InboundWrite, PokeLease, PokeOutcome, PollLease, PollResult,
-    PollState,
+    PollState, StandingNote,
 };
 use crate::{Result, StoreError};
 
@@ -498,4 +498,36 @@ pub async fn adopted_sys_ids<D: Dialect>(
         )
         .await?;
     rows.iter().map(|row| row.text("sys_id")).collect()
+}
+
+pub async fn standing_notes<D: Dialect>(
+    store: &SqlStore<D>,
+    integration_id: Uuid,
+    limit: u32,
+) -> Result<Vec<StandingNote>> {
+    let rows = store
+        .db
+        .read_all(
+            Sql::new(
+                "SELECT l.incident_id, l.number, l.inbound_notes FROM links l \
+                 JOIN incidents i ON i.id = l.incident_id \
+                 WHERE l.integration_id = $1 AND l.inbound_notes <> '{}' \
+                 ORDER BY i.updated_at DESC LIMIT $2",
+            )
+            .bind(integration_id)
+            .bind(i64::from(limit)),
+        )
+        .await?;
+    let mut notes = Vec::new();
+    for row in &rows {
+        let incident_id = uuid(row, "incident_id")?;
+        let number = row.opt_text("number")?;
+        let by_field: BTreeMap<String, LinkNote> = json(&row.text("inbound_notes")?)?;
+        notes.extend(by_field.into_values().map(|note| StandingNote {
+            incident_id,
+            number: number.clone(),
+            note,
+        }));
+    }
+    Ok(notes)
 }

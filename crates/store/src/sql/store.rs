@@ -17,7 +17,8 @@ use super::{
 use crate::types::*;
 use crate::{
     AdoptRecord, Completion, InboundLink, InboundWrite, JournalItem, JournalState, LeaseOutcome,
-    PokeLease, PokeOutcome, PollLease, PollResult, PollState, Result, Session, Store, User,
+    PokeLease, PokeOutcome, PollLease, PollResult, PollState, Result, Session, StandingNote, Store,
+    User,
 };
 
 #[async_trait]
@@ -428,6 +429,10 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn apply_inbound(&self, write: &InboundWrite) -> Result<()> {
         inbound::apply_inbound(self, write).await
+    }
+
+    async fn standing_notes(&self, integration_id: Uuid, limit: u32) -> Result<Vec<StandingNote>> {
+        inbound::standing_notes(self, integration_id, limit).await
     }
 
     async fn poke_rev(&self, source_id: Uuid, sys_id: &str) -> Result<Option<i64>> {

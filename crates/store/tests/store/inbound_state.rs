@@ -31,6 +31,7 @@ on_both_backends!(
     a_restart_ends_the_dead_processs_poke_and_poll_leases,
     a_read_taking_the_pokes_revision_before_its_call_covers_the_pokes_before_it,
     an_inbound_change_is_not_journaled_back_to_its_own_record,
+    an_integrations_standing_notes_are_listed_for_its_settings_page,
 );
 
 struct Fixture {
@@ -808,4 +809,33 @@ async fn an_inbound_change_is_not_journaled_back_to_its_own_record(db: TestDb) {
         .await
         .unwrap();
     assert!(pending.is_empty(), "{pending:?}");
+}
+
+async fn an_integrations_standing_notes_are_listed_for_its_settings_page(db: TestDb) {
+    let f = fixture(db).await;
+    assert!(f
+        .store
+        .standing_notes(f.integration.id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let mut notes = BTreeMap::new();
+    notes.insert("state".to_owned(), Some(note("6")));
+    f.store
+        .apply_inbound(&InboundWrite {
+            incident_id: f.incident.id,
+            integration_id: f.integration.id,
+            change: None,
+            mod_count: 1,
+            pushed: FieldMap::new(),
+            notes,
+            reconcile: false,
+            park: None,
+        })
+        .await
+        .unwrap();
+    let standing = f.store.standing_notes(f.integration.id, 10).await.unwrap();
+    assert_eq!(standing.len(), 1);
+    assert_eq!(standing[0].incident_id, f.incident.id);
+    assert_eq!(standing[0].note.servicenow_value, "6");
 }
