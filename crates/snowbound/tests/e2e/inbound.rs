@@ -418,6 +418,63 @@ async fn who_wins_decides_a_conflict_as_it_says(backend: Backend) {
     assert_eq!(d.writes_to(&sys_id), writes);
 }
 
+/// `latest` when both changed since the last push: Snowbound's later acknowledge (not
+/// sent yet: ServiceNow fails the PATCH) wins over the agent's earlier resolve, which
+/// Snowbound hears only afterwards; the link says so and Snowbound's state goes out.
+async fn latest_lets_snowbounds_later_unsent_change_win_a_conflict(backend: Backend) {
+    let d = desk(
+        backend,
+        json!({"state_acknowledged": "2"}),
+        json!({"delivery": "push"}),
+        false,
+    )
+    .await;
+    let (incident, sys_id) = d.synced_incident("Both changed").await;
+    d.agent(
+        &sys_id,
+        json!({"state": "6", "close_code": "Solution provided", "close_notes": "desk closed it"}),
+    );
+    let agent_second = chrono::Utc::now().timestamp();
+    // sys_updated_on has whole seconds: Snowbound's change must fall in a later one.
+    eventually("the next second", || async {
+        chrono::Utc::now().timestamp() > agent_second
+    })
+    .await;
+    d.t.emulator.add_fault(
+        snowbound_emulator::Fault::status("PATCH", "/api/now/table/incident", 503).always(),
+    );
+    d.t.post(
+        &format!("/api/v1/incidents/{incident}/acknowledge"),
+        json!({}),
+    )
+    .await;
+    eventually("the acknowledge's PATCH refused", || async {
+        d.t.store().links_of_incident(incident).await.unwrap()[0].state
+            == snowbound_store::LinkState::Retrying
+    })
+    .await;
+    // Now Snowbound hears the agent's earlier resolve.
+    let poke =
+        d.t.try_post(
+            d.ingest_path(),
+            json!({"sys_id": sys_id, "table": "incident"}),
+        )
+        .await;
+    assert_eq!(poke.status_code(), 202);
+    d.pokes_read().await;
+    let heard = d.incident(incident).await;
+    assert_eq!(heard["status"], "acknowledged", "{heard}");
+    assert_eq!(
+        heard["links"][0]["notes"][0]["kind"], "reasserted",
+        "{heard}"
+    );
+    d.t.emulator.clear_faults();
+    eventually("Snowbound's state reaches the record", || async {
+        d.t.emulator.record("incident", &sys_id).unwrap()["state"] == "2"
+    })
+    .await;
+}
+
 async fn a_record_deleted_in_servicenow_parks_the_link_and_keeps_the_incident(backend: Backend) {
     let d = desk(backend, json!({}), json!({"delivery": "push"}), false).await;
     let (incident, sys_id) = d.synced_incident("Deleted").await;
@@ -457,6 +514,7 @@ snowbound_testkit::on_both_backends!(
     a_poke_storm_costs_about_one_read_per_record,
     a_servicenow_born_incident_under_the_filter_opens_one_incident_on_the_record,
     who_wins_decides_a_conflict_as_it_says,
+    latest_lets_snowbounds_later_unsent_change_win_a_conflict,
     a_record_deleted_in_servicenow_parks_the_link_and_keeps_the_incident,
 );
 
@@ -505,10 +563,11 @@ async fn a_node_killed_while_agents_resolve_catches_up_every_record_exactly_once
         let mut sys_ids = Vec::new();
         for id in &records {
             let id = id.to_string();
-            eventually("the record is created", || async {
-                !emulator
-                    .records_by_correlation_id("incident", &id)
-                    .is_empty()
+            // Created and recorded: the agents work on records Snowbound knows (a create
+            // whose answer the kill loses is looked up and re-sent whole, the limit the
+            // closing note of this stop describes).
+            eventually("the record is created and recorded", || async {
+                api.get(&format!("/api/v1/incidents/{id}")).await["links"][0]["state"] == "synced"
             })
             .await;
             sys_ids.push(emulator.records_by_correlation_id("incident", &id)[0]["sys_id"].clone());
@@ -545,7 +604,15 @@ async fn a_node_killed_while_agents_resolve_catches_up_every_record_exactly_once
         .filter(|r| r.method != "GET")
         .count();
 
-    let node = Node::start(crate::SNOWBOUND, dir.path()).await;
+    let restarted_at = chrono::Utc::now();
+    let log = dir.path().join("restarted.log");
+    let node = Node::start_with(
+        crate::SNOWBOUND,
+        dir.path(),
+        &[("RUST_LOG", "warn,snowbound_engine::inbound=debug")],
+        Some(&log),
+    )
+    .await;
     let api = Api::new(node.base.clone());
     // Two poll intervals and then some, on a loaded machine; a failure says what the
     // source's polls saw.
@@ -559,8 +626,27 @@ async fn a_node_killed_while_agents_resolve_catches_up_every_record_exactly_once
             }
             if std::time::Instant::now() > deadline {
                 let source = api.get(&source_path).await;
+                let record = incident["links"][0]["sys_id"].as_str().unwrap_or_default();
+                let heard: Vec<String> = std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| {
+                        l.contains(record)
+                            || l.contains("WARN")
+                            || l.contains(id.to_string().as_str())
+                    })
+                    .map(str::to_owned)
+                    .collect();
                 panic!(
-                    "incident {id} not resolved after the restart: {incident}\nsource: {source}"
+                    "incident {id} not resolved after the restart: {incident}\nsource: {source}\n\
+                     record now: {:?}\nheard: {heard:#?}\nrestarted at {restarted_at}, requests: {:#?}",
+                    emulator.record("incident", record),
+                    emulator
+                        .requests()
+                        .iter()
+                        .filter(|r| r.path.contains(record) || r.query.contains(record) || r.body.to_string().contains(id.to_string().as_str()) || r.query.contains(id.to_string().as_str()))
+                        .map(|r| (r.received_at, r.method.clone(), r.query.clone(), r.body.to_string()))
+                        .collect::<Vec<_>>()
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
