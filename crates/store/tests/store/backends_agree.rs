@@ -6,7 +6,7 @@ use crate::common::{team_and_integration, TestDb};
 use chrono::{Duration, Utc};
 use secrecy::SecretString;
 use snowbound_core::routing::RoutingRule;
-use snowbound_core::source::{Source, SourceKind};
+use snowbound_core::source::SourceKind;
 use snowbound_core::{new_id, Credentials, FieldMap, Integration, TimelineEntry};
 use snowbound_store::{ApiToken, LeaseOutcome, NewLink, SecretBox, Session, StoreError, User};
 
@@ -250,16 +250,7 @@ async fn every_write_of_the_store_commits(db: TestDb) {
     store.retry_link(incident.id, integration.id).await.unwrap();
     assert_eq!(store.release_all_leases().await.unwrap(), 0);
 
-    let source = Source {
-        id: new_id(),
-        team_id: team.id,
-        kind: SourceKind::Webhook,
-        name: "hook".into(),
-        severity_map: Default::default(),
-        servicenow: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let source = crate::common::source(&team, SourceKind::Webhook, "hook");
     store
         .create_source(&source, &SecretString::from("one"))
         .await

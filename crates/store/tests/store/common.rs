@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use secrecy::SecretString;
+use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::{
     new_id, Credentials, ForwardingMode, Incident, IncidentStatus, Integration, ServiceNowSettings,
     Severity, Team,
@@ -145,6 +146,31 @@ pub async fn team_and_integration(store: &dyn Store) -> (Team, Integration) {
 }
 
 /// An open incident of `team`, for tests that need any incident at all.
+/// A source of `kind` in `team`, not stored (a servicenow one still needs its settings).
+pub fn source(team: &Team, kind: SourceKind, name: &str) -> Source {
+    let now = Utc::now();
+    Source {
+        id: new_id(),
+        team_id: team.id,
+        kind,
+        name: name.into(),
+        severity_map: Default::default(),
+        servicenow: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// [`source`], stored with a secret of its own.
+pub async fn stored_source(store: &dyn Store, team: &Team, kind: SourceKind) -> Source {
+    let source = source(team, kind, "hook");
+    store
+        .create_source(&source, &SecretString::from(format!("s-{}", source.id)))
+        .await
+        .unwrap();
+    source
+}
+
 pub fn incident(team: &Team) -> Incident {
     let now = Utc::now();
     Incident {

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use secrecy::SecretString;
-use snowbound_core::source::{Source, SourceKind};
+use snowbound_core::source::SourceKind;
 use snowbound_core::{new_id, Severity};
 use snowbound_store::testing::TestSchema;
 use snowbound_store::{
@@ -17,7 +16,7 @@ use snowbound_store::{
 };
 
 use crate::common::incident;
-use crate::common::{team_and_integration, TestDb};
+use crate::common::{stored_source, team_and_integration, TestDb};
 
 on_both_backends!(
     workers_leasing_at_once_never_share_a_link,
@@ -78,21 +77,7 @@ async fn workers_leasing_at_once_never_share_a_link(db: TestDb) {
 async fn one_key_racing_opens_one_incident(db: TestDb) {
     let store = db.open(SecretBox::random()).await.unwrap();
     let (team, _) = team_and_integration(&*store).await;
-    let now = Utc::now();
-    let source = Source {
-        id: new_id(),
-        team_id: team.id,
-        kind: SourceKind::Webhook,
-        name: "hook".into(),
-        severity_map: Default::default(),
-        servicenow: None,
-        created_at: now,
-        updated_at: now,
-    };
-    store
-        .create_source(&source, &SecretString::from("s3cret"))
-        .await
-        .unwrap();
+    let source = stored_source(&*store, &team, SourceKind::Webhook).await;
     let racers = (0..8).map(|_| {
         let (store, incident) = (Arc::clone(&store), incident(&team));
         tokio::spawn(async move {

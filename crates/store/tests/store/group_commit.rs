@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use crate::common::{incident, team_and_integration, TestDb};
-use chrono::{Duration, Utc};
-use secrecy::SecretString;
+use chrono::Duration;
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::{new_id, IncidentStatus, Team};
 use snowbound_store::{GroupCommit, IncidentWrite, NewLink, SecretBox, Store, StoreError};
@@ -18,22 +17,7 @@ on_both_backends!(
 );
 
 async fn source_of(store: &dyn Store, team: &Team) -> Source {
-    let now = Utc::now();
-    let source = Source {
-        id: new_id(),
-        team_id: team.id,
-        kind: SourceKind::Alertmanager,
-        name: "am".into(),
-        severity_map: Default::default(),
-        servicenow: None,
-        created_at: now,
-        updated_at: now,
-    };
-    store
-        .create_source(&source, &SecretString::from(format!("s-{}", source.id)))
-        .await
-        .unwrap();
-    source
+    crate::common::stored_source(store, team, SourceKind::Alertmanager).await
 }
 
 fn keyed(team: &Team, source: &Source, key: &str) -> IncidentWrite {

@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::common::{incident, team_and_integration, TestDb};
+use crate::common::{incident, stored_source, team_and_integration, TestDb};
 use chrono::{DateTime, Duration, Utc};
-use secrecy::SecretString;
 use snowbound_core::inbound::{LinkNote, NoteKind};
-use snowbound_core::source::{Source, SourceKind};
+use snowbound_core::source::SourceKind;
 use snowbound_core::{
     new_id, FieldMap, Incident, IncidentStatus, Integration, Team, TimelineEntry,
 };
@@ -46,21 +45,7 @@ struct Fixture {
 async fn fixture(db: TestDb) -> Fixture {
     let store = db.open(SecretBox::random()).await.unwrap();
     let (team, integration) = team_and_integration(&*store).await;
-    let now = Utc::now();
-    let source = Source {
-        id: new_id(),
-        team_id: team.id,
-        kind: SourceKind::Webhook,
-        name: "desk".into(),
-        severity_map: Default::default(),
-        servicenow: None,
-        created_at: now,
-        updated_at: now,
-    };
-    store
-        .create_source(&source, &SecretString::from(format!("s-{}", source.id)))
-        .await
-        .unwrap();
+    let source = stored_source(&*store, &team, SourceKind::Webhook).await;
     let incident = incident(&team);
     let link = NewLink {
         incident_id: incident.id,
@@ -837,5 +822,6 @@ async fn an_integrations_standing_notes_are_listed_for_its_settings_page(db: Tes
     let standing = f.store.standing_notes(f.integration.id, 10).await.unwrap();
     assert_eq!(standing.len(), 1);
     assert_eq!(standing[0].incident_id, f.incident.id);
+    assert_eq!(standing[0].team_id, f.team.id);
     assert_eq!(standing[0].note.servicenow_value, "6");
 }

@@ -1,7 +1,7 @@
 //! A `servicenow` source keeps its settings (issue #15) through create, read, list,
 //! lookup by secret and update — on SQLite and on PostgreSQL; other kinds keep none.
 
-use crate::common::{team_and_integration, TestDb};
+use crate::common::{stored_source, team_and_integration, TestDb};
 use chrono::Utc;
 use secrecy::SecretString;
 use snowbound_core::inbound::{Delivery, ServiceNowSourceSettings, Transitions};
@@ -69,20 +69,6 @@ async fn a_servicenow_source_keeps_its_settings(db: TestDb) {
 async fn other_kinds_have_no_servicenow_settings(db: TestDb) {
     let store = db.open(SecretBox::random()).await.unwrap();
     let (team, _) = team_and_integration(&*store).await;
-    let now = Utc::now();
-    let source = Source {
-        id: new_id(),
-        team_id: team.id,
-        kind: SourceKind::Webhook,
-        name: "hook".into(),
-        severity_map: Default::default(),
-        servicenow: None,
-        created_at: now,
-        updated_at: now,
-    };
-    store
-        .create_source(&source, &SecretString::from("hook-secret"))
-        .await
-        .unwrap();
+    let source = stored_source(&*store, &team, SourceKind::Webhook).await;
     assert_eq!(store.get_source(source.id).await.unwrap().servicenow, None);
 }
