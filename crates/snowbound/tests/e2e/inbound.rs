@@ -10,6 +10,19 @@ use snowbound_emulator::{BusinessRule, User};
 use snowbound_testkit::{eventually, Backend, TestApp};
 use uuid::Uuid;
 
+/// An agent's resolve in ServiceNow: Resolved with the close code the data policy asks
+/// for and `notes` as close notes.
+fn agents_resolve(emulator: &snowbound_emulator::Emulator, sys_id: &str, notes: &str) {
+    emulator
+        .update_as(
+            "agent",
+            "incident",
+            sys_id,
+            json!({"state": "6", "close_code": "Solution provided", "close_notes": notes}),
+        )
+        .expect("the agent's resolve");
+}
+
 struct Desk {
     t: TestApp,
     team: Uuid,
@@ -140,10 +153,7 @@ async fn an_agents_resolve_reaches_snowbound_by_push_and_is_never_sent_back(back
     let (incident, sys_id) = d.synced_incident("Disk full").await;
     let writes_before = d.writes_to(&sys_id);
 
-    d.agent(
-        &sys_id,
-        json!({"state": "6", "close_code": "Solution provided", "close_notes": "replaced the disk"}),
-    );
+    agents_resolve(&d.t.emulator, &sys_id, "replaced the disk");
     let resolved = d.wait_status(incident, "resolved").await;
     assert_eq!(resolved["resolve_comment"], "replaced the disk");
     let number = d.t.record(incident).unwrap()["number"].clone();
@@ -213,10 +223,7 @@ async fn polling_alone_catches_acknowledge_urgency_resolve_and_reopen(backend: B
         d.incident(incident).await["severity"] == "minor"
     })
     .await;
-    d.agent(
-        &sys_id,
-        json!({"state": "6", "close_code": "Solution provided", "close_notes": "fixed by the desk"}),
-    );
+    agents_resolve(&d.t.emulator, &sys_id, "fixed by the desk");
     let resolved = d.wait_status(incident, "resolved").await;
     assert_eq!(resolved["resolve_comment"], "fixed by the desk");
     d.agent(&sys_id, json!({"state": "1"}));
@@ -356,10 +363,7 @@ async fn a_servicenow_born_incident_under_the_filter_opens_one_incident_on_the_r
     assert!(d.reads_of(&outside["sys_id"]) >= 1);
 
     // The agent resolves it: the born incident follows.
-    d.agent(
-        &inside["sys_id"],
-        json!({"state": "6", "close_code": "Solution provided", "close_notes": "rebooted"}),
-    );
+    agents_resolve(&d.t.emulator, &inside["sys_id"], "rebooted");
     d.wait_status(id, "resolved").await;
     // Resolved in Snowbound then reopened there: outbound updates the adopted record.
     d.t.post(&format!("/api/v1/incidents/{id}/reopen"), json!({}))
@@ -382,10 +386,7 @@ async fn who_wins_decides_a_conflict_as_it_says(backend: Backend) {
     )
     .await;
     let (incident, sys_id) = d.synced_incident("Contested").await;
-    d.agent(
-        &sys_id,
-        json!({"state": "6", "close_code": "Solution provided", "close_notes": "not ours to close"}),
-    );
+    agents_resolve(&d.t.emulator, &sys_id, "not ours to close");
     eventually("Snowbound re-asserts open", || async {
         d.t.emulator.record("incident", &sys_id).unwrap()["state"] == "1"
     })
@@ -408,10 +409,7 @@ async fn who_wins_decides_a_conflict_as_it_says(backend: Backend) {
     d.pokes_read().await;
     d.t.wait_synced(incident).await;
     let writes = d.writes_to(&sys_id);
-    d.agent(
-        &sys_id,
-        json!({"state": "6", "close_code": "Solution provided", "close_notes": "the desk decides"}),
-    );
+    agents_resolve(&d.t.emulator, &sys_id, "the desk decides");
     d.wait_status(incident, "resolved").await;
     d.pokes_read().await;
     d.t.wait_synced(incident).await;
@@ -430,10 +428,7 @@ async fn latest_lets_snowbounds_later_unsent_change_win_a_conflict(backend: Back
     )
     .await;
     let (incident, sys_id) = d.synced_incident("Both changed").await;
-    d.agent(
-        &sys_id,
-        json!({"state": "6", "close_code": "Solution provided", "close_notes": "desk closed it"}),
-    );
+    agents_resolve(&d.t.emulator, &sys_id, "desk closed it");
     let agent_second = chrono::Utc::now().timestamp();
     // sys_updated_on has whole seconds: Snowbound's change must fall in a later one.
     eventually("the next second", || async {
@@ -577,26 +572,12 @@ async fn a_node_killed_while_agents_resolve_catches_up_every_record_exactly_once
     // Half are resolved right before the kill (their pokes may be queued, in flight or
     // lost), half while the node is down.
     for sys_id in &sys_ids[..RECORDS / 2] {
-        emulator
-            .update_as(
-                "agent",
-                "incident",
-                sys_id,
-                json!({"state": "6", "close_code": "Solution provided", "close_notes": "desk fixed it"}),
-            )
-            .unwrap();
+        agents_resolve(&emulator, sys_id, "desk fixed it");
     }
     node.signal("-KILL");
     node.wait_exit(Duration::from_secs(10));
     for sys_id in &sys_ids[RECORDS / 2..] {
-        emulator
-            .update_as(
-                "agent",
-                "incident",
-                sys_id,
-                json!({"state": "6", "close_code": "Solution provided", "close_notes": "desk fixed it"}),
-            )
-            .unwrap();
+        agents_resolve(&emulator, sys_id, "desk fixed it");
     }
     let writes_before = emulator
         .requests()
