@@ -9,8 +9,8 @@ use std::sync::Arc;
 use chrono::{DateTime, DurationRound, Utc};
 use snowbound_core::inbound::born::{born_incident, Born};
 use snowbound_core::inbound::{
-    decide, pushed_after_inbound, Decision, IncidentAction, IncidentSide, LinkSide, Quiet, Rules,
-    SeenRecord, ServiceNowSourceSettings,
+    already_applied, decide, pushed_after_inbound, Decision, IncidentAction, IncidentSide,
+    LinkSide, Quiet, Rules, SeenRecord, ServiceNowSourceSettings,
 };
 use snowbound_core::lifecycle::{apply, entry, Change, LifecycleError};
 use snowbound_core::source::Source;
@@ -133,6 +133,11 @@ impl InboundService {
                     None => continue,
                 }
             };
+            // A repeat (a poll's overlap, a poke and a poll seeing one update) is decided
+            // before the incident and its timeline are read: polls meet it all the time.
+            if already_applied(heard.record.mod_count, link.applied_mod_count) {
+                return Ok(Outcome::Quiet(Quiet::AlreadyApplied));
+            }
             let incident = self.store.get_incident(link.link.incident_id).await?;
             let timeline = self.store.timeline(incident.id).await?;
             let settings = &heard.integration.servicenow;
@@ -313,18 +318,9 @@ fn apply_actions(
                 current = Some(after);
             }
             Ok(None) | Err(LifecycleError::Transition(_)) => {}
-            // A close note too long or holding a NUL: resolve without it rather than
-            // not at all.
-            Err(LifecycleError::Invalid(_)) if matches!(change, Change::Resolve { .. }) => {
-                if let Some((after, entries)) =
-                    apply(before, &Change::Resolve { comment: None }, actor, now)
-                        .map_err(|_| ServiceError::Internal(REFUSED))?
-                {
-                    timeline.extend(entries);
-                    current = Some(after);
-                }
-            }
-            Err(_) => return Err(ServiceError::Internal(REFUSED)),
+            // Values come from `decide`, which cuts close notes to a comment's limit and
+            // replaces NUL: a refusal here is a broken rule of ours.
+            Err(LifecycleError::Invalid(_)) => return Err(ServiceError::Internal(REFUSED)),
         }
     }
     Ok((current, timeline))
