@@ -196,12 +196,10 @@ impl Parts {
         if calls.is_empty() {
             return;
         }
-        if let Some(observer) = self.inner.call_observer.get() {
-            for call in api_call_records(integration_id, incident, calls.clone()) {
-                observer(&call);
-            }
-        }
         let records = api_call_records(integration_id, incident, calls);
+        if let Some(observer) = self.inner.call_observer.get() {
+            records.iter().for_each(|call| observer(call));
+        }
         if let Err(e) = self
             .inner
             .store
