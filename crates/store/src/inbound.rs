@@ -128,6 +128,8 @@ pub struct AdoptRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StandingNote {
     pub incident_id: Uuid,
+    /// The incident's team: who may see the note.
+    pub team_id: Uuid,
     /// The record's number, when it has one.
     pub number: Option<String>,
     pub note: LinkNote,

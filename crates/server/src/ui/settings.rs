@@ -161,22 +161,15 @@ pub(super) async fn page(
         )),
         _ => None,
     };
-    let preview_incidents = preview_choices(state, &user.caller(), integration).await?;
-    let mut standing = Vec::new();
-    for note in state
+    let caller = user.caller();
+    let preview_incidents = preview_choices(state, &caller, integration).await?;
+    let standing: Vec<_> = state
         .store
         .standing_notes(integration.id, STANDING_NOTES)
         .await?
-    {
-        if state
-            .incidents()
-            .visible(&user.caller(), note.incident_id)
-            .await
-            .is_ok()
-        {
-            standing.push(note);
-        }
-    }
+        .into_iter()
+        .filter(|note| caller.sees_team(note.team_id))
+        .collect();
     let sync = SyncView::new(&s, shown.sync_errors, shown.sync_error);
     let view = SettingsPage {
         page: Page::new(

@@ -509,7 +509,7 @@ pub async fn standing_notes<D: Dialect>(
         .db
         .read_all(
             Sql::new(
-                "SELECT l.incident_id, l.number, l.inbound_notes FROM links l \
+                "SELECT l.incident_id, i.team_id, l.number, l.inbound_notes FROM links l \
                  JOIN incidents i ON i.id = l.incident_id \
                  WHERE l.integration_id = $1 AND l.inbound_notes <> '{}' \
                  ORDER BY i.updated_at DESC LIMIT $2",
@@ -521,10 +521,12 @@ pub async fn standing_notes<D: Dialect>(
     let mut notes = Vec::new();
     for row in &rows {
         let incident_id = uuid(row, "incident_id")?;
+        let team_id = uuid(row, "team_id")?;
         let number = row.opt_text("number")?;
         let by_field: BTreeMap<String, LinkNote> = json(&row.text("inbound_notes")?)?;
         notes.extend(by_field.into_values().map(|note| StandingNote {
             incident_id,
+            team_id,
             number: number.clone(),
             note,
         }));
