@@ -13,6 +13,7 @@ pub mod instance_url;
 pub mod integration_limits;
 pub mod json;
 pub mod lifecycle;
+pub mod login_limits;
 pub mod mapping;
 pub mod model;
 pub mod routing;

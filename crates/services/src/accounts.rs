@@ -2,12 +2,14 @@
 //! page's commands. Refusals are sentences for the user (the Users page shows them as
 //! they are), naming the form's field.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::Utc;
+use snowbound_core::login_limits::{wait_message, LimitedBy, LoginLimits};
 use snowbound_core::new_id;
 use snowbound_core::validate::{check_text, limits};
 use snowbound_store::{Store, StoreError, User};
@@ -109,6 +111,14 @@ pub struct NewUser {
     pub team_ids: Vec<Uuid>,
 }
 
+/// A change of who a user is: `None` keeps the value.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessChange {
+    pub is_admin: Option<bool>,
+    pub team_ids: Option<Vec<Uuid>>,
+}
+
 /// What the one-time setup page did.
 pub enum Setup {
     Created(User),
@@ -121,30 +131,69 @@ pub enum Setup {
 #[derive(Clone)]
 pub struct AccountService {
     store: Arc<dyn Store>,
+    login_limits: LoginLimits,
 }
 
 impl AccountService {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        AccountService { store }
+        AccountService {
+            store,
+            login_limits: LoginLimits::default(),
+        }
     }
 
-    /// The user whose email and password these are. An email no account can have (a
-    /// NUL, too long: `check_email` refused it at creation) is simply no account: it never
-    /// reaches the database, which could not even compare it (PostgreSQL refuses NUL).
-    pub async fn login(&self, email: &str, password: &str) -> ServiceResult<Option<User>> {
+    /// The user whose email and password these are, asked from `client` (the address
+    /// the login came from, when known). An email no account can have (a NUL, too long:
+    /// `check_email` refused it at creation) is simply no account: it never reaches the
+    /// database, which could not even compare it (PostgreSQL refuses NUL).
+    ///
+    /// Wrong passwords are counted per account and per address, whether the account
+    /// exists or not (so a lock says nothing about which emails are real). While either
+    /// waits, even the right password answers [`ServiceError::RateLimited`], unchecked:
+    /// otherwise guessing would go on, only with the answers hidden.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> ServiceResult<Option<User>> {
+        let now = Utc::now();
+        let keys = login_keys(email, client);
+        let names: Vec<String> = keys.iter().map(|(key, _)| key.clone()).collect();
+        if let Some(until) = self.store.login_locked_until(&names, now).await? {
+            burn_verify(password);
+            return Err(login_waits(until - now));
+        }
         let user = if check_text(email.trim(), limits::EMAIL).is_ok() {
             self.store.user_by_email(email).await?
         } else {
             None
         };
-        Ok(match user {
-            Some(user) if verify_password(password, &user.password_hash) => Some(user),
-            Some(_) => None,
-            None => {
-                burn_verify(password);
-                None
+        match user {
+            Some(user) if verify_password(password, &user.password_hash) => {
+                // Only the account's count: one good login must not wipe what an
+                // address shared with a guesser has earned.
+                self.store.clear_login_failures(Some(&names[0])).await?;
+                return Ok(Some(user));
             }
-        })
+            Some(_) => {}
+            None => burn_verify(password),
+        }
+        let locked = self
+            .store
+            .count_login_failure(&keys, &self.login_limits, now)
+            .await?;
+        match locked {
+            Some(until) => Err(login_waits(until - now)),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends the waits of one account (by email) or of every account and address.
+    /// How many counts went.
+    pub async fn reset_login_limits(&self, email: Option<&str>) -> ServiceResult<u64> {
+        let key = email.map(account_key);
+        Ok(self.store.clear_login_failures(key.as_deref()).await?)
     }
 
     pub async fn setup_needed(&self) -> ServiceResult<bool> {
@@ -172,19 +221,7 @@ impl AccountService {
     pub async fn create(&self, new: NewUser) -> ServiceResult<User> {
         check_email(&new.email).map_err(|m| ServiceError::invalid("email", m))?;
         check_password(&new.password).map_err(|m| ServiceError::invalid("password", m))?;
-        let known: Vec<Uuid> = self
-            .store
-            .list_teams()
-            .await?
-            .iter()
-            .map(|t| t.id)
-            .collect();
-        if new.team_ids.iter().any(|t| !known.contains(t)) {
-            return Err(ServiceError::invalid(
-                "team_ids",
-                "A chosen team no longer exists.",
-            ));
-        }
+        self.check_teams_exist(&new.team_ids).await?;
         let user = new_user(&new.email, &new.password, new.is_admin, new.team_ids);
         self.store.create_user(&user).await.map_err(|e| match e {
             StoreError::Conflict { .. } => {
@@ -192,6 +229,62 @@ impl AccountService {
             }
             other => other.into(),
         })?;
+        Ok(user)
+    }
+
+    async fn check_teams_exist(&self, team_ids: &[Uuid]) -> ServiceResult<()> {
+        let known: Vec<Uuid> = self
+            .store
+            .list_teams()
+            .await?
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        if team_ids.iter().any(|t| !known.contains(t)) {
+            return Err(ServiceError::invalid(
+                "team_ids",
+                "A chosen team no longer exists.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An administrator changes a user's admin flag and teams; what `change` leaves
+    /// `None` stays. `by` is the user doing it (none for the admin token): nobody takes
+    /// their own admin flag away, so there is always an administrator left.
+    pub async fn update_access(
+        &self,
+        by: Option<Uuid>,
+        id: Uuid,
+        change: AccessChange,
+    ) -> ServiceResult<User> {
+        let mut user = self
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .find(|u| u.id == id)
+            .ok_or(ServiceError::not_found("user"))?;
+        if let Some(is_admin) = change.is_admin {
+            if by == Some(id) && !is_admin {
+                return Err(ServiceError::Conflict {
+                    code: "conflict",
+                    message: "You cannot take away your own admin rights.".into(),
+                    field: Some("is_admin"),
+                });
+            }
+            user.is_admin = is_admin;
+        }
+        if let Some(team_ids) = change.team_ids {
+            self.check_teams_exist(&team_ids).await?;
+            user.team_ids = team_ids;
+        }
+        named(
+            self.store
+                .update_user_access(id, user.is_admin, &user.team_ids)
+                .await,
+            "user",
+        )?;
         Ok(user)
     }
 
@@ -228,6 +321,34 @@ impl AccountService {
     }
 }
 
+fn account_key(email: &str) -> String {
+    // Folded as `user_by_email` folds, so "Ada@" and "ada@" count as one account.
+    format!("account:{}", email.trim().to_ascii_lowercase())
+}
+
+/// The account's key first, then the address's. An IPv6 client owns at least a /64, so
+/// that is what one address is; an IPv4-mapped address counts as its IPv4 one.
+fn login_keys(email: &str, client: Option<IpAddr>) -> Vec<(String, LimitedBy)> {
+    let mut keys = vec![(account_key(email), LimitedBy::Account)];
+    let address = match client.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(ip)) => Some(ip.to_string()),
+        Some(IpAddr::V6(ip)) => {
+            let prefix = u128::from(ip) & !((1_u128 << 64) - 1);
+            Some(format!("{}/64", Ipv6Addr::from(prefix)))
+        }
+        None => None,
+    };
+    keys.extend(address.map(|a| (format!("address:{a}"), LimitedBy::Address)));
+    keys
+}
+
+fn login_waits(wait: chrono::Duration) -> ServiceError {
+    ServiceError::RateLimited {
+        retry_after: wait.to_std().unwrap_or_default(),
+        message: wait_message(wait),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +370,23 @@ mod tests {
         assert!(check_new_account("a\u{0}@example.com", "0123456789").is_err());
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(check_new_account(&long, "0123456789").is_err());
+    }
+
+    #[test]
+    fn logins_count_per_folded_email_and_per_address_or_ipv6_prefix() {
+        let keys = |client: &str| {
+            login_keys(" Ada@Example.com", Some(client.parse().unwrap()))
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            keys("192.0.2.7"),
+            ["account:ada@example.com", "address:192.0.2.7"]
+        );
+        assert_eq!(keys("::ffff:192.0.2.7")[1], "address:192.0.2.7");
+        assert_eq!(keys("2001:db8:1:2:aaaa::1")[1], "address:2001:db8:1:2::/64");
+        assert_eq!(keys("2001:db8:1:2:bbbb::9")[1], "address:2001:db8:1:2::/64");
+        assert_eq!(login_keys("ada@example.com", None).len(), 1);
     }
 }

@@ -27,6 +27,12 @@ pub enum ServiceError {
     Transition(#[from] TransitionError),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The caller sent too much too fast; it may try again after `retry_after`.
+    #[error("{message}")]
+    RateLimited {
+        retry_after: std::time::Duration,
+        message: String,
+    },
     #[error(transparent)]
     Store(StoreError),
     /// A rule of ours broke; the message is for the log, not the user.

@@ -34,6 +34,7 @@ pub use types::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use snowbound_core::login_limits::{LimitedBy, LoginLimits};
 use snowbound_core::routing::RoutingRule;
 use snowbound_core::source::Source;
 use snowbound_core::{Credentials, FieldMap, Incident, Integration, Team, TimelineEntry};
@@ -265,6 +266,29 @@ pub trait Store: Send + Sync + 'static {
     /// The unexpired session with this id and its user.
     async fn session(&self, id: &str, now: DateTime<Utc>) -> Result<Option<(Session, User)>>;
     async fn delete_session(&self, id: &str) -> Result<()>;
+    /// An admin changes whether a user is an admin and which teams they see. Their
+    /// sessions stay: every request reads the user afresh.
+    /// [`StoreError::NotFound`] when no such user exists.
+    async fn update_user_access(&self, id: Uuid, is_admin: bool, team_ids: &[Uuid]) -> Result<()>;
+
+    // --- login limits -------------------------------------------------------------------
+    /// Counts one more wrong password under each key and locks the keys whose count
+    /// `limits` says must wait, in one transaction; keys quiet for `limits.forget_after`
+    /// are forgotten first. The latest lock this failure set, if it set one.
+    async fn count_login_failure(
+        &self,
+        keys: &[(String, LimitedBy)],
+        limits: &LoginLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>>;
+    /// The latest lock among `keys` still running at `now`.
+    async fn login_locked_until(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>>;
+    /// Forgets the failures under `key`, or under every key (`None`); how many keys went.
+    async fn clear_login_failures(&self, key: Option<&str>) -> Result<u64>;
 
     // --- alert sources and their dedup keys -------------------------------------------
     /// The ingest secret is stored twice: hashed (to find the source) and sealed with
@@ -399,11 +423,14 @@ pub enum LeaseOutcome {
     /// Nothing to send.
     UpToDate,
     /// Try again at `at`. `create_unsure` = a create may have been applied, so the next
-    /// attempt looks the record up by correlation_id before creating.
+    /// attempt looks the record up by correlation_id before creating; `unsure_sent` is
+    /// what that create sent, kept as `pushed` so a record found later is diffed against
+    /// it (an agent's edit meanwhile is not overwritten by a blind re-send).
     Retry {
         at: DateTime<Utc>,
         error: String,
         create_unsure: bool,
+        unsure_sent: FieldMap,
     },
     /// Rejected by ServiceNow: waits for a settings change or a user's retry.
     Park { error: String },

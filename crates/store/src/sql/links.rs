@@ -419,13 +419,16 @@ async fn complete_one(
             at,
             error,
             create_unsure,
+            unsure_sent,
         } => sql(
             "state = 'retrying', attempts = attempts + 1, next_attempt_at = $4, \
-             last_error = $5, create_unsure = (create_unsure OR $6), ",
+             last_error = $5, create_unsure = (create_unsure OR $6), \
+             pushed = CASE WHEN $6 AND sys_id IS NULL THEN $7 ELSE pushed END, ",
         )
         .bind(*at)
         .bind(error)
-        .bind(*create_unsure),
+        .bind(*create_unsure)
+        .bind(rows::to_json(unsure_sent)),
         // Settings may have changed while the call was out; then the new settings
         // deserve a try rather than the old rejection.
         LeaseOutcome::Park { error } => sql(

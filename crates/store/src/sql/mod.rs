@@ -9,6 +9,7 @@ mod incidents;
 mod integrations;
 mod journal;
 mod links;
+mod login_failures;
 pub(crate) mod meta;
 mod rows;
 mod rules;

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::{
-    api_calls, counts, inbound, incidents, integrations, journal, links, meta, rules, sources,
-    teams, tokens, users, SqlStore,
+    api_calls, counts, inbound, incidents, integrations, journal, links, login_failures, meta,
+    rules, sources, teams, tokens, users, SqlStore,
 };
 use crate::types::*;
 use crate::{
@@ -20,6 +20,7 @@ use crate::{
     PokeLease, PokeOutcome, PollLease, PollResult, PollState, Result, Session, StandingNote, Store,
     User,
 };
+use snowbound_core::login_limits::{LimitedBy, LoginLimits};
 
 #[async_trait]
 impl<D: Dialect> Store for SqlStore<D> {
@@ -290,6 +291,31 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn delete_session(&self, id: &str) -> Result<()> {
         users::delete_session(self, id).await
+    }
+
+    async fn update_user_access(&self, id: Uuid, is_admin: bool, team_ids: &[Uuid]) -> Result<()> {
+        users::update_user_access(self, id, is_admin, team_ids).await
+    }
+
+    async fn count_login_failure(
+        &self,
+        keys: &[(String, LimitedBy)],
+        limits: &LoginLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        login_failures::count_login_failure(self, keys, limits, now).await
+    }
+
+    async fn login_locked_until(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        login_failures::login_locked_until(self, keys, now).await
+    }
+
+    async fn clear_login_failures(&self, key: Option<&str>) -> Result<u64> {
+        login_failures::clear_login_failures(self, key).await
     }
 
     async fn create_source(&self, source: &Source, secret: &SecretString) -> Result<()> {

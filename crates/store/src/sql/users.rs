@@ -102,6 +102,24 @@ pub async fn delete_user<D: Dialect>(store: &SqlStore<D>, id: Uuid) -> Result<()
     tx.commit().await
 }
 
+pub async fn update_user_access<D: Dialect>(
+    store: &SqlStore<D>,
+    id: Uuid,
+    is_admin: bool,
+    team_ids: &[Uuid],
+) -> Result<()> {
+    let updated = store
+        .db
+        .write(
+            Sql::new("UPDATE users SET is_admin = $1, team_ids = $2 WHERE id = $3")
+                .bind(is_admin)
+                .bind(rows::to_json(&team_ids))
+                .bind(id),
+        )
+        .await?;
+    touched(updated)
+}
+
 pub async fn set_user_password<D: Dialect>(
     store: &SqlStore<D>,
     id: Uuid,

@@ -13,5 +13,6 @@ mod inbound_state;
 mod journal;
 mod leases;
 mod links;
+mod login_failures;
 mod servicenow_sources;
 mod state_counts;
