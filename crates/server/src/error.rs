@@ -18,6 +18,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Every bad field when validation found several; `field` is the first.
     pub fields: Vec<FieldError>,
+    /// Sent as `Retry-After` (whole seconds, rounded up) on a 429 or 503.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 #[derive(Serialize)]
@@ -43,7 +45,16 @@ impl ApiError {
             message: message.into(),
             field: None,
             fields: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// Too much too fast; `Retry-After` says when to come back (Alertmanager, Grafana
+    /// and browsers wait for it).
+    pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        err.retry_after = Some(retry_after);
+        err
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -161,6 +172,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(wait) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_value(wait));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -168,6 +184,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Whole seconds, rounded up, and never 0: "retry after 0" invites a busy loop.
+pub fn retry_after_value(wait: std::time::Duration) -> HeaderValue {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(seconds.max(1))
 }
 
 /// Store failures that reach a handler unhandled are server faults, except the few that
@@ -214,6 +236,10 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Transition(e) => ApiError::conflict("invalid_transition", e.to_string()),
             ServiceError::Forbidden(message) => ApiError::forbidden(message),
+            ServiceError::RateLimited {
+                retry_after,
+                message,
+            } => ApiError::rate_limited(message, retry_after),
             ServiceError::Store(e) => e.into(),
             ServiceError::Internal(why) => {
                 tracing::error!(error = why, "internal error");

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod auth;
 mod choices;
+pub mod client_address;
 pub mod error;
 pub mod extract;
 pub mod listener;

@@ -33,6 +33,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
+use tower::ServiceExt;
+
+use crate::client_address::{client_address, ClientAddress};
 
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +47,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub max_connections: usize,
+    /// Take the client's address from the last `X-Forwarded-For` entry (behind a
+    /// reverse proxy) rather than from the TCP peer.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Limits {
@@ -52,6 +58,7 @@ impl Default for Limits {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_connections: default_max_connections(),
+            trust_forwarded_for: false,
         }
     }
 }
@@ -96,9 +103,9 @@ pub async fn serve(
             slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors or a connection reset before accept: pause
                     // briefly instead of spinning, then go on accepting.
@@ -112,7 +119,14 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let trust_forwarded_for = limits.trust_forwarded_for;
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: Request<hyper::body::Incoming>| {
+                let address = client_address(peer.ip(), request.headers(), trust_forwarded_for);
+                request.extensions_mut().insert(ClientAddress(address));
+                request
+            },
+        ));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {

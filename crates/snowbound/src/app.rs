@@ -123,6 +123,10 @@ impl App {
                 tracing::info!(released, "released the leases of the previous process");
             }
         }
+        if config.reset_login_limits {
+            let cleared = store.clear_login_failures(None).await?;
+            tracing::warn!(cleared, "--reset-login-limits: every login wait ended");
+        }
         let (admin_token_hash, generated_admin_token) =
             admin_token(&*store, config.admin_token.as_deref()).await?;
         if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {

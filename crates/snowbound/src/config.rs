@@ -115,6 +115,15 @@ pub struct ServeConfig {
     /// more wait to be accepted until one closes.
     #[arg(long, env = "SNOWBOUND_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
+    /// Behind a reverse proxy: count logins per the client address the proxy appends
+    /// to X-Forwarded-For, not per the proxy's own address. Only with a proxy that
+    /// always sets it, or clients could pick their own address.
+    #[arg(long, env = "SNOWBOUND_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// Forget every counted wrong password and end every login wait, then serve.
+    /// For the administrator who locked themselves out.
+    #[arg(long)]
+    pub reset_login_limits: bool,
     /// Allow instance URLs with plain http:// or on loopback, private and link-local
     /// addresses (the demo and tests, with the emulator on 127.0.0.1). Off: any team could
     /// point an integration at a service next to Snowbound. Takes 1/0, true/false, yes/no, on/off.
@@ -206,6 +215,7 @@ impl ServeConfig {
             max_connections: self
                 .http_max_connections
                 .unwrap_or(defaults.max_connections),
+            trust_forwarded_for: self.trust_forwarded_for,
         }
     }
 
@@ -293,6 +303,8 @@ impl ServeConfig {
             http_header_timeout_ms: HTTP_HEADER_TIMEOUT_MS,
             http_body_timeout_ms: HTTP_BODY_TIMEOUT_MS,
             http_max_connections: None,
+            trust_forwarded_for: false,
+            reset_login_limits: false,
             allow_local_instances: false,
             metrics_token: None,
         }

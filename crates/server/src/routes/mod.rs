@@ -9,6 +9,7 @@ pub(crate) mod servicenow;
 pub(crate) mod sources;
 mod teams;
 mod tokens;
+mod users;
 
 use std::any::Any;
 
@@ -78,6 +79,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/tokens", get(tokens::list))
+        .route("/users", get(users::list))
+        .route("/users/{id}", axum::routing::patch(users::update))
+        .route(
+            "/login-lockouts",
+            axum::routing::delete(users::reset_lockouts),
+        )
         .route("/sources", get(sources::list).post(sources::create))
         .route(
             "/sources/{id}",

@@ -15,6 +15,8 @@ use super::session::{
 use snowbound_services::accounts::Setup;
 use snowbound_services::ServiceError;
 
+use crate::client_address::MaybeClientAddress;
+use crate::error::retry_after_value;
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -121,22 +123,37 @@ async fn signed_in(state: &AppState, user: &snowbound_store::User, next: &str) -
 pub async fn login_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
+    MaybeClientAddress(client): MaybeClientAddress,
     PostedAnonymously { form }: PostedAnonymously,
 ) -> UiResult {
     let email = form.text("email");
     let password = form.get("password").unwrap_or_default();
     let next = form.text("next");
-    match state.services.accounts().login(&email, password).await? {
-        Some(user) => signed_in(&state, &user, &next).await,
-        None => Ok(anonymous_form(
-            &state,
-            &headers,
+    let refused = |status, message: String, email| {
+        anonymous_form(&state, &headers, status, false, Some(message), email, &next)
+    };
+    match state
+        .services
+        .accounts()
+        .login(&email, password, client)
+        .await
+    {
+        Ok(Some(user)) => signed_in(&state, &user, &next).await,
+        Ok(None) => Ok(refused(
             StatusCode::UNAUTHORIZED,
-            false,
-            Some("The email or the password is wrong.".into()),
+            "The email or the password is wrong.".into(),
             email,
-            &next,
         )),
+        Err(ServiceError::RateLimited {
+            retry_after,
+            message,
+        }) => {
+            let mut page = refused(StatusCode::TOO_MANY_REQUESTS, message, email);
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_value(retry_after));
+            Ok(page)
+        }
+        Err(other) => Err(other.into()),
     }
 }
 

@@ -72,6 +72,8 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "rotated" => "Secret rotated. The old ingest URL no longer works; copy the new one below.",
         "moved" => "Moved. The rules are evaluated in the order shown.",
         "password" => "Password reset. That user's other sessions have ended.",
+        "access" => "Role and teams saved. They apply from that user's next page.",
+        "unlocked" => "Login wait ended. That user may log in again now.",
         _ => return None,
     })
 }

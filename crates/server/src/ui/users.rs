@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use snowbound_core::Team;
-use snowbound_services::accounts::{NewUser, MIN_PASSWORD_CHARS};
+use snowbound_services::accounts::{AccessChange, NewUser, MIN_PASSWORD_CHARS};
 use uuid::Uuid;
 
 use super::incidents::Done;
@@ -26,6 +26,8 @@ pub fn router() -> Router<AppState> {
         .route("/users", get(list).post(create))
         .route("/users/{id}/password", post(reset_password))
         .route("/users/{id}/delete", post(delete))
+        .route("/users/{id}/access", post(change_access))
+        .route("/users/{id}/unlock", post(unlock))
 }
 
 pub struct UserRow {
@@ -33,6 +35,7 @@ pub struct UserRow {
     email: String,
     is_admin: bool,
     teams: String,
+    team_ids: Vec<Uuid>,
     created: String,
     is_me: bool,
 }
@@ -91,6 +94,7 @@ async fn page(
                     list.join(", ")
                 }
             },
+            team_ids: u.team_ids,
             email: u.email,
             is_admin: u.is_admin,
             created: when(&u.created_at),
@@ -200,4 +204,54 @@ async fn delete(
             page(&state, &user, form, e.status, None).await
         }
     }
+}
+
+impl UserRow {
+    fn sees(&self, team: &Uuid) -> bool {
+        self.team_ids.contains(team)
+    }
+}
+
+async fn change_access(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Posted { user, form }: Posted,
+) -> UiResult {
+    if let Some(refused) = not_admin(&user) {
+        return Ok(refused);
+    }
+    let change = AccessChange {
+        is_admin: Some(form.get("is_admin").is_some()),
+        team_ids: Some(form.ids("team_ids")),
+    };
+    let result = state
+        .services
+        .accounts()
+        .update_access(Some(user.user.id), id, change)
+        .await;
+    match result.map_err(ApiError::from) {
+        Ok(_) => Ok(Redirect::to("/users?done=access").into_response()),
+        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+            let form = Typed::refused_in_words(FormData::default(), &e);
+            page(&state, &user, form, e.status, None).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Ends the user's login wait (their account's count; addresses stay counted).
+async fn unlock(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Posted { user, .. }: Posted,
+) -> UiResult {
+    if let Some(refused) = not_admin(&user) {
+        return Ok(refused);
+    }
+    let accounts = state.services.accounts();
+    let Some(target) = accounts.list().await?.into_iter().find(|u| u.id == id) else {
+        return Err(ApiError::not_found("user").into());
+    };
+    accounts.reset_login_limits(Some(&target.email)).await?;
+    Ok(Redirect::to("/users?done=unlocked").into_response())
 }

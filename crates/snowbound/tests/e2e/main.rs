@@ -13,6 +13,7 @@ mod inbound;
 mod ingest_input;
 mod journal;
 mod login_input;
+mod login_limits;
 mod logs;
 mod mapping;
 mod metrics;
