@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use snowbound_core::FieldMap;
 use snowbound_servicenow::Failure;
 use snowbound_store::LeaseOutcome;
 
@@ -61,6 +62,7 @@ pub(crate) fn failed(
                     // Only a create can leave a second record behind; a lookup or an
                     // update repeated is harmless.
                     create_unsure: call == Call::Create && ambiguous,
+                    unsure_sent: FieldMap::new(),
                 },
                 SideEffect::None,
             )

@@ -155,11 +155,10 @@ impl Reconciler<'_> {
         let mut pushed = link.pushed.clone();
         if record.is_none() && link.create_unsure {
             match self.find_unsure(lease, &conn, settings, &mut calls).await {
-                Ok(Some(found)) => {
-                    record = Some(found);
-                    // What the lost create wrote is unknown: send every kept field again.
-                    pushed = FieldMap::new();
-                }
+                // `pushed` holds what the lost create sent (empty when the node died
+                // mid-create: then every kept field goes again), so only Snowbound's
+                // changes since then are sent and an agent's edit meanwhile stays.
+                Ok(Some(found)) => record = Some(found),
                 Ok(None) => {}
                 Err(stopped) => return *stopped,
             }
@@ -352,6 +351,7 @@ impl Reconciler<'_> {
                 at: Utc::now() + self.backoff.delay(attempt),
                 error,
                 create_unsure: false,
+                unsure_sent: FieldMap::new(),
             },
             calls,
         )
@@ -477,7 +477,16 @@ impl Reconciler<'_> {
                 if may_read && locked && call == Call::Update {
                     return Err(calls);
                 }
-                Ok(self.failed(link, failure, call, number, calls, table))
+                let mut done = self.failed(link, failure, call, number, calls, table);
+                if let Some(LeaseOutcome::Retry {
+                    create_unsure: true,
+                    unsure_sent,
+                    ..
+                }) = &mut done.outcome
+                {
+                    *unsure_sent = internal_fields;
+                }
+                Ok(done)
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use snowbound_emulator::{EmulatorConfig, Fault};
+use snowbound_emulator::{EmulatorConfig, Fault, User};
 use snowbound_testkit::Backend;
 use snowbound_testkit::{eventually, TestApp};
 
@@ -66,6 +66,67 @@ async fn a_create_whose_answer_is_lost_is_adopted_not_repeated(backend: Backend)
     assert_eq!(
         detail["links"][0]["number"],
         t.record(incident).unwrap()["number"].as_str()
+    );
+}
+
+/// The record a lost create made is adopted with what that create sent counted as sent:
+/// an agent's edit made before the adoption stays, and only Snowbound's own later
+/// changes go to the record.
+async fn an_agents_edit_before_a_lost_create_is_adopted_is_not_overwritten(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let team = t.team("core").await;
+    t.integration(team, "always", json!({})).await;
+    t.emulator
+        .add_fault(Fault::drop_after_write("POST", INCIDENTS).times(1));
+    // Lookups fail until the agent has edited the record the lost create made.
+    t.emulator
+        .add_fault(Fault::status("GET", INCIDENTS, 503).always());
+    let incident = t.incident(team, "Ambiguous", "critical").await;
+    let correlation_id = incident.to_string();
+    let records = || {
+        t.emulator
+            .records_by_correlation_id("incident", &correlation_id)
+    };
+    eventually("the lost create's record", || async {
+        !records().is_empty()
+    })
+    .await;
+    let created = records().pop().unwrap();
+    assert_eq!(created["urgency"], "1");
+    t.emulator
+        .upsert_user(User::new("beth.agent", "agent", &["itil"]));
+    t.emulator
+        .update_as(
+            "beth.agent",
+            "incident",
+            &created["sys_id"],
+            json!({"urgency": "2"}),
+        )
+        .unwrap();
+    t.post(
+        &format!("/api/v1/incidents/{incident}/resolve"),
+        json!({"comment": "disk freed"}),
+    )
+    .await;
+    t.emulator.clear_faults();
+    eventually("the resolve reaches the adopted record", || async {
+        records().first().is_some_and(|r| r["state"] == "6")
+    })
+    .await;
+    t.wait_synced(incident).await;
+
+    let records = records();
+    assert_eq!(records.len(), 1, "adopted, not created twice");
+    assert_eq!(records[0]["urgency"], "2", "the agent's edit stays");
+    assert_eq!(records[0]["close_code"], "Solution provided");
+    let patches: Vec<_> = t
+        .writes_for(incident)
+        .into_iter()
+        .filter(|w| w.method == "PATCH")
+        .collect();
+    assert!(
+        patches.iter().all(|w| w.body.get("urgency").is_none()),
+        "no PATCH re-sent what the lost create wrote: {patches:?}"
     );
 }
 
@@ -377,6 +438,7 @@ async fn a_create_refused_by_an_acl_explains_itself_on_the_link(backend: Backend
 snowbound_testkit::on_both_backends!(
     fifty_quick_changes_coalesce_into_a_few_calls,
     a_create_whose_answer_is_lost_is_adopted_not_repeated,
+    an_agents_edit_before_a_lost_create_is_adopted_is_not_overwritten,
     a_burst_of_server_errors_delays_but_does_not_lose_changes,
     a_rate_limit_pauses_the_integration_for_retry_after,
     a_rejected_change_parks_with_servicenows_words_and_goes_through_after_a_settings_fix,
