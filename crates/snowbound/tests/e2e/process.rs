@@ -1,5 +1,6 @@
 //! The real `snowbound serve` process, killed with SIGKILL mid-burst and stopped with
-//! SIGTERM: every accepted change still reaches ServiceNow, nothing is created twice.
+//! SIGTERM: every accepted change still reaches ServiceNow, nothing is created twice, and
+//! every alert answered 2xx before a SIGKILL is still there after it.
 
 use std::time::Duration;
 
@@ -287,4 +288,134 @@ async fn after_a_sigkill_a_restart_on_sqlite_does_not_wait_for_the_dead_process_
     }
     // A create the dead process may have sent is looked up, not repeated.
     assert_eq!(emulator.records("incident").len(), ids.len());
+}
+
+/// Sends alerts from 16 lanes (webhook alerts one per request, and Alertmanager bodies
+/// of 10) until the node stops answering; returns the incident id of every alert that
+/// was answered 2xx.
+async fn send_alerts_until_killed(
+    base: &str,
+    webhook: &str,
+    alertmanager: &str,
+    accepted: &std::sync::atomic::AtomicUsize,
+) -> Vec<String> {
+    let lanes = (0..16).map(|lane| async move {
+        let http = reqwest::Client::new();
+        let mut ids = Vec::new();
+        for n in 0.. {
+            let key = format!("lane{lane}-alert{n}");
+            let answer = if lane % 4 == 0 {
+                let alerts: Vec<Value> = (0..10)
+                    .map(|i| {
+                        json!({"status": "firing", "fingerprint": format!("{key}-{i}"),
+                               "labels": {"alertname": format!("{key}-{i}"), "severity": "critical"},
+                               "annotations": {"summary": format!("{key} {i}")}})
+                    })
+                    .collect();
+                http.post(format!("{base}{alertmanager}"))
+                    .json(&json!({"version": "4", "status": "firing", "alerts": alerts}))
+                    .send()
+                    .await
+            } else {
+                http.post(format!("{base}{webhook}"))
+                    .json(&json!({"dedup_key": key, "title": key, "severity": "critical"}))
+                    .send()
+                    .await
+            };
+            let Ok(answer) = answer else { break };
+            if !answer.status().is_success() {
+                break;
+            }
+            let Ok(body) = answer.json::<Value>().await else {
+                break;
+            };
+            let outcomes = match body.get("alerts") {
+                Some(alerts) => alerts.as_array().unwrap().clone(),
+                None => vec![body],
+            };
+            for outcome in outcomes {
+                ids.push(outcome["incident_id"].as_str().unwrap().to_owned());
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        ids
+    });
+    join_all(lanes).await.into_iter().flatten().collect()
+}
+
+/// Group commit answers an alert only once the transaction holding it committed: every
+/// alert answered 2xx before a SIGKILL is there after the restart, on both backends.
+async fn every_alert_answered_2xx_survives_a_sigkill(database_url: Option<&str>) {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, &str)> = database_url
+        .map(|url| vec![("SNOWBOUND_DATABASE_URL", url)])
+        .unwrap_or_default();
+    let mut node = Node::start_with(crate::SNOWBOUND, dir.path(), &env, None).await;
+    let api = Api {
+        base: node.base.clone(),
+        http: reqwest::Client::new(),
+    };
+    let team = api.setup(&emulator.base_url()).await;
+    let source = |kind: &'static str| {
+        let (api, team) = (&api, &team);
+        async move {
+            let created = api
+                .post(
+                    "/api/v1/sources",
+                    json!({"team_id": team, "type": kind, "name": kind}),
+                )
+                .await
+                .unwrap();
+            let url = created["ingest_url"].as_str().unwrap();
+            // The path only: the node's public URL may name another host.
+            url[url.find("/ingest/").unwrap()..].to_owned()
+        }
+    };
+    let (webhook, alertmanager) = (source("webhook").await, source("alertmanager").await);
+
+    let accepted = std::sync::atomic::AtomicUsize::new(0);
+    let killer = async {
+        eventually("a few hundred alerts accepted", || async {
+            accepted.load(std::sync::atomic::Ordering::SeqCst) >= 300
+        })
+        .await;
+        node.signal("-KILL");
+    };
+    let (ids, ()) = tokio::join!(
+        send_alerts_until_killed(&node.base, &webhook, &alertmanager, &accepted),
+        killer
+    );
+    node.wait_exit(Duration::from_secs(5));
+    assert!(ids.len() >= 300);
+
+    let node = Node::start_with(crate::SNOWBOUND, dir.path(), &env, None).await;
+    let api = Api {
+        base: node.base.clone(),
+        http: reqwest::Client::new(),
+    };
+    for id in &ids {
+        let incident = api
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/incidents/{id}"),
+                Value::Null,
+            )
+            .await;
+        assert!(
+            incident.is_some(),
+            "incident {id} was answered 2xx but is gone"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alert_answered_2xx_survives_a_sigkill_on_sqlite() {
+    every_alert_answered_2xx_survives_a_sigkill(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alert_answered_2xx_survives_a_sigkill_on_postgres() {
+    let schema = snowbound_store::testing::TestSchema::create().await;
+    every_alert_answered_2xx_survives_a_sigkill(Some(schema.url())).await;
 }
