@@ -56,6 +56,8 @@ impl Server {
             .env("SNOWBOUND_SECRET_KEY", "00".repeat(32))
             // The emulator listens on 127.0.0.1 over plain http.
             .env("SNOWBOUND_ALLOW_LOCAL_INSTANCES", "true")
+            // The bench measures how fast ingest can go, not the per-source limit.
+            .env("SNOWBOUND_INGEST_RATE_LIMIT", "0")
             .env(
                 "SNOWBOUND_SERVICENOW_CONCURRENCY",
                 knobs.concurrency.to_string(),

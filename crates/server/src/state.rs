@@ -56,6 +56,15 @@ impl AppState {
         self
     }
 
+    /// Alerts per second each source may send (`None`: no limit).
+    pub fn with_ingest_rate_limit(
+        mut self,
+        alerts_per_second: Option<std::num::NonZeroU32>,
+    ) -> Self {
+        self.services = self.services.with_ingest_rate_limit(alerts_per_second);
+        self
+    }
+
     /// Shares the binary's client (one connection pool) or sets other timeouts; the
     /// client's rule for local instances is also the one settings are saved under.
     pub fn with_servicenow_client(mut self, client: Client) -> Self {

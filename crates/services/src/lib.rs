@@ -14,6 +14,7 @@ pub mod error;
 pub mod inbound;
 pub mod incidents;
 pub mod ingest;
+pub mod ingest_limit;
 pub mod integration_auth;
 pub mod integrations;
 pub mod routing_links;
@@ -23,6 +24,7 @@ pub mod sources;
 pub mod teams;
 pub mod waker;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use snowbound_core::instance_url::InstancePolicy;
@@ -43,7 +45,13 @@ pub struct Services {
     pub choice_cache: Arc<choice_cache::ChoiceCache>,
     /// The node's group committer for incident writes (none outside a Tokio runtime).
     pub writer: Option<GroupCommit>,
+    /// Alerts per second each source may send to this node.
+    pub ingest_limits: Arc<ingest_limit::IngestLimits>,
 }
+
+/// Alerts per second per source unless `SNOWBOUND_INGEST_RATE_LIMIT` says otherwise:
+/// far above any healthy source, low enough that a runaway one cannot take the node.
+pub const DEFAULT_INGEST_RATE_LIMIT: u32 = 1000;
 
 /// Two committers: while one batch commits, the next one is being gathered and its
 /// transaction begun (on SQLite it then waits for the one writer).
@@ -60,7 +68,16 @@ impl Services {
             policy,
             choice_cache: Arc::default(),
             writer,
+            ingest_limits: Arc::new(ingest_limit::IngestLimits::new(NonZeroU32::new(
+                DEFAULT_INGEST_RATE_LIMIT,
+            ))),
         }
+    }
+
+    /// Alerts per second per source; `None` (or 0 in the setting) admits everything.
+    pub fn with_ingest_rate_limit(mut self, alerts_per_second: Option<NonZeroU32>) -> Self {
+        self.ingest_limits = Arc::new(ingest_limit::IngestLimits::new(alerts_per_second));
+        self
     }
 
     pub fn incidents(&self) -> IncidentService {

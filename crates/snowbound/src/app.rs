@@ -175,7 +175,8 @@ impl App {
             admin_token_hash,
         )
         .with_servicenow_client(client)
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_ingest_rate_limit(std::num::NonZeroU32::new(config.ingest_rate_limit));
         readiness.serve(
             metrics.instrument(snowbound_server::router(state)),
             Arc::clone(&store),

@@ -115,6 +115,11 @@ pub struct ServeConfig {
     /// more wait to be accepted until one closes.
     #[arg(long, env = "SNOWBOUND_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
+    /// Alerts per second each source may send to this node (default 1000; 0 = no
+    /// limit). A full bucket holds ten seconds of it; beyond, ingest answers 429 with
+    /// Retry-After, which Alertmanager and Grafana retry.
+    #[arg(long, env = "SNOWBOUND_INGEST_RATE_LIMIT", default_value_t = snowbound_services::DEFAULT_INGEST_RATE_LIMIT)]
+    pub ingest_rate_limit: u32,
     /// Behind a reverse proxy: count logins per the client address the proxy appends
     /// to X-Forwarded-For, not per the proxy's own address. Only with a proxy that
     /// always sets it, or clients could pick their own address.
@@ -303,6 +308,7 @@ impl ServeConfig {
             http_header_timeout_ms: HTTP_HEADER_TIMEOUT_MS,
             http_body_timeout_ms: HTTP_BODY_TIMEOUT_MS,
             http_max_connections: None,
+            ingest_rate_limit: snowbound_services::DEFAULT_INGEST_RATE_LIMIT,
             trust_forwarded_for: false,
             reset_login_limits: false,
             allow_local_instances: false,

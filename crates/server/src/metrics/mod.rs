@@ -91,7 +91,8 @@ const LAG_BUCKETS: [f64; 13] = [
 ];
 /// What an ingested alert did: the ingest answers' actions, `refused` (malformed) and
 /// `failed` (not stored now).
-const INGEST_OUTCOMES: [&str; 7] = [
+const INGEST_OUTCOMES: [&str; 8] = [
+    "rate_limited",
     "opened",
     "updated",
     "unchanged",
@@ -288,7 +289,7 @@ impl Metrics {
 
     /// An alert of a `kind` source did `outcome` (one of [`INGEST_OUTCOMES`]; anything
     /// else is counted as `failed`, keeping the label bounded).
-    pub fn alert_ingested(&self, kind: SourceKind, outcome: &str) {
+    pub fn alerts_ingested(&self, kind: SourceKind, outcome: &str, alerts: u64) {
         let outcome = if INGEST_OUTCOMES.contains(&outcome) {
             outcome
         } else {
@@ -300,7 +301,7 @@ impl Metrics {
                 source_kind: kind.as_str().to_owned(),
                 outcome: outcome.to_owned(),
             })
-            .inc();
+            .inc_by(alerts);
     }
 
     /// A poke for `integration` was queued.

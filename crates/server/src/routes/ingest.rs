@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 use snowbound_core::ingest::{alertmanager, webhook};
-use snowbound_core::source::SourceKind;
+use snowbound_core::source::{Source, SourceKind};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, RawBody};
@@ -41,10 +41,14 @@ pub async fn ingest(
         .ok_or_else(|| ApiError::not_found("source (unknown or rotated ingest URL)"))?;
     let service = state.incidents();
     match source.kind {
-        SourceKind::Servicenow => poke(&state, &source, &body).await,
+        SourceKind::Servicenow => {
+            admit(&state, &source, 1)?;
+            poke(&state, &source, &body).await
+        }
         SourceKind::Webhook => {
             let counted = |outcome: &str| count(&state, SourceKind::Webhook, outcome);
             let alert = webhook::parse(&body, &source).inspect_err(|_| counted("refused"))?;
+            admit(&state, &source, 1)?;
             let intake = service.intake(source).await?;
             let outcome = service
                 .ingest(&intake, alert)
@@ -63,6 +67,7 @@ pub async fn ingest(
                     return Err(first.clone().into());
                 }
             }
+            admit(&state, &source, alerts.len())?;
             let intake = service.intake(source).await?;
             // Alerts are applied concurrently, so their writes share group commits; the
             // answers keep the body's order. Alerts with one key still take turns.
@@ -114,9 +119,23 @@ pub async fn ingest(
     }
 }
 
+/// Refuses the whole body, before any of it is written, when the source is over its limit.
+fn admit(state: &AppState, source: &Source, alerts: usize) -> ApiResult<()> {
+    state
+        .services
+        .ingest_limits
+        .admit(source.id, alerts)
+        .inspect_err(|_| {
+            if let Some(metrics) = &state.metrics {
+                metrics.alerts_ingested(source.kind, "rate_limited", alerts as u64);
+            }
+        })?;
+    Ok(())
+}
+
 fn count(state: &AppState, kind: SourceKind, outcome: &str) {
     if let Some(metrics) = &state.metrics {
-        metrics.alert_ingested(kind, outcome);
+        metrics.alerts_ingested(kind, outcome, 1);
     }
 }
 

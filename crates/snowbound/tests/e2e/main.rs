@@ -11,6 +11,7 @@ mod crash;
 mod hostile_input;
 mod inbound;
 mod ingest_input;
+mod ingest_limits;
 mod journal;
 mod login_input;
 mod login_limits;
