@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::inbound::ServiceNowSourceSettings;
+use crate::ingest::email::EmailSettings;
 use crate::model::Severity;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -19,6 +20,8 @@ pub enum SourceKind {
     Alertmanager,
     /// Pokes (`{sys_id, table}`) and polls that make Snowbound read ServiceNow itself.
     Servicenow,
+    /// Mail to `<secret>@<SNOWBOUND_SMTP_DOMAIN>`, received by the SMTP listener.
+    Email,
 }
 
 impl SourceKind {
@@ -27,6 +30,7 @@ impl SourceKind {
             SourceKind::Webhook => "webhook",
             SourceKind::Alertmanager => "alertmanager",
             SourceKind::Servicenow => "servicenow",
+            SourceKind::Email => "email",
         }
     }
 
@@ -35,6 +39,7 @@ impl SourceKind {
             "webhook" => Some(SourceKind::Webhook),
             "alertmanager" => Some(SourceKind::Alertmanager),
             "servicenow" => Some(SourceKind::Servicenow),
+            "email" => Some(SourceKind::Email),
             _ => None,
         }
     }
@@ -53,6 +58,9 @@ pub struct Source {
     /// Set exactly when `kind` is `servicenow`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub servicenow: Option<ServiceNowSourceSettings>,
+    /// Set exactly when `kind` is `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailSettings>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -94,6 +102,7 @@ mod tests {
             name: "prom".into(),
             severity_map: map.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             servicenow: None,
+            email: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

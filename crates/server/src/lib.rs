@@ -19,6 +19,7 @@ mod preview;
 pub mod readiness;
 mod routes;
 mod servicenow;
+pub mod smtp;
 mod state;
 mod ui;
 mod views;

@@ -23,6 +23,8 @@ pub struct AppState {
     pub(crate) servicenow: Client,
     /// Where the ingest route counts alerts and pokes; `None` counts nothing.
     pub(crate) metrics: Option<crate::metrics::Metrics>,
+    /// The domain of email sources' addresses; the public URL's host unless set.
+    pub(crate) smtp_domain: Arc<str>,
 }
 
 impl AppState {
@@ -40,13 +42,19 @@ impl AppState {
     ) -> Self {
         let servicenow =
             Client::new(ClientConfig::default()).expect("the ServiceNow HTTP client builds");
+        let public_url: String = public_url.into().trim_end_matches('/').into();
+        let smtp_domain = url::Url::parse(&public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".into());
         AppState {
             services: Services::new(store.clone(), waker, servicenow.instance_policy()),
             store,
-            public_url: public_url.into().trim_end_matches('/').into(),
+            public_url: public_url.into(),
             admin_token_hash,
             servicenow,
             metrics: None,
+            smtp_domain: smtp_domain.into(),
         }
     }
 
@@ -54,6 +62,16 @@ impl AppState {
     pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// The domain email sources' addresses are at (`SNOWBOUND_SMTP_DOMAIN`).
+    pub fn with_smtp_domain(mut self, domain: impl Into<String>) -> Self {
+        self.smtp_domain = domain.into().into();
+        self
+    }
+
+    pub(crate) fn smtp_domain(&self) -> &str {
+        &self.smtp_domain
     }
 
     /// Alerts per second each source may send (`None`: no limit).

@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use rand::RngCore;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use snowbound_core::checks::checked_name;
 use snowbound_core::inbound::settings::validate_servicenow_source;
 use snowbound_core::inbound::ServiceNowSourceSettings;
+use snowbound_core::ingest::email::{validate_email_settings, EmailSettings};
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::validate::{check_text, limits};
 use snowbound_core::{new_id, Severity};
@@ -34,6 +35,8 @@ pub struct NewSource {
     pub severity_map: BTreeMap<String, Severity>,
     /// Required exactly for `servicenow` sources.
     pub servicenow: Option<ServiceNowSourceSettings>,
+    /// Only for `email` sources; defaulted when absent.
+    pub email: Option<EmailSettings>,
 }
 
 /// What a change sets; `None` keeps the stored value.
@@ -41,6 +44,40 @@ pub struct NewSource {
 pub struct SourceChange {
     pub name: Option<String>,
     pub severity_map: Option<BTreeMap<String, Severity>>,
+    /// Only for `email` sources.
+    pub email: Option<EmailSettings>,
+}
+
+/// An `email` source gets its settings (the defaults when none are given); other kinds
+/// take none.
+fn checked_email(
+    kind: SourceKind,
+    settings: Option<EmailSettings>,
+) -> ServiceResult<Option<EmailSettings>> {
+    match (kind, settings) {
+        (SourceKind::Email, settings) => {
+            let settings = settings.unwrap_or_default();
+            let errors = validate_email_settings(&settings);
+            if errors.is_empty() {
+                Ok(Some(settings))
+            } else {
+                Err(ServiceError::InvalidFields(errors))
+            }
+        }
+        (_, Some(_)) => Err(ServiceError::invalid(
+            "email",
+            "only an email source takes these settings",
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
+/// An email source's address: its secret without the prefix (64 hex digits, the longest
+/// local part SMTP allows) at the node's mail domain.
+pub fn email_address(secret: &SecretString, domain: &str) -> String {
+    let secret = secret.expose_secret();
+    let local = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
+    format!("{local}@{domain}")
 }
 
 /// 256 random bits: guessing one is hopeless, so the URL alone may authenticate.
@@ -98,6 +135,20 @@ impl SourceService {
         Ok(self.store.source_by_secret(secret).await?)
     }
 
+    /// The `email` source a mail to `local_part@<domain>` is for (see [`email_address`]).
+    pub async fn by_email_local_part(&self, local_part: &str) -> ServiceResult<Option<Source>> {
+        let valid = local_part.len() == 64 && local_part.bytes().all(|b| b.is_ascii_hexdigit());
+        if !valid {
+            return Ok(None);
+        }
+        let secret = format!("{SECRET_PREFIX}{}", local_part.to_ascii_lowercase());
+        Ok(self
+            .store
+            .source_by_secret(&secret)
+            .await?
+            .filter(|s| s.kind == SourceKind::Email))
+    }
+
     /// The source's ingest secret, the only credential a sender needs.
     pub async fn secret(&self, source: &Source) -> ServiceResult<SecretString> {
         named(self.store.source_secret(source.id).await, "source")
@@ -119,6 +170,7 @@ impl SourceService {
         let servicenow = self
             .checked_servicenow(new.kind, new.team_id, new.servicenow)
             .await?;
+        let email = checked_email(new.kind, new.email)?;
         let now = Utc::now();
         let source = Source {
             id: new_id(),
@@ -127,6 +179,7 @@ impl SourceService {
             name,
             severity_map,
             servicenow,
+            email,
             created_at: now,
             updated_at: now,
         };
@@ -197,6 +250,9 @@ impl SourceService {
         }
         if let Some(map) = change.severity_map {
             source.severity_map = checked_map(map)?;
+        }
+        if let Some(email) = change.email {
+            source.email = checked_email(source.kind, Some(email))?;
         }
         source.updated_at = Utc::now();
         named(self.store.update_source(&source).await, "source")?;

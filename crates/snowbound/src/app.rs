@@ -61,6 +61,9 @@ pub struct App {
     engine: JoinHandle<()>,
     /// PostgreSQL only: wakes this node's engine when another node commits a change.
     change_listener: Option<JoinHandle<()>>,
+    /// Where email sources' mail is received (`SNOWBOUND_SMTP_LISTEN`), if anywhere.
+    pub smtp_addr: Option<SocketAddr>,
+    smtp: Option<JoinHandle<()>>,
 }
 
 impl App {
@@ -177,6 +180,34 @@ impl App {
         .with_servicenow_client(client)
         .with_metrics(metrics.clone())
         .with_ingest_rate_limit(std::num::NonZeroU32::new(config.ingest_rate_limit));
+        let state = match &config.smtp_domain {
+            Some(domain) => state.with_smtp_domain(domain.clone()),
+            None => state,
+        };
+        let (smtp_addr, smtp) = match config.smtp_listen {
+            Some(listen) => {
+                let listener =
+                    TcpListener::bind(listen)
+                        .await
+                        .map_err(|source| AppError::Listen {
+                            addr: listen,
+                            source,
+                        })?;
+                let bound = listener.local_addr().map_err(|source| AppError::Listen {
+                    addr: listen,
+                    source,
+                })?;
+                tracing::info!(addr = %bound, "receiving email sources' mail over SMTP");
+                let smtp = tokio::spawn(snowbound_server::smtp::serve(
+                    listener,
+                    state.clone(),
+                    snowbound_server::smtp::SmtpLimits::default(),
+                    wait_for(stop_http.subscribe()),
+                ));
+                (Some(bound), Some(smtp))
+            }
+            None => (None, None),
+        };
         readiness.serve(
             metrics.instrument(snowbound_server::router(state)),
             Arc::clone(&store),
@@ -194,6 +225,8 @@ impl App {
             server,
             engine,
             change_listener,
+            smtp_addr,
+            smtp,
         })
     }
 
@@ -212,6 +245,9 @@ impl App {
         let _ = self.stop_http.send(true);
         if let Ok(Err(e)) = self.server.await {
             tracing::warn!(error = %e, "HTTP server ended with an error");
+        }
+        if let Some(smtp) = self.smtp {
+            let _ = smtp.await;
         }
         if let Some(listener) = self.change_listener {
             listener.abort();

@@ -115,6 +115,14 @@ pub struct ServeConfig {
     /// more wait to be accepted until one closes.
     #[arg(long, env = "SNOWBOUND_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
+    /// Receive email sources' mail over SMTP on this address (e.g. 0.0.0.0:2525); off
+    /// when unset.
+    #[arg(long, env = "SNOWBOUND_SMTP_LISTEN")]
+    pub smtp_listen: Option<SocketAddr>,
+    /// The domain in email sources' addresses (`<secret>@<domain>`); mail to other
+    /// domains is refused. Default: the host of the public URL.
+    #[arg(long, env = "SNOWBOUND_SMTP_DOMAIN")]
+    pub smtp_domain: Option<String>,
     /// Alerts per second each source may send to this node (default 1000; 0 = no
     /// limit). A full bucket holds ten seconds of it; beyond, ingest answers 429 with
     /// Retry-After, which Alertmanager and Grafana retry.
@@ -309,6 +317,8 @@ impl ServeConfig {
             http_body_timeout_ms: HTTP_BODY_TIMEOUT_MS,
             http_max_connections: None,
             ingest_rate_limit: snowbound_services::DEFAULT_INGEST_RATE_LIMIT,
+            smtp_listen: None,
+            smtp_domain: None,
             trust_forwarded_for: false,
             reset_login_limits: false,
             allow_local_instances: false,

@@ -151,6 +151,7 @@ mod tests {
             name: "prom".into(),
             severity_map: [("page".to_owned(), Severity::Critical)].into(),
             servicenow: None,
+            email: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

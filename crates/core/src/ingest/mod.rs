@@ -7,6 +7,7 @@
 //! over-long values are cut (the webhook, written by people, refuses them by name).
 
 pub mod alertmanager;
+pub mod email;
 pub mod webhook;
 
 use crate::json::BodyError;

@@ -124,6 +124,7 @@ mod tests {
             name: "hook".into(),
             severity_map: [("sev1".to_owned(), Severity::Critical)].into(),
             servicenow: None,
+            email: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

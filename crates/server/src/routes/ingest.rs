@@ -41,6 +41,10 @@ pub async fn ingest(
         .ok_or_else(|| ApiError::not_found("source (unknown or rotated ingest URL)"))?;
     let service = state.incidents();
     match source.kind {
+        SourceKind::Email => Err(ApiError::bad_request(
+            "wrong_source_type",
+            "this is an email source: send mail to its email_address, not HTTP",
+        )),
         SourceKind::Servicenow => {
             admit(&state, &source, 1)?;
             poke(&state, &source, &body).await

@@ -11,9 +11,10 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use snowbound_core::inbound::business_rule::{business_rule, BusinessRule};
 use snowbound_core::inbound::ServiceNowSourceSettings;
+use snowbound_core::ingest::email::EmailSettings;
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::Severity;
-use snowbound_services::sources::{NewSource, SourceChange};
+use snowbound_services::sources::{email_address, NewSource, SourceChange};
 use snowbound_store::PollState;
 use uuid::Uuid;
 
@@ -33,6 +34,8 @@ pub struct CreateSource {
     severity_map: BTreeMap<String, Severity>,
     #[serde(default)]
     servicenow: Option<ServiceNowSourceSettings>,
+    #[serde(default)]
+    email: Option<EmailSettings>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +45,8 @@ pub struct PatchSource {
     name: Option<String>,
     #[serde(default)]
     severity_map: Option<BTreeMap<String, Severity>>,
+    #[serde(default)]
+    email: Option<EmailSettings>,
 }
 
 #[derive(Serialize)]
@@ -54,6 +59,11 @@ pub(crate) struct SourceView {
     pub severity_map: BTreeMap<String, Severity>,
     /// The only credential a sender needs.
     pub ingest_url: String,
+    /// Where an `email` source's mail goes (`<secret>@<SNOWBOUND_SMTP_DOMAIN>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailSettings>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub servicenow: Option<ServiceNowSourceSettings>,
     /// What the ServiceNow admin pastes, for a `servicenow` source.
@@ -95,6 +105,8 @@ impl From<PollState> for PollView {
 pub(crate) async fn view(state: &AppState, source: Source) -> ApiResult<SourceView> {
     let secret = state.services.sources().secret(&source).await?;
     let ingest_url = format!("{}/ingest/{}", state.public_url(), secret.expose_secret());
+    let email_address =
+        (source.kind == SourceKind::Email).then(|| email_address(&secret, state.smtp_domain()));
     let (business_rule, poll) = match &source.servicenow {
         Some(settings) => {
             let integration = state.store.get_integration(settings.integration_id).await?;
@@ -116,6 +128,8 @@ pub(crate) async fn view(state: &AppState, source: Source) -> ApiResult<SourceVi
     };
     Ok(SourceView {
         ingest_url,
+        email_address,
+        email: source.email,
         servicenow: source.servicenow,
         business_rule,
         poll,
@@ -140,6 +154,7 @@ pub async fn create(
         name: body.name,
         severity_map: body.severity_map,
         servicenow: body.servicenow,
+        email: body.email,
     };
     let source = state.services.sources().create(&caller, new).await?;
     Ok((StatusCode::CREATED, axum::Json(view(&state, source).await?)))
@@ -172,6 +187,7 @@ pub async fn patch(
     let change = SourceChange {
         name: body.name,
         severity_map: body.severity_map,
+        email: body.email,
     };
     let source = state.services.sources().update(&caller, id, change).await?;
     Ok(axum::Json(view(&state, source).await?))

@@ -104,7 +104,8 @@ pub(super) async fn show(
         team,
         name: v.name,
         kind: v.kind.as_str(),
-        ingest_url: v.ingest_url,
+        // An email source's way in is its address.
+        ingest_url: v.email_address.unwrap_or(v.ingest_url),
         created: when(&v.created_at),
         servicenow,
     };

@@ -77,7 +77,8 @@ async fn rows(state: &AppState, user: &UiUser, team_id: Uuid) -> UiResult<Vec<So
                 .map(|(word, severity)| format!("{word} → {severity}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            ingest_url: v.ingest_url,
+            // An email source's way in is its address.
+            ingest_url: v.email_address.unwrap_or(v.ingest_url),
             created: when(&v.created_at),
         });
     }
@@ -220,10 +221,11 @@ async fn create(
             "webhook" => SourceKind::Webhook,
             "alertmanager" => SourceKind::Alertmanager,
             "servicenow" => SourceKind::Servicenow,
+            "email" => SourceKind::Email,
             _ => {
                 return Err(ServiceError::invalid(
                     "type",
-                    "choose webhook, alertmanager or servicenow",
+                    "choose webhook, alertmanager, servicenow or email",
                 ))
             }
         };
@@ -237,6 +239,7 @@ async fn create(
             name: form.text("name"),
             severity_map: severity_lines(form.get("severity_map").unwrap_or_default())?,
             servicenow,
+            email: None,
         };
         state.services.sources().create(&user.caller(), new).await
     }

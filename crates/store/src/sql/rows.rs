@@ -184,6 +184,19 @@ pub fn user(row: &impl SqlRow) -> Result<User> {
     })
 }
 
+/// A kind's settings column: JSON, NULL for the other kinds.
+fn source_settings<T: serde::de::DeserializeOwned>(
+    row: &impl SqlRow,
+    column: &str,
+) -> Result<Option<T>> {
+    row.opt_text(column)?
+        .map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("bad source settings ({column}): {e}")))
+        })
+        .transpose()
+}
+
 pub fn source(row: &impl SqlRow) -> Result<Source> {
     let kind = row.text("kind")?;
     Ok(Source {
@@ -193,13 +206,8 @@ pub fn source(row: &impl SqlRow) -> Result<Source> {
             .ok_or_else(|| StoreError::Corrupt(format!("bad source kind `{kind}`")))?,
         name: row.text("name")?,
         severity_map: row.json("severity_map")?,
-        servicenow: row
-            .opt_text("servicenow")?
-            .map(|text| {
-                serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Corrupt(format!("bad source settings: {e}")))
-            })
-            .transpose()?,
+        servicenow: source_settings(row, "servicenow")?,
+        email: source_settings(row, "email")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })

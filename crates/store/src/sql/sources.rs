@@ -32,8 +32,8 @@ pub async fn create_source<D: Dialect>(
         .write(
             Sql::new(
                 "INSERT INTO sources (id, team_id, kind, name, severity_map, secret_hash, \
-                 secret_sealed, created_at, updated_at, servicenow) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 secret_sealed, created_at, updated_at, servicenow, email) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(source.id)
             .bind(source.team_id)
@@ -44,7 +44,8 @@ pub async fn create_source<D: Dialect>(
             .bind(store.secrets.seal(secret))
             .bind(source.created_at)
             .bind(source.updated_at)
-            .bind(source.servicenow.as_ref().map(rows::to_json)),
+            .bind(source.servicenow.as_ref().map(rows::to_json))
+            .bind(source.email.as_ref().map(rows::to_json)),
         )
         .await
         .map_err(conflict_on("secret"))?;
@@ -77,14 +78,15 @@ pub async fn update_source<D: Dialect>(store: &SqlStore<D>, source: &Source) -> 
         .db
         .write(
             Sql::new(
-                "UPDATE sources SET name = $1, severity_map = $2, updated_at = $3, servicenow = $5 \
-                 WHERE id = $4",
+                "UPDATE sources SET name = $1, severity_map = $2, updated_at = $3, servicenow = $5, \
+                 email = $6 WHERE id = $4",
             )
             .bind(&source.name)
             .bind(rows::to_json(&source.severity_map))
             .bind(source.updated_at)
             .bind(source.id)
-            .bind(source.servicenow.as_ref().map(rows::to_json)),
+            .bind(source.servicenow.as_ref().map(rows::to_json))
+            .bind(source.email.as_ref().map(rows::to_json)),
         )
         .await?;
     touched(updated)

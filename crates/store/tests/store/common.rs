@@ -156,6 +156,7 @@ pub fn source(team: &Team, kind: SourceKind, name: &str) -> Source {
         name: name.into(),
         severity_map: Default::default(),
         servicenow: None,
+        email: None,
         created_at: now,
         updated_at: now,
     }

@@ -8,6 +8,7 @@ mod backends_agree;
 mod call_log_and_recreate;
 mod concurrency;
 mod credentials;
+mod email_sources;
 mod group_commit;
 mod inbound_state;
 mod journal;

@@ -24,6 +24,7 @@ async fn a_servicenow_source_keeps_its_settings(db: TestDb) {
         kind: SourceKind::Servicenow,
         name: "desk".into(),
         severity_map: Default::default(),
+        email: None,
         servicenow: Some(ServiceNowSourceSettings {
             integration_id: integration.id,
             delivery: Delivery::Poll,
