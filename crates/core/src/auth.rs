@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::validate::{check_text, FieldError};
 
 /// `servicenow.auth` without its secrets. The names are the HTTP API's contract.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ServiceNowAuth {
     /// Basic: refused by instances enforcing the Basic authentication restriction unless

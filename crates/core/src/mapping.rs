@@ -24,7 +24,7 @@ const RENDER_FUEL: u64 = 100_000;
 pub const DEFAULT_STATE_CLOSED: &str = "7";
 pub const DEFAULT_WORK_NOTES_FIELD: &str = "work_notes";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
     /// Written with the create only, like title and description.
@@ -33,7 +33,7 @@ pub enum When {
     Always,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldMapping {
     pub field: String,
@@ -47,7 +47,7 @@ pub struct FieldMapping {
 }
 
 /// What is sent after create. All on: the seed's behaviour.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Updates {
     pub severity: bool,
@@ -73,7 +73,7 @@ impl Default for Updates {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnClosed {
     /// Send nothing more to a Closed record; the link says so.
@@ -87,7 +87,7 @@ pub enum OnClosed {
 
 /// The mapping part of an integration's ServiceNow settings, flattened into
 /// `servicenow.*`. Every field has a default, so older stored settings still read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct MappingSettings {
     pub fields: Vec<FieldMapping>,

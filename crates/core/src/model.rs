@@ -19,7 +19,7 @@ pub fn new_id() -> Uuid {
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -94,7 +94,7 @@ impl ForwardingMode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Team {
     pub id: Uuid,
     pub name: String,
@@ -103,7 +103,7 @@ pub struct Team {
 
 pub type Attributes = BTreeMap<String, String>;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: Uuid,
     pub team_id: Uuid,
@@ -111,6 +111,7 @@ pub struct Incident {
     pub description: String,
     pub severity: Severity,
     pub status: IncidentStatus,
+    #[schema(value_type = BTreeMap<String, String>)]
     pub attributes: Attributes,
     /// The comment given with the latest resolve; cleared on reopen so a later
     /// resolve without a comment falls back to the configured close notes.
@@ -144,7 +145,7 @@ pub struct IncidentSnapshot {
     pub resolve_comment: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     /// Who did it: a user, a token's name, a source, a routing rule or the sync engine.
@@ -153,7 +154,7 @@ pub struct TimelineEntry {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeverityMap {
     pub critical: String,
     pub warning: String,
@@ -181,7 +182,7 @@ impl Default for SeverityMap {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeverityMapping {
     pub primary_field: String,
     pub primary_map: SeverityMap,
@@ -232,7 +233,7 @@ pub struct ServiceNowSettings {
 /// The stored and answered shape. Settings written before `auth` existed carry a
 /// top-level `username` and mean Basic; Basic settings still carry it, so readers of
 /// the old shape keep finding the user.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 struct SettingsWire {
     instance_url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -306,6 +307,24 @@ impl From<ServiceNowSettings> for SettingsWire {
     }
 }
 
+// The API answers and takes the wire shape, so the OpenAPI schema is the wire's.
+impl utoipa::PartialSchema for ServiceNowSettings {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <SettingsWire as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for ServiceNowSettings {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <SettingsWire as utoipa::ToSchema>::schemas(schemas)
+    }
+}
+
 pub const DEFAULT_CLOSE_NOTES: &str = "Resolved from Snowbound";
 
 impl ServiceNowSettings {
@@ -341,7 +360,7 @@ impl ServiceNowSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Integration {
     pub id: Uuid,
     pub display_name: String,

@@ -17,7 +17,7 @@ use crate::validate::{check_field, check_text, limits, FieldError};
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub const MATCH_VALUE_MAX_CHARS: usize = 1000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoutingRule {
     pub id: Uuid,
     pub team_id: Uuid,
@@ -31,7 +31,7 @@ pub struct RoutingRule {
 }
 
 /// Every condition given must hold; a rule without conditions matches every incident.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Conditions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,7 +43,7 @@ pub struct Conditions {
     pub title_contains: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Actions {
     #[serde(default)]
@@ -124,6 +124,32 @@ impl<'de> Deserialize<'de> for AttributeMatcher {
         }
     }
 }
+
+// Hand-written like its serde impls: a plain string or a one-key operator object.
+impl utoipa::PartialSchema for AttributeMatcher {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let op = |name: &str, description: &str| {
+            ObjectBuilder::new()
+                .property(name, ObjectBuilder::new().schema_type(Type::String))
+                .required(name)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+                .description(Some(description))
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("shorthand for {\"equals\": value}")),
+            )
+            .item(op("equals", "the attribute is exactly this value"))
+            .item(op("contains", "the attribute contains this substring"))
+            .item(op("regex", "the attribute matches this regular expression"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AttributeMatcher {}
 
 fn compile(pattern: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(pattern)

@@ -11,7 +11,7 @@ use crate::inbound::ServiceNowSourceSettings;
 use crate::ingest::email::EmailSettings;
 use crate::model::Severity;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     /// Snowbound's own JSON body: `{dedup_key, status, title, severity, …}`.

@@ -7,7 +7,7 @@ use crate::auth::validate_auth;
 use crate::instance_url::{parse_instance_url, InstancePolicy};
 use crate::model::{ServiceNowSettings, SeverityMap};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

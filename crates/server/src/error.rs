@@ -22,17 +22,22 @@ pub struct ApiError {
     pub retry_after: Option<std::time::Duration>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// Every error answer of the API.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// Stable, machine-readable: `invalid_field`, `not_found`, `unauthorized`, …
     code: &'a str,
+    /// For people; says what to fix.
     message: &'a str,
+    /// The dotted path of the body key or the query parameter at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// Every bad field when validation found several; `field` is the first.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     fields: &'a [FieldError],
 }
@@ -145,8 +150,8 @@ impl ApiError {
         serde_json::to_value(self.inner()).unwrap_or_default()
     }
 
-    fn inner(&self) -> Inner<'_> {
-        Inner {
+    fn inner(&self) -> ErrorDetail<'_> {
+        ErrorDetail {
             code: self.code,
             message: &self.message,
             field: self.field.as_deref(),
@@ -163,7 +168,7 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             error: self.inner(),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());

@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod listener;
 pub mod metrics;
+pub mod openapi;
 mod preview;
 pub mod readiness;
 mod routes;

@@ -13,17 +13,19 @@ use snowbound_store::StoreError;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PlannedRequest {
+    #[schema(value_type = String, example = "PATCH")]
     pub method: &'static str,
     pub path: String,
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
     pub body: Option<FieldMap>,
     /// Sent with `sysparm_input_display_value=true`: ServiceNow resolves the display
     /// values (a group's name) to sys_ids.
     pub display_values: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Planned {
     pub linked: bool,
     pub requests: Vec<PlannedRequest>,

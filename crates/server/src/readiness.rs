@@ -73,7 +73,14 @@ fn not_ready(status: &str, detail: Option<String>) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
-async fn readyz(State(readiness): State<Readiness>) -> Response {
+#[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "health", security(()),
+    description = "Readiness: whether a load balancer should send this node traffic now.",
+    responses(
+        (status = 200, description = "Ready", body = crate::openapi::Status),
+        (status = 503, description = "Starting, shutting down, engine stopped or database unreachable",
+            body = crate::openapi::Status),
+    ))]
+pub(crate) async fn readyz(State(readiness): State<Readiness>) -> Response {
     let inner = &readiness.0;
     match inner.phase.load(Ordering::SeqCst) {
         STARTING => return not_ready("starting", None),

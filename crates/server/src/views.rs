@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IncidentView {
     #[serde(flatten)]
     pub incident: Incident,
@@ -22,7 +22,7 @@ pub struct IncidentView {
     pub links: Vec<LinkView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LinkView {
     pub integration_id: Uuid,
     pub integration_name: String,
@@ -30,6 +30,7 @@ pub struct LinkView {
     pub number: Option<String>,
     /// pending | synced | retrying | parked, or waiting while the integration is failing
     /// or paused (the link itself is fine; its integration cannot be called).
+    #[schema(value_type = String, example = "synced")]
     pub state: &'static str,
     pub last_error: Option<String>,
     pub attempts: i64,
@@ -117,11 +118,12 @@ pub async fn incident_view(state: &AppState, incident: Incident) -> ApiResult<In
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntegrationView {
     #[serde(flatten)]
     pub record: IntegrationRecord,
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "servicenow")]
     pub kind: &'static str,
     /// Mapped values that ServiceNow's choice lists do not know (create and PATCH only).
     #[serde(skip_serializing_if = "Option::is_none")]

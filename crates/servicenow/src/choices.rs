@@ -7,7 +7,7 @@ use crate::connection::{check_identifier, Connection};
 use crate::record::field_text;
 
 /// One entry of a ServiceNow choice list: the stored value and what users see.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Choice {
     pub value: String,
     pub label: String,

@@ -14,7 +14,7 @@ use crate::client::{Client, Sent, EXCLUDE_LINKS};
 use crate::connection::{check_identifier, validate_instance_url, Connection};
 use crate::oauth::Want;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TestReport {
     /// Every check passed. The sys_choice check never fails the test: choice lists are a
     /// convenience, its problems show up as warnings.
@@ -23,7 +23,7 @@ pub struct TestReport {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub name: String,
     pub ok: bool,

@@ -22,7 +22,7 @@ use crate::routing_links::RoutingContext;
 const MAX_ATTEMPTS: usize = 8;
 
 /// What one alert did.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Outcome {
     pub dedup_key: String,
     /// opened | updated | unchanged | resolved | ignored (resolved, but no incident held the key)

@@ -13,36 +13,48 @@ use snowbound_core::{Credentials, Integration, ServiceNowAuth, ServiceNowSetting
 
 use crate::integrations::ServiceNowInput;
 
+/// Secrets are taken but never serialized. A `skip_serializing_if` that always skips
+/// does what `skip_serializing` does while keeping them in the OpenAPI schema, whose
+/// derive drops fields that serde never serializes.
+pub(crate) fn write_only<T>(_: &T) -> bool {
+    true
+}
+
 /// `servicenow.auth` as sent. Names default to empty so a missing one is reported by
 /// validation with its path (`servicenow.auth.client_id: is required`); secrets are never
 /// serialized, so they cannot reach an answer or a merge base.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthInput {
     Basic {
         #[serde(default)]
         username: String,
-        #[serde(default, skip_serializing)]
+        #[serde(default, skip_serializing_if = "write_only")]
+        #[schema(write_only)]
         password: Option<String>,
     },
     OauthClientCredentials {
         #[serde(default)]
         client_id: String,
-        #[serde(default, skip_serializing)]
+        #[serde(default, skip_serializing_if = "write_only")]
+        #[schema(write_only)]
         client_secret: Option<String>,
     },
     OauthPassword {
         #[serde(default)]
         client_id: String,
-        #[serde(default, skip_serializing)]
+        #[serde(default, skip_serializing_if = "write_only")]
+        #[schema(write_only)]
         client_secret: Option<String>,
         #[serde(default)]
         username: String,
-        #[serde(default, skip_serializing)]
+        #[serde(default, skip_serializing_if = "write_only")]
+        #[schema(write_only)]
         password: Option<String>,
     },
     ApiKey {
-        #[serde(default, skip_serializing)]
+        #[serde(default, skip_serializing_if = "write_only")]
+        #[schema(write_only)]
         api_key: Option<String>,
     },
 }

@@ -24,17 +24,17 @@ use crate::caller::Caller;
 use crate::choice_cache::ChoiceCache;
 use crate::error::{ServiceError, ServiceResult};
 pub use crate::integration_auth::AuthInput;
-use crate::integration_auth::{checked_credentials, uses_top_level_form};
+use crate::integration_auth::{checked_credentials, uses_top_level_form, write_only};
 use crate::scope::{gone_is_fine, named, team_exists, visible};
 use crate::waker::EngineWaker;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IntegrationType {
     Servicenow,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationInput {
     pub display_name: String,
@@ -89,7 +89,7 @@ fn default_minor() -> String {
     SeverityMap::default().minor
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceNowInput {
     pub instance_url: String,
@@ -98,7 +98,8 @@ pub struct ServiceNowInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Write-only: never serialized, so it cannot leak into an answer or a merge base.
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing_if = "write_only")]
+    #[schema(write_only)]
     pub password: Option<String>,
     /// `servicenow.auth`; its secrets are write-only like `password`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,7 +138,7 @@ pub struct ServiceNowInput {
     pub who_wins: WhoWins,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeverityInput {
     #[serde(default = "default_primary_field")]
@@ -161,7 +162,7 @@ impl Default for SeverityInput {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeverityMapInput {
     #[serde(default = "default_critical")]

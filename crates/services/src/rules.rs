@@ -21,7 +21,7 @@ use crate::scope::{gone_is_fine, named, require_team, visible};
 const MAX_TARGETS: usize = 50;
 
 /// A rule as the caller wants it (new, or the whole rule after a change).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleInput {
     pub team_id: Uuid,

@@ -8,7 +8,7 @@ use snowbound_core::{
 use uuid::Uuid;
 
 /// A team-scoped bearer token. Only its SHA-256 is stored; the token is shown once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiToken {
     pub id: Uuid,
     pub name: String,
@@ -19,7 +19,7 @@ pub struct ApiToken {
 }
 
 /// An integration with its health as the engine last saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IntegrationRecord {
     #[serde(flatten)]
     pub integration: Integration,
@@ -30,7 +30,7 @@ pub struct IntegrationRecord {
     pub health: IntegrationHealth,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default, utoipa::ToSchema)]
 pub struct IntegrationHealth {
     /// Set while ServiceNow refuses the credentials; cleared by a settings change.
     pub failing: Option<String>,
@@ -147,7 +147,7 @@ pub struct IncidentFilter {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiCallRecord {
     pub integration_id: Uuid,
     pub incident_id: Option<Uuid>,

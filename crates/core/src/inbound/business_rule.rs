@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::model::ServiceNowSettings;
 use crate::sync::STATE_FIELD;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BusinessRule {
     pub name: String,
     pub table: String,

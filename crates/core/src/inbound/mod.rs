@@ -181,7 +181,7 @@ pub enum IncidentAction {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoteKind {
     /// ServiceNow changed the field, Snowbound won and pushes its value again.
@@ -193,7 +193,7 @@ pub enum NoteKind {
 }
 
 /// What the link shows about one field ServiceNow and Snowbound disagree on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkNote {
     pub field: String,
     pub kind: NoteKind,

@@ -15,7 +15,9 @@ pub const DEFAULT_POLL_INTERVAL_S: u32 = 60;
 /// of instances once combined with the watermark.
 pub const OPEN_FILTER_MAX_CHARS: usize = 2000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     /// Only the business rule's pokes (no polling).
@@ -47,7 +49,7 @@ impl Delivery {
 
 /// Which ServiceNow changes reach the incident. Severity is opt-in: urgency is often
 /// re-triaged by the service desk for its own queue, not for the on-call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Transitions {
     pub resolve: bool,
@@ -73,7 +75,7 @@ fn default_poll_interval() -> u32 {
 
 /// A `servicenow` source's settings: it reads ServiceNow through an existing
 /// integration's connection and credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceNowSourceSettings {
     pub integration_id: Uuid,
     #[serde(default)]
@@ -174,7 +176,9 @@ pub fn check_open_filter(filter: &str) -> Result<(), String> {
 }
 
 /// Who wins when both systems changed one field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Winner {
     /// The later change wins: ServiceNow's `sys_updated_on` against Snowbound's change.
@@ -198,7 +202,7 @@ impl Winner {
 
 /// Per integration, for state and for severity. Integrations stored before #15 have
 /// none: both default to `latest`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct WhoWins {
     pub state: Winner,

@@ -20,15 +20,20 @@ use crate::json::{from_value, parse_json, BodyError};
 /// an annotation of one name never overwrite each other.
 pub const ANNOTATION_PREFIX: &str = "annotations.";
 
-#[derive(Deserialize)]
-struct Body {
+/// An `alertmanager` source's body (public for the OpenAPI document only).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AlertmanagerBody)]
+pub struct Body {
+    /// `4` when given.
     #[serde(default)]
     version: Option<String>,
+    #[schema(value_type = Vec<AmAlert>)]
     alerts: Vec<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
-struct AmAlert {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AlertmanagerAlert)]
+pub struct AmAlert {
     status: String,
     #[serde(default)]
     labels: BTreeMap<String, String>,

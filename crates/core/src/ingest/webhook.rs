@@ -16,10 +16,14 @@ use super::{checked_key, Alert, AlertEvent, AlertFields};
 use crate::checks::check_attributes;
 use crate::json::{parse_json, BodyError};
 
-#[derive(Deserialize)]
+/// A `webhook` source's body (public for the OpenAPI document only).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Body {
+#[schema(as = WebhookAlert)]
+pub struct Body {
+    /// Alerts with one key update one incident while it is unresolved.
     dedup_key: String,
+    /// `open` (the default) or `resolved`.
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]

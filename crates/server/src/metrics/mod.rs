@@ -468,7 +468,22 @@ async fn count(State(metrics): State<Metrics>, mut request: Request, next: Next)
     response
 }
 
-async fn scrape(State(metrics): State<Metrics>, headers: axum::http::HeaderMap) -> Response {
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "health",
+    security((), ("metrics_token" = [])),
+    description = "Prometheus exposition format (0.0.4), or OpenMetrics when asked in \
+        `Accept`. Series: docs/OPERATIONS.md.",
+    responses(
+        (status = 200, description = "The series", content(
+            (String = "text/plain; version=0.0.4"),
+            (String = "application/openmetrics-text; version=1.0.0"),
+        )),
+        (status = 401, description = "SNOWBOUND_METRICS_TOKEN is set and the bearer token is not it",
+            body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn scrape(
+    State(metrics): State<Metrics>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     if let Some(token) = &metrics.0.token {
         let sent = headers
             .get(header::AUTHORIZATION)

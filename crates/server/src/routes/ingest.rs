@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use snowbound_core::ingest::{alertmanager, webhook};
 use snowbound_core::source::{Source, SourceKind};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::extract::{Path, RawBody};
 use crate::state::AppState;
 
@@ -28,6 +28,22 @@ use crate::state::AppState;
 /// one huge body does not take every database connection.
 const ALERTS_IN_FLIGHT: usize = 64;
 
+#[utoipa::path(post, operation_id = "ingest", path = "/ingest/{secret}", tag = "ingest", security(()),
+    description = "An alert body of the source's kind, or a ServiceNow business rule's poke. \
+        Any Content-Type is taken. 202 is answered once every alert that could be stored is \
+        committed; an Alertmanager body refused alert by alert answers 422 only when every \
+        alert was refused.",
+    params(("secret" = String, Path, description = "The source's secret: its ingest URL is its only credential")),
+    request_body(content = IngestBody, description = "The body of the source's kind"),
+    responses(
+        (status = 202, description = "Applied (or queued, for a poke)", body = IngestAnswer),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 404, description = "No source has this secret (unknown or rotated)", body = ErrorBody),
+        (status = 413, description = "The body exceeds 1 MiB", body = ErrorBody),
+        (status = 422, description = "A bad value; `field` names it", body = ErrorBody),
+        (status = 503, description = "Some alerts could not be stored now; send the body again",
+            body = NotStored),
+    ))]
 pub async fn ingest(
     State(state): State<AppState>,
     Path(secret): Path<String>,
@@ -157,10 +173,73 @@ fn partly_stored(unstored: usize, answers: Vec<Value>) -> Response {
     (error.status, axum::Json(body)).into_response()
 }
 
+/// What `/ingest` takes, for the document: which one depends on the source's kind.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum IngestBody {
+    Webhook(webhook::Body),
+    Alertmanager(alertmanager::Body),
+    Poke(Poke),
+}
+
+/// What `/ingest` answers with 202, for the document (the handler builds it as JSON).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum IngestAnswer {
+    /// A webhook alert.
+    Webhook(snowbound_services::ingest::Outcome),
+    /// An Alertmanager body: each alert's outcome, in the body's order.
+    Alertmanager(AlertAnswers),
+    /// A poke: `{"action": "queued"}`.
+    Poke(Queued),
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AlertAnswers {
+    alerts: Vec<AlertAnswer>,
+}
+
+/// One alert of an Alertmanager body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum AlertAnswer {
+    Applied(snowbound_services::ingest::Outcome),
+    /// `action` is `refused`: the alert was malformed; the others were applied.
+    Refused {
+        action: String,
+        error: ErrorDetail<'static>,
+    },
+    /// `action` is `failed`: it could not be stored now.
+    Failed {
+        dedup_key: String,
+        action: String,
+        error: ErrorDetail<'static>,
+    },
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Queued {
+    /// `queued`
+    action: String,
+}
+
+/// The 503 of an Alertmanager body some of whose alerts could not be stored.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct NotStored {
+    error: ErrorDetail<'static>,
+    alerts: Vec<AlertAnswer>,
+}
+
 /// A business rule's `{sys_id, table}`. Only which record changed is taken: whatever else
 /// a poke carries is ignored, as anyone holding the URL could forge it; the engine reads
 /// the record itself.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 struct Poke {
     sys_id: String,
     table: String,

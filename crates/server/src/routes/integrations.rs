@@ -27,6 +27,11 @@ async fn with_warnings(state: &AppState, record: IntegrationRecord) -> Integrati
     view
 }
 
+#[utoipa::path(post, operation_id = "integrations_create", path = "/integrations", tag = "integrations",
+    description = "Every bad setting is listed in `fields`, named by its path (`servicenow.close_code`).",
+    request_body = IntegrationInput,
+    responses((status = 201, description = "The integration, with `warnings` for mapped values \
+        ServiceNow's choice lists do not know", body = IntegrationView)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -39,6 +44,8 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, operation_id = "integrations_list", path = "/integrations", tag = "integrations",
+    responses((status = 200, description = "Integrations serving the caller's teams", body = Vec<IntegrationView>)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
     let views: Vec<IntegrationView> = state
         .integrations()
@@ -50,6 +57,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<im
     Ok(axum::Json(views))
 }
 
+#[utoipa::path(get, operation_id = "integrations_get", path = "/integrations/{id}", tag = "integrations",
+    params(("id" = Uuid, Path, description = "The integration's id")),
+    responses((status = 200, description = "The integration", body = IntegrationView)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -59,6 +69,13 @@ pub async fn get(
     Ok(axum::Json(IntegrationView::new(record)))
 }
 
+#[utoipa::path(patch, operation_id = "integrations_patch", path = "/integrations/{id}", tag = "integrations",
+    description = "An RFC 7386 JSON merge patch onto the stored settings (the shape of \
+        `IntegrationInput`; `null` removes), checked as a whole. `servicenow.auth` of another \
+        `type` replaces the stored one; a change of instance, client or user needs its secret again.",
+    params(("id" = Uuid, Path, description = "The integration's id")),
+    request_body(content = Object, description = "A merge patch over `IntegrationInput`"),
+    responses((status = 200, description = "The integration, with `warnings`", body = IntegrationView)))]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -72,6 +89,9 @@ pub async fn patch(
     Ok(axum::Json(with_warnings(&state, record).await))
 }
 
+#[utoipa::path(delete, operation_id = "integrations_delete", path = "/integrations/{id}", tag = "integrations",
+    params(("id" = Uuid, Path, description = "The integration's id")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -16,12 +16,13 @@ use std::any::Any;
 use axum::http::{header, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -29,88 +30,71 @@ use crate::state::AppState;
 /// Bodies larger than this answer 413 before a handler sees them.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// `/healthz` and `/api/v1`, with tracing (method, path, status, latency; never headers
-/// or bodies), the body limit, JSON errors for every failure and a JSON 500 on panic.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/teams", get(teams::list).post(teams::create))
-        .route("/tokens", post(teams::create_token))
-        .route(
-            "/integrations",
-            get(integrations::list).post(integrations::create),
-        )
-        .route(
-            "/integrations/{id}",
-            get(integrations::get)
-                .patch(integrations::patch)
-                .delete(integrations::delete),
-        )
-        .route(
-            "/integrations/{id}/test-connection",
-            post(servicenow::test_connection),
-        )
-        .route("/integrations/{id}/choices", get(servicenow::choices))
-        .route("/integrations/{id}/preview", post(servicenow::preview))
-        .route(
-            "/integrations/{id}/api-calls",
-            get(servicenow::integration_api_calls),
-        )
-        .route(
-            "/incidents/{id}/api-calls",
-            get(servicenow::incident_api_calls),
-        )
-        .route("/incidents", get(incidents::list).post(incidents::create))
-        .route(
-            "/incidents/{id}",
-            get(incidents::get).patch(incidents::edit),
-        )
-        .route("/incidents/{id}/acknowledge", post(incidents::acknowledge))
-        .route("/incidents/{id}/resolve", post(incidents::resolve))
-        .route("/incidents/{id}/reopen", post(incidents::reopen))
-        .route("/incidents/{id}/forward", post(incidents::forward))
-        .route("/incidents/{id}/comments", post(incidents::comment))
-        .route(
-            "/incidents/{id}/links/{integration_id}/retry",
-            post(incidents::retry_link),
-        )
-        .route(
-            "/incidents/{id}/links/{integration_id}/recreate",
-            post(incidents::recreate_link),
-        )
-        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/tokens", get(tokens::list))
-        .route("/users", get(users::list))
-        .route("/users/{id}", axum::routing::patch(users::update))
-        .route(
-            "/login-lockouts",
-            axum::routing::delete(users::reset_lockouts),
-        )
-        .route("/sources", get(sources::list).post(sources::create))
-        .route(
-            "/sources/{id}",
-            get(sources::get)
-                .patch(sources::patch)
-                .delete(sources::delete),
-        )
-        .route("/sources/{id}/rotate", post(sources::rotate))
-        .route(
-            "/routing-rules",
-            get(routing_rules::list).post(routing_rules::create),
-        )
-        .route(
-            "/routing-rules/{id}",
-            get(routing_rules::get)
-                .patch(routing_rules::patch)
-                .delete(routing_rules::delete),
-        );
+/// `/api/v1`: each `routes!` registers its handlers and their OpenAPI operations
+/// together, so a route cannot be served without being in the document.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(crate::openapi::document_json))
+        .routes(routes!(teams::list, teams::create))
+        .routes(routes!(teams::create_token, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(users::list))
+        .routes(routes!(users::update))
+        .routes(routes!(users::reset_lockouts))
+        .routes(routes!(integrations::list, integrations::create))
+        .routes(routes!(
+            integrations::get,
+            integrations::patch,
+            integrations::delete
+        ))
+        .routes(routes!(servicenow::test_connection))
+        .routes(routes!(servicenow::choices))
+        .routes(routes!(servicenow::preview))
+        .routes(routes!(servicenow::integration_api_calls))
+        .routes(routes!(servicenow::incident_api_calls))
+        .routes(routes!(incidents::list, incidents::create))
+        .routes(routes!(incidents::get, incidents::edit))
+        .routes(routes!(incidents::acknowledge))
+        .routes(routes!(incidents::resolve))
+        .routes(routes!(incidents::reopen))
+        .routes(routes!(incidents::forward))
+        .routes(routes!(incidents::comment))
+        .routes(routes!(incidents::retry_link))
+        .routes(routes!(incidents::recreate_link))
+        .routes(routes!(sources::list, sources::create))
+        .routes(routes!(sources::get, sources::patch, sources::delete))
+        .routes(routes!(sources::rotate))
+        .routes(routes!(routing_rules::list, routing_rules::create))
+        .routes(routes!(
+            routing_rules::get,
+            routing_rules::patch,
+            routing_rules::delete
+        ))
+}
 
-    Router::new()
-        .route("/healthz", get(healthz))
-        .nest("/api/v1", api)
-        .route("/ingest/{secret}", post(ingest::ingest))
+/// Every route of the application router that is not a web UI page: the document of
+/// [`crate::openapi`] is built from this very value.
+pub(crate) fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .nest("/api/v1", api_routes())
+        .routes(routes!(ingest::ingest))
+}
+
+/// The application's routes before state and layers: the API's and the web UI's.
+pub(crate) fn app_routes() -> Router<AppState> {
+    let (documented, _) = documented_routes().split_for_parts();
+    documented
         .merge(crate::ui::router())
         .route_layer(middleware::from_fn(crate::metrics::note_route))
         .fallback(not_found)
+}
+
+/// `/healthz`, `/api/v1`, `/ingest` and the web UI, with tracing (method, path, status,
+/// latency; never headers or bodies), the body limit, JSON errors for every failure and
+/// a JSON 500 on panic.
+pub fn router(state: AppState) -> Router {
+    app_routes()
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::map_response(json_errors))
@@ -173,6 +157,12 @@ fn loggable_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
 
 /// Says ok only when the database takes a committed write: a node whose writes fail
 /// (full disk, lost connection) cannot accept an alert, so it must not look healthy.
+#[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "health", security(()),
+    description = "Liveness: ok while the database takes a committed write.",
+    responses(
+        (status = 200, description = "The node works", body = crate::openapi::Status),
+        (status = 503, description = "The database refuses writes", body = crate::error::ErrorBody),
+    ))]
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     match state.store.check_writable().await {
         Ok(()) => Json(serde_json::json!({"status": "ok"})).into_response(),

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
+use snowbound_core::routing::RoutingRule;
 use snowbound_services::rules::RuleInput;
 use uuid::Uuid;
 
@@ -22,6 +23,9 @@ use crate::extract::{from_value, Json, Path, Query};
 use crate::routes::merge_patch::merge_patch_value;
 use crate::state::AppState;
 
+#[utoipa::path(post, operation_id = "routing_rules_create", path = "/routing-rules", tag = "routing-rules",
+    request_body = RuleInput,
+    responses((status = 201, description = "The rule", body = RoutingRule)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -31,6 +35,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(rule)))
 }
 
+#[utoipa::path(get, operation_id = "routing_rules_list", path = "/routing-rules", tag = "routing-rules",
+    params(("team_id" = Option<Uuid>, Query, description = "Only this team's")),
+    responses((status = 200, description = "The rules in evaluation order", body = Vec<RoutingRule>)))]
 /// In evaluation order; `?team_id=` narrows to one team.
 pub async fn list(
     State(state): State<AppState>,
@@ -43,6 +50,9 @@ pub async fn list(
     Ok(axum::Json(rules))
 }
 
+#[utoipa::path(get, operation_id = "routing_rules_get", path = "/routing-rules/{id}", tag = "routing-rules",
+    params(("id" = Uuid, Path, description = "The rule's id")),
+    responses((status = 200, description = "The rule", body = RoutingRule)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -53,6 +63,11 @@ pub async fn get(
     ))
 }
 
+#[utoipa::path(patch, operation_id = "routing_rules_patch", path = "/routing-rules/{id}", tag = "routing-rules",
+    params(("id" = Uuid, Path, description = "The rule's id")),
+    request_body(content = Object, description = "An RFC 7386 merge patch over `RuleInput` \
+        (`null` removes a condition), checked as a whole"),
+    responses((status = 200, description = "The rule", body = RoutingRule)))]
 /// A JSON merge patch over the rule (`null` removes a condition); the result is
 /// validated as a whole, like a new rule.
 pub async fn patch(
@@ -81,6 +96,9 @@ pub async fn patch(
     Ok(axum::Json(service.update(&caller, id, input).await?))
 }
 
+#[utoipa::path(delete, operation_id = "routing_rules_delete", path = "/routing-rules/{id}", tag = "routing-rules",
+    params(("id" = Uuid, Path, description = "The rule's id")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

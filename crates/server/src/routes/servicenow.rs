@@ -3,12 +3,12 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use snowbound_core::validate::is_servicenow_name;
 use snowbound_core::Integration;
-use snowbound_servicenow::{speaks_table_api, Check, TestReport};
+use snowbound_servicenow::{speaks_table_api, Check, Choice, TestReport};
 use snowbound_store::{ApiCallFilter, ApiCallRecord};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -21,10 +21,16 @@ use crate::state::AppState;
 const DEFAULT_CALLS: u32 = 100;
 const MAX_CALLS: u32 = 1000;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TestConnectionBody)]
 pub struct NoBody {}
 
+#[utoipa::path(post, operation_id = "integrations_test_connection", path = "/integrations/{id}/test-connection", tag = "integrations",
+    description = "Tries the stored settings against ServiceNow and says, check by check, what works \
+        and what to fix. Logged in the integration's API call log.",
+    params(("id" = Uuid, Path, description = "The integration's id")), request_body(content = Option<NoBody>, description = "Empty, or `{}`"),
+    responses((status = 200, description = "The report (`ok` false when a check failed)", body = TestReport)))]
 pub async fn test_connection(
     State(state): State<AppState>,
     caller: Caller,
@@ -56,6 +62,13 @@ pub(crate) async fn run_test_connection(state: &AppState, integration: &Integrat
     }
 }
 
+#[utoipa::path(get, operation_id = "integrations_choices", path = "/integrations/{id}/choices", tag = "integrations",
+    description = "A field's ServiceNow choice list on the integration's table (cached).",
+    params(("id" = Uuid, Path, description = "The integration's id"),
+        ("field" = String, Query, description = "A ServiceNow field name (`urgency`, `state`…)"),
+        ("refresh" = Option<bool>, Query, description = "Read ServiceNow again instead of the cache"),
+    ),
+    responses((status = 200, description = "The choices, or none with a warning", body = Choices)))]
 pub async fn choices(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,14 +88,24 @@ pub async fn choices(
     }
     let integration = state.integrations().visible(&caller, id).await?.integration;
     let loaded = load(&state, &integration, &field, refresh).await;
-    let mut body = json!({"field": field, "choices": loaded.choices});
-    if let Some(warning) = loaded.warning {
-        body["warning"] = json!(warning);
-    }
-    Ok(axum::Json(body))
+    Ok(axum::Json(Choices {
+        field,
+        choices: loaded.choices,
+        warning: loaded.warning,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+pub struct Choices {
+    field: String,
+    /// Active choices in ServiceNow's order; empty when they cannot be read.
+    choices: Vec<Choice>,
+    /// Why the list is empty (the instance unreachable, no read right on sys_choice…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewBody {
     incident_id: Uuid,
@@ -91,6 +114,10 @@ pub struct PreviewBody {
 /// The requests the next reconcile would send, computed by the engine's own functions
 /// (field mappings and routing rules' `set_fields` included) from what the link last
 /// pushed. A never-forwarded incident shows its create.
+#[utoipa::path(post, operation_id = "integrations_preview", path = "/integrations/{id}/preview", tag = "integrations",
+    description = "The requests the next sync of an incident would send to this integration.",
+    params(("id" = Uuid, Path, description = "The integration's id")), request_body = PreviewBody,
+    responses((status = 200, description = "The planned requests", body = crate::preview::Planned)))]
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
@@ -124,6 +151,14 @@ fn call_filter(query: &mut Query) -> ApiResult<ApiCallFilter> {
     })
 }
 
+#[utoipa::path(get, operation_id = "integrations_api_calls", path = "/integrations/{id}/api-calls", tag = "integrations",
+    description = "The integration's ServiceNow API call log, newest first, as the caller may read it.",
+    params(("id" = Uuid, Path, description = "The integration's id"),
+        ("status_class" = Option<u16>, Query, description = "2, 4 or 5 for 2xx/4xx/5xx; 0 for calls that got no answer"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, at most 1000)"),
+        ("incident_id" = Option<Uuid>, Query, description = "Only calls about this incident"),
+    ),
+    responses((status = 200, description = "The calls", body = Vec<ApiCallRecord>)))]
 pub async fn integration_api_calls(
     State(state): State<AppState>,
     caller: Caller,
@@ -173,6 +208,14 @@ fn readable_by(caller: &Caller, mut call: ApiCallRecord) -> ApiCallRecord {
     call
 }
 
+#[utoipa::path(get, operation_id = "incidents_api_calls", path = "/incidents/{id}/api-calls", tag = "incidents",
+    description = "The ServiceNow calls made for an incident, newest first.",
+    params(("id" = Uuid, Path, description = "The incident's id"),
+        ("status_class" = Option<u16>, Query, description = "2, 4 or 5 for 2xx/4xx/5xx; 0 for calls that got no answer"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, at most 1000)"),
+        ("integration_id" = Option<Uuid>, Query, description = "Only calls to this integration"),
+    ),
+    responses((status = 200, description = "The calls", body = Vec<ApiCallRecord>)))]
 pub async fn incident_api_calls(
     State(state): State<AppState>,
     caller: Caller,

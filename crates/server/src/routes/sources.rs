@@ -23,7 +23,7 @@ use crate::error::ApiResult;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
     team_id: Uuid,
@@ -38,7 +38,7 @@ pub struct CreateSource {
     email: Option<EmailSettings>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchSource {
     #[serde(default)]
@@ -49,7 +49,7 @@ pub struct PatchSource {
     email: Option<EmailSettings>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SourceView {
     pub id: Uuid,
     pub team_id: Uuid,
@@ -72,12 +72,13 @@ pub(crate) struct SourceView {
     /// How polling of a `servicenow` source goes; `null` when it does not poll
     /// (delivery `push`, or another kind of source).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PollView>)]
     pub poll: Option<Option<PollView>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct PollView {
     pub last_poll_at: Option<DateTime<Utc>>,
     /// Records the last poll read.
@@ -143,6 +144,11 @@ pub(crate) async fn view(state: &AppState, source: Source) -> ApiResult<SourceVi
     })
 }
 
+#[utoipa::path(post, operation_id = "sources_create", path = "/sources", tag = "sources",
+    description = "A way in for alerts (`webhook`, `alertmanager`) or for ServiceNow's changes \
+        (`servicenow`, which needs `servicenow` settings).",
+    request_body = CreateSource,
+    responses((status = 201, description = "The source with its ingest URL", body = SourceView)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -160,6 +166,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(view(&state, source).await?)))
 }
 
+#[utoipa::path(get, operation_id = "sources_list", path = "/sources", tag = "sources",
+    responses((status = 200, description = "The sources of the caller's teams", body = Vec<SourceView>)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
     let sources = state.services.sources().list(&caller, None).await?;
     let mut views = Vec::with_capacity(sources.len());
@@ -169,6 +177,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<im
     Ok(axum::Json(views))
 }
 
+#[utoipa::path(get, operation_id = "sources_get", path = "/sources/{id}", tag = "sources",
+    params(("id" = Uuid, Path, description = "The source's id")),
+    responses((status = 200, description = "The source with its ingest URL", body = SourceView)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,6 +189,9 @@ pub async fn get(
     Ok(axum::Json(view(&state, source).await?))
 }
 
+#[utoipa::path(patch, operation_id = "sources_patch", path = "/sources/{id}", tag = "sources",
+    params(("id" = Uuid, Path, description = "The source's id")), request_body = PatchSource,
+    responses((status = 200, description = "The source", body = SourceView)))]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -193,6 +207,9 @@ pub async fn patch(
     Ok(axum::Json(view(&state, source).await?))
 }
 
+#[utoipa::path(post, operation_id = "sources_rotate", path = "/sources/{id}/rotate", tag = "sources",
+    params(("id" = Uuid, Path, description = "The source's id")),
+    responses((status = 200, description = "The source with its new ingest URL", body = SourceView)))]
 /// A new secret; the old URL stops working when this answers.
 pub async fn rotate(
     State(state): State<AppState>,
@@ -203,6 +220,9 @@ pub async fn rotate(
     Ok(axum::Json(view(&state, source).await?))
 }
 
+#[utoipa::path(delete, operation_id = "sources_delete", path = "/sources/{id}", tag = "sources",
+    params(("id" = Uuid, Path, description = "The source's id")),
+    responses((status = 204, description = "Deleted")))]
 /// Incidents the source opened stay; only the way in closes.
 pub async fn delete(
     State(state): State<AppState>,

@@ -20,6 +20,7 @@ mod logs;
 mod mapping;
 mod metrics;
 mod multi_node;
+mod openapi;
 mod process;
 mod readiness;
 mod secrets;
