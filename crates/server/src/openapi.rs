@@ -51,6 +51,7 @@ pub(crate) struct Status {
         (name = "incidents", description = "Incidents, their changes and their links"),
         (name = "integrations", description = "ServiceNow integrations and their set-up"),
         (name = "sources", description = "Alert sources and their ingest URLs"),
+        (name = "users", description = "Web UI accounts and login limits (admin)"),
         (name = "routing-rules", description = "Per-team routing of incidents to integrations"),
         (name = "ingest", description = "Alerts and ServiceNow pokes, authenticated by the URL"),
         (name = "health", description = "Liveness, readiness and metrics"),

@@ -5,6 +5,8 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -112,7 +114,7 @@ pub struct NewUser {
 }
 
 /// A change of who a user is: `None` keeps the value.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessChange {
     pub is_admin: Option<bool>,
@@ -321,9 +323,11 @@ impl AccountService {
     }
 }
 
+/// Folded as `user_by_email` folds, so "Ada@" and "ada@" count as one account, and
+/// hashed: whatever was typed (a NUL, a megabyte) becomes a key the database can hold.
 fn account_key(email: &str) -> String {
-    // Folded as `user_by_email` folds, so "Ada@" and "ada@" count as one account.
-    format!("account:{}", email.trim().to_ascii_lowercase())
+    let digest = Sha256::digest(email.trim().to_ascii_lowercase().as_bytes());
+    format!("account:{}", hex::encode(digest))
 }
 
 /// The account's key first, then the address's. An IPv6 client owns at least a /64, so
@@ -382,8 +386,13 @@ mod tests {
         };
         assert_eq!(
             keys("192.0.2.7"),
-            ["account:ada@example.com", "address:192.0.2.7"]
+            [account_key("ada@example.com").as_str(), "address:192.0.2.7"]
         );
+        assert_eq!(
+            account_key("ADA@example.com "),
+            account_key("ada@example.com")
+        );
+        assert!(account_key("a\u{0}b").len() < 80);
         assert_eq!(keys("::ffff:192.0.2.7")[1], "address:192.0.2.7");
         assert_eq!(keys("2001:db8:1:2:aaaa::1")[1], "address:2001:db8:1:2::/64");
         assert_eq!(keys("2001:db8:1:2:bbbb::9")[1], "address:2001:db8:1:2::/64");

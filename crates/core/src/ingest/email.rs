@@ -25,7 +25,7 @@ const PATTERN_MAX_CHARS: usize = 500;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// An `email` source's settings (`email:{…}` in the API); every one has a default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailSettings {
     /// Its first capture group (or the whole match) is the severity word, mapped

@@ -29,7 +29,10 @@ async fn email_settings_round_trip_and_the_secret_finds_the_source(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(store.get_source(mail.id).await.unwrap(), mail);
-    assert_eq!(store.source_by_secret(&secret).await.unwrap(), Some(mail.clone()));
+    assert_eq!(
+        store.source_by_secret(&secret).await.unwrap(),
+        Some(mail.clone())
+    );
 
     mail.email.as_mut().unwrap().resolved_pattern = "(?i)all clear".into();
     store.update_source(&mail).await.unwrap();
