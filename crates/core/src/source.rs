@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::inbound::ServiceNowSourceSettings;
+use crate::ingest::grafana::GrafanaSettings;
+use crate::ingest::json_mapping::JsonMapping;
 use crate::model::Severity;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -19,6 +21,10 @@ pub enum SourceKind {
     Alertmanager,
     /// Pokes (`{sys_id, table}`) and polls that make Snowbound read ServiceNow itself.
     Servicenow,
+    /// Grafana Alerting's webhook contact point, optionally HMAC-signed.
+    Grafana,
+    /// Any JSON body, read through the admin's JSONPath mapping.
+    Json,
 }
 
 impl SourceKind {
@@ -27,6 +33,8 @@ impl SourceKind {
             SourceKind::Webhook => "webhook",
             SourceKind::Alertmanager => "alertmanager",
             SourceKind::Servicenow => "servicenow",
+            SourceKind::Grafana => "grafana",
+            SourceKind::Json => "json",
         }
     }
 
@@ -35,6 +43,8 @@ impl SourceKind {
             "webhook" => Some(SourceKind::Webhook),
             "alertmanager" => Some(SourceKind::Alertmanager),
             "servicenow" => Some(SourceKind::Servicenow),
+            "grafana" => Some(SourceKind::Grafana),
+            "json" => Some(SourceKind::Json),
             _ => None,
         }
     }
@@ -53,6 +63,13 @@ pub struct Source {
     /// Set exactly when `kind` is `servicenow`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub servicenow: Option<ServiceNowSourceSettings>,
+    /// Set exactly when `kind` is `grafana`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grafana: Option<GrafanaSettings>,
+    /// A `json` source's mapping; `None` until the admin saves one (payloads are kept
+    /// meanwhile, to build it on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonMapping>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -94,6 +111,8 @@ mod tests {
             name: "prom".into(),
             severity_map: map.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             servicenow: None,
+            grafana: None,
+            json: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -7,6 +7,8 @@
 //! over-long values are cut (the webhook, written by people, refuses them by name).
 
 pub mod alertmanager;
+pub mod grafana;
+pub mod json_mapping;
 pub mod webhook;
 
 use crate::json::BodyError;

@@ -124,6 +124,8 @@ mod tests {
             name: "hook".into(),
             severity_map: [("sev1".to_owned(), Severity::Critical)].into(),
             servicenow: None,
+            grafana: None,
+            json: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

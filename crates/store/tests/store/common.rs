@@ -156,6 +156,8 @@ pub fn source(team: &Team, kind: SourceKind, name: &str) -> Source {
         name: name.into(),
         severity_map: Default::default(),
         servicenow: None,
+        grafana: None,
+        json: None,
         created_at: now,
         updated_at: now,
     }

@@ -14,4 +14,5 @@ mod journal;
 mod leases;
 mod links;
 mod servicenow_sources;
+mod source_payloads;
 mod state_counts;
