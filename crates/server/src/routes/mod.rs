@@ -86,6 +86,11 @@ pub fn router(state: AppState) -> Router {
                 .delete(sources::delete),
         )
         .route("/sources/{id}/rotate", post(sources::rotate))
+        .route("/sources/{id}/payloads", get(sources::payloads))
+        .route(
+            "/sources/{id}/mapping-preview",
+            post(sources::mapping_preview),
+        )
         .route(
             "/routing-rules",
             get(routing_rules::list).post(routing_rules::create),

@@ -1,5 +1,6 @@
 //! Alert sources: create, list, read (with the ingest URL), rename or re-map
-//! severities, rotate the secret, delete. The rules are the source service's.
+//! severities, rotate the secret, delete; a `json` source's kept payloads and the
+//! preview of a mapping on them. The rules are the source service's.
 
 use std::collections::BTreeMap;
 
@@ -11,14 +12,18 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use snowbound_core::inbound::business_rule::{business_rule, BusinessRule};
 use snowbound_core::inbound::ServiceNowSourceSettings;
+use snowbound_core::ingest::grafana::GrafanaSettings;
+use snowbound_core::ingest::json_mapping::{JsonMapping, Preview};
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::Severity;
-use snowbound_services::sources::{NewSource, SourceChange};
+use snowbound_services::sources::{
+    GrafanaInput, NewSource, PayloadView, PreviewPayload, SourceChange,
+};
 use snowbound_store::PollState;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
@@ -33,6 +38,10 @@ pub struct CreateSource {
     severity_map: BTreeMap<String, Severity>,
     #[serde(default)]
     servicenow: Option<ServiceNowSourceSettings>,
+    #[serde(default)]
+    grafana: Option<GrafanaInput>,
+    #[serde(default)]
+    json: Option<JsonMapping>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +51,24 @@ pub struct PatchSource {
     name: Option<String>,
     #[serde(default)]
     severity_map: Option<BTreeMap<String, Severity>>,
+    /// `hmac_secret` absent keeps the stored secret, `""` removes it.
+    #[serde(default)]
+    grafana: Option<GrafanaInput>,
+    /// A whole mapping, complete; it replaces the stored one.
+    #[serde(default)]
+    json: Option<JsonMapping>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// May be incomplete: the preview lists what is missing.
+    mapping: JsonMapping,
+    /// A payload to try; else the kept one at `payload_index` (default 0, the newest).
+    #[serde(default)]
+    payload: Option<serde_json::Value>,
+    #[serde(default)]
+    payload_index: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -63,8 +90,63 @@ pub(crate) struct SourceView {
     /// (delivery `push`, or another kind of source).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub poll: Option<Option<PollView>>,
+    /// A `grafana` source's signature settings (never the secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grafana: Option<GrafanaView>,
+    /// A `json` source's mapping; `null` until one is saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<Option<JsonMapping>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct GrafanaView {
+    /// Write-only: only whether one is set.
+    pub hmac_secret: SecretSet,
+    /// The header the signature is read from (Grafana's default unless set).
+    pub hmac_header: String,
+    pub timestamp_header: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct SecretSet {
+    pub set: bool,
+}
+
+impl From<&GrafanaSettings> for GrafanaView {
+    fn from(g: &GrafanaSettings) -> Self {
+        GrafanaView {
+            hmac_secret: SecretSet {
+                set: g.hmac_secret_set,
+            },
+            hmac_header: g.signature_header().to_owned(),
+            timestamp_header: g.timestamp_header.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct PayloadAnswer {
+    pub id: Uuid,
+    pub received_at: DateTime<Utc>,
+    /// As received (as text), cut when `truncated`.
+    pub body: String,
+    pub truncated: bool,
+    /// What the source's current mapping makes of it.
+    pub preview: Preview,
+}
+
+impl From<PayloadView> for PayloadAnswer {
+    fn from(v: PayloadView) -> Self {
+        PayloadAnswer {
+            id: v.payload.id,
+            received_at: v.payload.received_at,
+            body: v.payload.body,
+            truncated: v.payload.truncated,
+            preview: v.preview,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -114,7 +196,11 @@ pub(crate) async fn view(state: &AppState, source: Source) -> ApiResult<SourceVi
         }
         None => (None, None),
     };
+    let grafana = source.grafana.as_ref().map(GrafanaView::from);
+    let json = (source.kind == SourceKind::Json).then_some(source.json);
     Ok(SourceView {
+        grafana,
+        json,
         ingest_url,
         servicenow: source.servicenow,
         business_rule,
@@ -140,6 +226,8 @@ pub async fn create(
         name: body.name,
         severity_map: body.severity_map,
         servicenow: body.servicenow,
+        grafana: body.grafana,
+        json: body.json,
     };
     let source = state.services.sources().create(&caller, new).await?;
     Ok((StatusCode::CREATED, axum::Json(view(&state, source).await?)))
@@ -172,9 +260,48 @@ pub async fn patch(
     let change = SourceChange {
         name: body.name,
         severity_map: body.severity_map,
+        grafana: body.grafana,
+        json: body.json,
     };
     let source = state.services.sources().update(&caller, id, change).await?;
     Ok(axum::Json(view(&state, source).await?))
+}
+
+/// A `json` source's kept payloads, newest first, each with what the current mapping
+/// makes of it.
+pub async fn payloads(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<impl IntoResponse> {
+    let payloads = state.services.sources().payloads(&caller, id).await?;
+    let answers: Vec<PayloadAnswer> = payloads.into_iter().map(PayloadAnswer::from).collect();
+    Ok(axum::Json(answers))
+}
+
+/// What a payload would become under a mapping that need not be complete or saved.
+pub async fn mapping_preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PreviewRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let payload = match (body.payload, body.payload_index) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_field(
+                "payload_index",
+                "give `payload` or `payload_index`, not both",
+            ))
+        }
+        (Some(payload), None) => PreviewPayload::Given(payload.to_string().into_bytes()),
+        (None, index) => PreviewPayload::Kept(index.unwrap_or(0)),
+    };
+    let preview = state
+        .services
+        .sources()
+        .preview(&caller, id, &body.mapping, payload)
+        .await?;
+    Ok(axum::Json(preview))
 }
 
 /// A new secret; the old URL stops working when this answers.

@@ -8,6 +8,7 @@ mod alertmanager;
 mod auth_types;
 mod browser;
 mod crash;
+mod grafana_json_sources;
 mod hostile_input;
 mod inbound;
 mod ingest_input;
