@@ -35,6 +35,10 @@ pub fn router() -> Router<AppState> {
             get(super::source_page::show),
         )
         .route("/teams/{id}/sources/{source}/rotate", post(rotate))
+        .route(
+            "/teams/{id}/sources/{source}/mapping",
+            post(super::json_source::post_mapping),
+        )
         .route("/teams/{id}/sources/{source}/delete", post(delete))
 }
 

@@ -516,3 +516,175 @@ async fn settings_of_one_kind_are_refused_on_another_by_name() {
         .await;
     assert_eq!(not_json.field(), "type");
 }
+
+mod ui {
+    //! The same through the web UI, JavaScript off: a json source created from the
+    //! team's sources page, its kept payload listed, the mapping previewed as typed and
+    //! saved; a grafana source showing its signature settings but never its secret.
+
+    use super::*;
+    use snowbound_testkit::ui::{with_admin, Ui, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+    async fn admin_ui() -> (TestApp, Ui) {
+        let t = TestApp::spawn_with(Backend::Sqlite, Default::default(), with_admin).await;
+        let mut ui = Ui::new(&t.base);
+        ui.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        (t, ui)
+    }
+
+    #[tokio::test]
+    async fn a_json_mapping_is_built_on_a_kept_payload_previewed_and_saved_from_its_page() {
+        let (t, mut ui) = admin_ui().await;
+        let team = t.team("ops").await;
+        let sources = format!("/teams/{team}/sources");
+        let created = ui
+            .submit(&sources, &sources, &[("name", "datadog"), ("type", "json")])
+            .await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.html);
+        let page_path = created
+            .location
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned();
+        let source_id: Uuid = page_path.rsplit('/').next().unwrap().parse().unwrap();
+        let source = t.get(&format!("/api/v1/sources/{source_id}")).await;
+        let refused = t
+            .send_alert(&url_of(&source), datadog("Triggered", "P1"))
+            .await;
+        assert_eq!(refused.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+
+        let page = ui.get(&page_path).await;
+        assert!(page.html.contains("id=\"payload-0\""), "{}", page.html);
+        assert!(page.html.contains("agg-3f9b2c"));
+        assert!(
+            page.html
+                .contains("refused: the mapping lacks json.dedup_key"),
+            "{}",
+            page.html
+        );
+
+        let action = format!("{page_path}/mapping");
+        let partial = ui
+            .submit(
+                &page_path,
+                &action,
+                &[
+                    ("json.dedup_key", "$.aggregate"),
+                    ("json.title", "$.title"),
+                    ("payload_index", "0"),
+                    ("action", "preview"),
+                ],
+            )
+            .await;
+        assert_eq!(partial.status, StatusCode::OK);
+        assert!(
+            partial.html.contains("Payload #0 would become:"),
+            "{}",
+            partial.html
+        );
+        assert!(partial.html.contains("Still missing"));
+        assert!(
+            partial.html.contains("value=\"$.aggregate\""),
+            "typed values are kept"
+        );
+
+        let fields = [
+            ("json.dedup_key", "$.aggregate"),
+            ("json.title", "$.title"),
+            ("json.status.path", "$.alert_transition"),
+            ("json.status.map", "Triggered=open\nRecovered=resolved"),
+            ("json.status.default", "open"),
+            ("json.severity.path", "$.alert_priority"),
+            ("json.severity.map", "P1=critical\nP3=warning"),
+            ("json.severity.default", "minor"),
+            ("json.attributes", "host=$.hostname"),
+        ];
+        let mut preview = fields.to_vec();
+        preview.push(("action", "preview"));
+        let full = ui.submit(&page_path, &action, &preview).await;
+        assert!(
+            full.html.contains("opens or updates a critical incident"),
+            "{}",
+            full.html
+        );
+
+        let mut bad = fields.to_vec();
+        bad[2] = ("json.status.path", "$.alert_transition[");
+        bad.push(("action", "save"));
+        let refused = ui.submit(&page_path, &action, &bad).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            refused.html.contains("not a valid JSONPath"),
+            "{}",
+            refused.html
+        );
+
+        let mut save = fields.to_vec();
+        save.push(("action", "save"));
+        let saved = ui.submit(&page_path, &action, &save).await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+        let stored = t.get(&format!("/api/v1/sources/{source_id}")).await;
+        assert_eq!(stored["json"]["severity"]["map"]["P1"], "critical");
+        assert_eq!(stored["json"]["attributes"]["host"], "$.hostname");
+        let opened = accepted(&t, &url_of(&stored), datadog("Triggered", "P1")).await;
+        assert_eq!(opened["action"], "opened");
+        let page = ui.get(&page_path).await;
+        assert!(
+            page.html.contains("value=\"$.alert_priority\""),
+            "the saved mapping fills the form"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_grafana_source_page_shows_its_signature_settings_not_its_secret() {
+        let (t, mut ui) = admin_ui().await;
+        let team = t.team("ops").await;
+        let sources = format!("/teams/{team}/sources");
+        let refused = ui
+            .submit(
+                &sources,
+                &sources,
+                &[
+                    ("name", "grafana"),
+                    ("type", "grafana"),
+                    ("grafana.hmac_header", "X Sig"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            refused.html.contains("is not an HTTP header name"),
+            "{}",
+            refused.html
+        );
+        let created = ui
+            .submit(
+                &sources,
+                &sources,
+                &[
+                    ("name", "grafana"),
+                    ("type", "grafana"),
+                    ("grafana.hmac_secret", "ui-secret-value"),
+                    ("grafana.timestamp_header", "X-Grafana-Alerting-Timestamp"),
+                ],
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.html);
+        let listed = t.get("/api/v1/sources").await;
+        let source = &listed[0];
+        assert_eq!(source["grafana"]["hmac_secret"]["set"], true);
+        let page = ui.get(&format!("{sources}/{}", id(source))).await;
+        assert!(
+            page.html.contains("id=\"grafana-secret\">set"),
+            "{}",
+            page.html
+        );
+        assert!(page.html.contains("X-Grafana-Alerting-Signature"));
+        assert!(page.html.contains("X-Grafana-Alerting-Timestamp"));
+        assert!(page.html.contains(source["ingest_url"].as_str().unwrap()));
+        assert!(!page.html.contains("ui-secret-value"));
+        assert!(!ui.get(&sources).await.html.contains("ui-secret-value"));
+    }
+}
