@@ -12,6 +12,8 @@ pub fn source() -> Source {
         name: "fuzz".into(),
         severity_map: [("p1".to_owned(), Severity::Critical)].into(),
         servicenow: None,
+        grafana: None,
+        json: None,
         created_at: chrono::DateTime::UNIX_EPOCH,
         updated_at: chrono::DateTime::UNIX_EPOCH,
     }
