@@ -47,7 +47,8 @@ pub struct NewSource {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrafanaInput {
-    /// Write-only. On a change `None` keeps the stored secret and `""` removes it.
+    /// Write-only. On a change `None` keeps the stored secret and `""` removes it; so
+    /// it goes for the headers (`""` being the default).
     #[serde(default)]
     pub hmac_secret: Option<SecretString>,
     #[serde(default)]
@@ -306,7 +307,14 @@ impl SourceService {
             if source.kind != SourceKind::Grafana {
                 return Err(only_for("grafana"));
             }
-            let set = source.grafana.as_ref().is_some_and(|g| g.hmac_secret_set);
+            let stored = source.grafana.clone().unwrap_or_default();
+            let set = stored.hmac_secret_set;
+            // A header left out keeps its value; `""` returns it to the default.
+            let input = GrafanaInput {
+                hmac_header: input.hmac_header.or(stored.hmac_header),
+                timestamp_header: input.timestamp_header.or(stored.timestamp_header),
+                hmac_secret: input.hmac_secret,
+            };
             let (mut settings, secret) = checked_grafana(input)?;
             settings.hmac_secret_set = match &secret {
                 Some(secret) => secret.is_some(),

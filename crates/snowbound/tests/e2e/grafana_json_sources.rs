@@ -254,12 +254,15 @@ async fn a_grafana_secret_refuses_wrong_missing_and_stale_signatures() {
     assert_eq!(bad_header.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad_header.field(), "grafana.hmac_header");
 
-    // An empty secret removes it: unsigned requests pass again.
-    app.patch(
-        &format!("/api/v1/sources/{source_id}"),
-        json!({"grafana": {"hmac_secret": ""}}),
-    )
-    .await;
+    // An empty secret removes it (the headers stay): unsigned requests pass again.
+    let cleared = app
+        .patch(
+            &format!("/api/v1/sources/{source_id}"),
+            json!({"grafana": {"hmac_secret": ""}}),
+        )
+        .await;
+    assert_eq!(cleared["grafana"]["hmac_secret"]["set"], false);
+    assert_eq!(cleared["grafana"]["hmac_header"], "X-Sig");
     let unsigned = post_signed(&app, &url, body, &[]).await;
     assert_eq!(
         unsigned.status_code(),
