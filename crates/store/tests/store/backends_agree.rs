@@ -159,6 +159,12 @@ async fn a_wrong_key_is_refused_before_anything_is_migrated(db: TestDb) {
     // wrong key must not migrate it forward.
     db.raw("DROP TABLE sessions").await;
     db.raw("DROP TABLE users").await;
+    // …and without what 0011 added (grafana and json sources)…
+    db.raw("DROP TABLE source_payloads").await;
+    for column in ["grafana", "json_mapping", "hmac_secret_sealed"] {
+        db.raw(&format!("ALTER TABLE sources DROP COLUMN {column}"))
+            .await;
+    }
     // …and without what 0009 added (adopted links)…
     db.raw("ALTER TABLE links DROP COLUMN adopted").await;
     // …and without what 0008 added (a servicenow source's settings)…
