@@ -13,6 +13,8 @@ pub fn source() -> Source {
         severity_map: [("p1".to_owned(), Severity::Critical)].into(),
         servicenow: None,
         email: None,
+        grafana: None,
+        json: None,
         created_at: chrono::DateTime::UNIX_EPOCH,
         updated_at: chrono::DateTime::UNIX_EPOCH,
     }

@@ -9,6 +9,8 @@ use uuid::Uuid;
 
 use crate::inbound::ServiceNowSourceSettings;
 use crate::ingest::email::EmailSettings;
+use crate::ingest::grafana::GrafanaSettings;
+use crate::ingest::json_mapping::JsonMapping;
 use crate::model::Severity;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -22,6 +24,10 @@ pub enum SourceKind {
     Servicenow,
     /// Mail to `<secret>@<SNOWBOUND_SMTP_DOMAIN>`, received by the SMTP listener.
     Email,
+    /// Grafana Alerting's webhook contact point, optionally HMAC-signed.
+    Grafana,
+    /// Any JSON body, read through the admin's JSONPath mapping.
+    Json,
 }
 
 impl SourceKind {
@@ -31,6 +37,8 @@ impl SourceKind {
             SourceKind::Alertmanager => "alertmanager",
             SourceKind::Servicenow => "servicenow",
             SourceKind::Email => "email",
+            SourceKind::Grafana => "grafana",
+            SourceKind::Json => "json",
         }
     }
 
@@ -40,6 +48,8 @@ impl SourceKind {
             "alertmanager" => Some(SourceKind::Alertmanager),
             "servicenow" => Some(SourceKind::Servicenow),
             "email" => Some(SourceKind::Email),
+            "grafana" => Some(SourceKind::Grafana),
+            "json" => Some(SourceKind::Json),
             _ => None,
         }
     }
@@ -61,6 +71,13 @@ pub struct Source {
     /// Set exactly when `kind` is `email`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailSettings>,
+    /// Set exactly when `kind` is `grafana`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grafana: Option<GrafanaSettings>,
+    /// A `json` source's mapping; `None` until the admin saves one (payloads are kept
+    /// meanwhile, to build it on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonMapping>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -103,6 +120,8 @@ mod tests {
             severity_map: map.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             servicenow: None,
             email: None,
+            grafana: None,
+            json: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

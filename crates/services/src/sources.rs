@@ -15,10 +15,12 @@ use snowbound_core::checks::checked_name;
 use snowbound_core::inbound::settings::validate_servicenow_source;
 use snowbound_core::inbound::ServiceNowSourceSettings;
 use snowbound_core::ingest::email::{validate_email_settings, EmailSettings};
+use snowbound_core::ingest::grafana::GrafanaSettings;
+use snowbound_core::ingest::json_mapping::{self, JsonMapping, Preview};
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::validate::{check_text, limits};
 use snowbound_core::{new_id, Severity};
-use snowbound_store::Store;
+use snowbound_store::{KeptPayload, Store};
 use uuid::Uuid;
 
 use crate::caller::Caller;
@@ -37,6 +39,26 @@ pub struct NewSource {
     pub servicenow: Option<ServiceNowSourceSettings>,
     /// Only for `email` sources; defaulted when absent.
     pub email: Option<EmailSettings>,
+    /// Only for `grafana` sources; `None` there means unsigned, default headers.
+    pub grafana: Option<GrafanaInput>,
+    /// Only for `json` sources; may come later (payloads are kept meanwhile), but a
+    /// mapping given must be complete.
+    pub json: Option<JsonMapping>,
+}
+
+/// A `grafana` source's signature settings as a client sends them.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrafanaInput {
+    /// Write-only. On a change `None` keeps the stored secret and `""` removes it; so
+    /// it goes for the headers (`""` being the default).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, write_only)]
+    pub hmac_secret: Option<SecretString>,
+    #[serde(default)]
+    pub hmac_header: Option<String>,
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
 }
 
 /// What a change sets; `None` keeps the stored value.
@@ -46,6 +68,8 @@ pub struct SourceChange {
     pub severity_map: Option<BTreeMap<String, Severity>>,
     /// Only for `email` sources.
     pub email: Option<EmailSettings>,
+    pub grafana: Option<GrafanaInput>,
+    pub json: Option<JsonMapping>,
 }
 
 /// An `email` source gets its settings (the defaults when none are given); other kinds
@@ -80,6 +104,22 @@ pub fn email_address(secret: &SecretString, domain: &str) -> String {
     format!("{local}@{domain}")
 }
 
+/// A kept payload and what the source's current mapping makes of it.
+pub struct PayloadView {
+    pub payload: KeptPayload,
+    pub preview: Preview,
+}
+
+/// The payload a preview runs on.
+pub enum PreviewPayload {
+    Given(Vec<u8>),
+    /// A kept payload, 0 the newest.
+    Kept(usize),
+}
+
+/// Longest Grafana shared secret taken.
+const HMAC_SECRET_MAX_CHARS: usize = 500;
+
 /// 256 random bits: guessing one is hopeless, so the URL alone may authenticate.
 fn generate_secret() -> SecretString {
     let mut bytes = [0u8; 32];
@@ -104,6 +144,45 @@ fn checked_map(map: BTreeMap<String, Severity>) -> ServiceResult<BTreeMap<String
         checked.insert(key, severity);
     }
     Ok(checked)
+}
+
+fn only_for(kind: &str) -> ServiceError {
+    ServiceError::invalid(kind, format!("only a {kind} source takes these settings"))
+}
+
+/// The settings to store and the secret change: `None` keeps the stored one,
+/// `Some(None)` removes it.
+type CheckedGrafana = (GrafanaSettings, Option<Option<SecretString>>);
+
+fn checked_grafana(input: GrafanaInput) -> ServiceResult<CheckedGrafana> {
+    let blank = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let settings = GrafanaSettings {
+        hmac_header: blank(input.hmac_header),
+        timestamp_header: blank(input.timestamp_header),
+        hmac_secret_set: false,
+    };
+    let errors = settings.validate();
+    if !errors.is_empty() {
+        return Err(ServiceError::InvalidFields(errors));
+    }
+    let secret = match input.hmac_secret {
+        None => None,
+        Some(secret) if secret.expose_secret().is_empty() => Some(None),
+        Some(secret) => {
+            check_text(secret.expose_secret(), HMAC_SECRET_MAX_CHARS)
+                .map_err(|message| ServiceError::invalid("grafana.hmac_secret", message))?;
+            Some(Some(secret))
+        }
+    };
+    Ok((settings, secret))
+}
+
+fn checked_mapping(mapping: JsonMapping) -> ServiceResult<JsonMapping> {
+    let errors = json_mapping::validate(&mapping);
+    if !errors.is_empty() {
+        return Err(ServiceError::InvalidFields(errors));
+    }
+    Ok(mapping)
 }
 
 #[derive(Clone)]
@@ -171,6 +250,19 @@ impl SourceService {
             .checked_servicenow(new.kind, new.team_id, new.servicenow)
             .await?;
         let email = checked_email(new.kind, new.email)?;
+        let (grafana, hmac_secret) = match (new.kind, new.grafana) {
+            (SourceKind::Grafana, input) => {
+                let (settings, secret) = checked_grafana(input.unwrap_or_default())?;
+                (Some(settings), secret.flatten())
+            }
+            (_, Some(_)) => return Err(only_for("grafana")),
+            (_, None) => (None, None),
+        };
+        let json = match (new.kind, new.json) {
+            (SourceKind::Json, Some(mapping)) => Some(checked_mapping(mapping)?),
+            (_, Some(_)) => return Err(only_for("json")),
+            (_, None) => None,
+        };
         let now = Utc::now();
         let source = Source {
             id: new_id(),
@@ -180,12 +272,25 @@ impl SourceService {
             severity_map,
             servicenow,
             email,
+            grafana,
+            json,
             created_at: now,
             updated_at: now,
         };
         self.store
             .create_source(&source, &generate_secret())
             .await?;
+        // Nobody knows the ingest URL before this answers, so no unsigned request can
+        // slip in between the two writes.
+        if let Some(secret) = &hmac_secret {
+            self.store
+                .set_source_hmac_secret(source.id, Some(secret))
+                .await?;
+        }
+        let source = match hmac_secret {
+            Some(_) => self.store.get_source(source.id).await?,
+            None => source,
+        };
         if let Some(settings) = &source.servicenow {
             let interval = settings
                 .delivery
@@ -254,8 +359,110 @@ impl SourceService {
         if let Some(email) = change.email {
             source.email = checked_email(source.kind, Some(email))?;
         }
+        let mut new_secret = None;
+        if let Some(input) = change.grafana {
+            if source.kind != SourceKind::Grafana {
+                return Err(only_for("grafana"));
+            }
+            let stored = source.grafana.clone().unwrap_or_default();
+            let set = stored.hmac_secret_set;
+            // A header left out keeps its value; `""` returns it to the default.
+            let input = GrafanaInput {
+                hmac_header: input.hmac_header.or(stored.hmac_header),
+                timestamp_header: input.timestamp_header.or(stored.timestamp_header),
+                hmac_secret: input.hmac_secret,
+            };
+            let (mut settings, secret) = checked_grafana(input)?;
+            settings.hmac_secret_set = match &secret {
+                Some(secret) => secret.is_some(),
+                None => set,
+            };
+            source.grafana = Some(settings);
+            new_secret = secret;
+        }
+        if let Some(mapping) = change.json {
+            if source.kind != SourceKind::Json {
+                return Err(only_for("json"));
+            }
+            source.json = Some(checked_mapping(mapping)?);
+        }
         source.updated_at = Utc::now();
         named(self.store.update_source(&source).await, "source")?;
+        if let Some(secret) = new_secret {
+            let stored = self.store.set_source_hmac_secret(id, secret.as_ref()).await;
+            named(stored, "source")?;
+        }
+        Ok(source)
+    }
+
+    /// A `grafana` source's shared secret, if it has one.
+    pub async fn hmac_secret(&self, source: &Source) -> ServiceResult<Option<SecretString>> {
+        named(self.store.source_hmac_secret(source.id).await, "source")
+    }
+
+    /// Keeps a body a `json` source received, before it is read: a body the mapping
+    /// cannot read is exactly one the admin needs to see.
+    pub async fn keep_payload(&self, source: &Source, body: &[u8]) -> ServiceResult<()> {
+        let kept = self
+            .store
+            .keep_source_payload(source.id, Utc::now(), body)
+            .await;
+        named(kept, "source")
+    }
+
+    /// The kept payloads, newest first, each with what the current mapping makes of it.
+    pub async fn payloads(&self, caller: &Caller, id: Uuid) -> ServiceResult<Vec<PayloadView>> {
+        let source = self.json_source(caller, id).await?;
+        let mapping = source.json.unwrap_or_default();
+        let kept = self.store.source_payloads(source.id).await?;
+        Ok(kept
+            .into_iter()
+            .map(|payload| PayloadView {
+                preview: json_mapping::preview(&mapping, payload.body.as_bytes()),
+                payload,
+            })
+            .collect())
+    }
+
+    /// What `payload` would become under `mapping`, which need not be complete or saved.
+    pub async fn preview(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        mapping: &JsonMapping,
+        payload: PreviewPayload,
+    ) -> ServiceResult<Preview> {
+        let source = self.json_source(caller, id).await?;
+        let body = match payload {
+            PreviewPayload::Given(body) => body,
+            PreviewPayload::Kept(index) => {
+                let mut kept = self.store.source_payloads(source.id).await?;
+                if kept.is_empty() {
+                    return Err(ServiceError::invalid(
+                        "payload",
+                        "this source has kept no payload yet; send one to its ingest URL or give `payload`",
+                    ));
+                }
+                if index >= kept.len() {
+                    return Err(ServiceError::invalid(
+                        "payload_index",
+                        format!("{} payloads are kept (0 is the newest)", kept.len()),
+                    ));
+                }
+                kept.swap_remove(index).body.into_bytes()
+            }
+        };
+        Ok(json_mapping::preview(mapping, &body))
+    }
+
+    async fn json_source(&self, caller: &Caller, id: Uuid) -> ServiceResult<Source> {
+        let source = self.visible(caller, id).await?;
+        if source.kind != SourceKind::Json {
+            return Err(ServiceError::invalid(
+                "type",
+                "only a json source keeps payloads and has a mapping",
+            ));
+        }
         Ok(source)
     }
 

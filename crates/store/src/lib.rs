@@ -297,8 +297,21 @@ pub trait Store: Send + Sync + 'static {
     async fn get_source(&self, id: Uuid) -> Result<Source>;
     /// `None` = every team.
     async fn list_sources(&self, team_ids: Option<&[Uuid]>) -> Result<Vec<Source>>;
-    /// Name and severity map; team and kind never change.
+    /// Name, severity map and the kind's settings; team and kind never change.
     async fn update_source(&self, source: &Source) -> Result<()>;
+    /// A Grafana source's shared secret, sealed; `None` removes it.
+    async fn set_source_hmac_secret(&self, id: Uuid, secret: Option<&SecretString>) -> Result<()>;
+    async fn source_hmac_secret(&self, id: Uuid) -> Result<Option<SecretString>>;
+    /// Keeps a body a `json` source received (cut to [`PAYLOAD_MAX_BYTES`]), dropping
+    /// all but the newest [`PAYLOADS_KEPT`].
+    async fn keep_source_payload(
+        &self,
+        source_id: Uuid,
+        received_at: DateTime<Utc>,
+        body: &[u8],
+    ) -> Result<()>;
+    /// The kept payloads, newest first.
+    async fn source_payloads(&self, source_id: Uuid) -> Result<Vec<KeptPayload>>;
     async fn delete_source(&self, id: Uuid) -> Result<()>;
     async fn source_secret(&self, id: Uuid) -> Result<SecretString>;
     /// The old secret stops working when this commits.

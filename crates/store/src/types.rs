@@ -190,3 +190,19 @@ pub struct LinkCount {
     pub state: LinkState,
     pub count: i64,
 }
+
+/// Payloads a `json` source keeps, newest first: enough to build a mapping on, few
+/// enough that a chatty sender costs nothing.
+pub const PAYLOADS_KEPT: usize = 20;
+/// Longest payload kept whole, in bytes; a longer one is kept cut (`truncated`).
+pub const PAYLOAD_MAX_BYTES: usize = 64 * 1024;
+
+/// A body a `json` source received, as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptPayload {
+    pub id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub body: String,
+    /// Cut to [`PAYLOAD_MAX_BYTES`].
+    pub truncated: bool,
+}

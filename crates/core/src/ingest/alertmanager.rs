@@ -65,7 +65,7 @@ pub fn parse(body: &[u8], source: &Source) -> Result<Vec<Result<Alert, BodyError
 }
 
 /// An error about one alert's JSON, with its path from the body's root.
-fn within_alert(index: usize, err: BodyError) -> BodyError {
+pub(super) fn within_alert(index: usize, err: BodyError) -> BodyError {
     let prefix = format!("alerts[{index}]");
     match err.field {
         Some(field) => BodyError::field(format!("{prefix}.{field}"), err.message),
@@ -82,7 +82,12 @@ fn one(index: usize, alert: AmAlert, source: &Source) -> Result<Alert, BodyError
         None => label_fingerprint(&alert.labels),
     };
     let event = match alert.status.as_str() {
-        "firing" => AlertEvent::Firing(fields(alert, source)),
+        "firing" => AlertEvent::Firing(labelled_fields(
+            alert.labels,
+            alert.annotations,
+            source,
+            "Alertmanager alert",
+        )),
         "resolved" => AlertEvent::Resolved,
         other => {
             return Err(BodyError::field(
@@ -94,20 +99,26 @@ fn one(index: usize, alert: AmAlert, source: &Source) -> Result<Alert, BodyError
     Ok(Alert { dedup_key, event })
 }
 
-fn fields(alert: AmAlert, source: &Source) -> AlertFields {
-    let title = non_empty(alert.annotations.get("summary"))
-        .or_else(|| non_empty(alert.labels.get("alertname")))
-        .unwrap_or("Alertmanager alert");
+/// The fields of an alert in Alertmanager's shape (Grafana's too): title from the
+/// `summary` annotation or `alertname` label, severity from the `severity` label, and
+/// labels and annotations as attributes.
+pub(super) fn labelled_fields(
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    source: &Source,
+    fallback_title: &str,
+) -> AlertFields {
+    let title = non_empty(annotations.get("summary"))
+        .or_else(|| non_empty(labels.get("alertname")))
+        .unwrap_or(fallback_title);
     let title = cut(replace_nul(title.to_owned()), limits::TITLE);
-    let description = non_empty(alert.annotations.get("description"))
+    let description = non_empty(annotations.get("description"))
         .map(|d| cut(replace_nul(d.to_owned()), limits::DESCRIPTION));
-    let severity = source.alertmanager_severity(alert.labels.get("severity").map(String::as_str));
-    let annotations = alert
-        .annotations
+    let severity = source.alertmanager_severity(labels.get("severity").map(String::as_str));
+    let annotations = annotations
         .into_iter()
         .map(|(key, value)| (format!("{ANNOTATION_PREFIX}{key}"), value));
-    let attributes: Attributes = alert
-        .labels
+    let attributes: Attributes = labels
         .into_iter()
         .chain(annotations)
         .map(|(key, value)| {
@@ -129,7 +140,7 @@ fn non_empty(value: Option<&String>) -> Option<&str> {
     value.map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
-fn label_fingerprint(labels: &BTreeMap<String, String>) -> String {
+pub(super) fn label_fingerprint(labels: &BTreeMap<String, String>) -> String {
     let mut hash = Sha256::new();
     for (key, value) in labels {
         hash.update(key.as_bytes());
@@ -157,6 +168,8 @@ mod tests {
             severity_map: [("page".to_owned(), Severity::Critical)].into(),
             servicenow: None,
             email: None,
+            grafana: None,
+            json: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -217,6 +217,8 @@ mod tests {
             name: "mail".into(),
             severity_map: [("p1".to_owned(), Severity::Critical)].into(),
             servicenow: None,
+            grafana: None,
+            json: None,
             email: Some(EmailSettings::default()),
             created_at: Utc::now(),
             updated_at: Utc::now(),

@@ -8,6 +8,8 @@
 
 pub mod alertmanager;
 pub mod email;
+pub mod grafana;
+pub mod json_mapping;
 pub mod webhook;
 
 use crate::json::BodyError;

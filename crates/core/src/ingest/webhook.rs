@@ -129,6 +129,8 @@ mod tests {
             severity_map: [("sev1".to_owned(), Severity::Critical)].into(),
             servicenow: None,
             email: None,
+            grafana: None,
+            json: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -2,8 +2,13 @@
 //! is its only credential. Any Content-Type is accepted (many senders set none); the
 //! body must be JSON of the source's kind.
 //!
+//! A `grafana` source with a shared secret refuses (401) a request whose HMAC signature
+//! is wrong or missing. A `json` source keeps every body (the last 20) before reading
+//! it through its mapping, so one the mapping cannot read (422 naming the mapping field
+//! and its path) is there to build the mapping on.
+//!
 //! 202 is answered only after every alert that could be stored is committed. The alerts
-//! of an Alertmanager body are applied concurrently (their writes share commits), each on
+//! of an Alertmanager or Grafana body are applied concurrently (their writes share commits), each on
 //! its own, so one alert never costs the others:
 //! - a malformed alert is refused (`"action": "refused"` with its error) and the rest
 //!   are applied; 202 unless every alert was refused (then 422 naming the first);
@@ -13,11 +18,14 @@
 //!   alert already stored is unchanged by a repeat.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use futures::stream::{self, StreamExt};
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use snowbound_core::ingest::{alertmanager, webhook};
+use snowbound_core::ingest::{alertmanager, grafana, json_mapping, webhook, Alert};
+use snowbound_core::json::BodyError;
 use snowbound_core::source::{Source, SourceKind};
 
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
@@ -38,15 +46,18 @@ const ALERTS_IN_FLIGHT: usize = 64;
     responses(
         (status = 202, description = "Applied (or queued, for a poke)", body = IngestAnswer),
         (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "A grafana source's signature is wrong or missing", body = ErrorBody),
         (status = 404, description = "No source has this secret (unknown or rotated)", body = ErrorBody),
         (status = 413, description = "The body exceeds 1 MiB", body = ErrorBody),
         (status = 422, description = "A bad value; `field` names it", body = ErrorBody),
+        (status = 429, description = "The source is over its ingest limit; nothing of the body was stored. Retry after `Retry-After`", body = ErrorBody),
         (status = 503, description = "Some alerts could not be stored now; send the body again",
             body = NotStored),
     ))]
 pub async fn ingest(
     State(state): State<AppState>,
     Path(secret): Path<String>,
+    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let source = state
@@ -55,7 +66,6 @@ pub async fn ingest(
         .by_secret(&secret)
         .await?
         .ok_or_else(|| ApiError::not_found("source (unknown or rotated ingest URL)"))?;
-    let service = state.incidents();
     match source.kind {
         SourceKind::Email => Err(ApiError::bad_request(
             "wrong_source_type",
@@ -66,77 +76,152 @@ pub async fn ingest(
             poke(&state, &source, &body).await
         }
         SourceKind::Webhook => {
-            let counted = |outcome: &str| count(&state, SourceKind::Webhook, outcome);
-            let alert = webhook::parse(&body, &source).inspect_err(|_| counted("refused"))?;
-            admit(&state, &source, 1)?;
-            let intake = service.intake(source).await?;
-            let outcome = service
-                .ingest(&intake, alert)
-                .await
-                .inspect_err(|_| counted("failed"))?;
-            counted(outcome.action);
-            Ok((StatusCode::ACCEPTED, axum::Json(json!(outcome))).into_response())
+            let alert = webhook::parse(&body, &source);
+            one_alert(&state, source, alert).await
+        }
+        SourceKind::Json => {
+            // Kept first: a payload the mapping cannot read is the one its admin needs.
+            state
+                .services
+                .sources()
+                .keep_payload(&source, &body)
+                .await?;
+            let alert = match &source.json {
+                Some(mapping) => json_mapping::parse(mapping, &body),
+                None => Err(BodyError::field(
+                    "json",
+                    "this source has no mapping yet; the payload was kept to build one on",
+                )),
+            };
+            one_alert(&state, source, alert).await
         }
         SourceKind::Alertmanager => {
             let alerts = alertmanager::parse(&body, &source)?;
-            if let Some(Err(first)) = alerts.first() {
-                if alerts.iter().all(Result::is_err) {
-                    for _ in &alerts {
-                        count(&state, SourceKind::Alertmanager, "refused");
-                    }
-                    return Err(first.clone().into());
-                }
+            many_alerts(&state, source, alerts).await
+        }
+        SourceKind::Grafana => {
+            check_signature(&state, &source, &headers, &body).await?;
+            let alerts = grafana::parse(&body, &source)?;
+            many_alerts(&state, source, alerts).await
+        }
+    }
+}
+
+/// A Grafana source with a shared secret takes only requests Grafana signed with it.
+async fn check_signature(
+    state: &AppState,
+    source: &Source,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<()> {
+    let (Some(settings), Some(secret)) = (
+        &source.grafana,
+        state.services.sources().hmac_secret(source).await?,
+    ) else {
+        return Ok(());
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    grafana::verify_signature(
+        secret.expose_secret().as_bytes(),
+        settings,
+        header,
+        body,
+        Utc::now(),
+    )
+    .map_err(|refused| {
+        count(state, SourceKind::Grafana, "refused");
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            refused.to_string(),
+        )
+    })
+}
+
+/// A body that is one alert: its outcome, or its refusal.
+async fn one_alert(
+    state: &AppState,
+    source: Source,
+    alert: Result<Alert, BodyError>,
+) -> ApiResult<Response> {
+    let kind = source.kind;
+    let counted = |outcome: &str| count(state, kind, outcome);
+    let alert = alert.inspect_err(|_| counted("refused"))?;
+    admit(state, &source, 1)?;
+    let service = state.incidents();
+    let intake = service.intake(source).await?;
+    let outcome = service
+        .ingest(&intake, alert)
+        .await
+        .inspect_err(|_| counted("failed"))?;
+    counted(outcome.action);
+    Ok((StatusCode::ACCEPTED, axum::Json(json!(outcome))).into_response())
+}
+
+/// A body of several alerts (Alertmanager's, Grafana's), each applied on its own.
+async fn many_alerts(
+    state: &AppState,
+    source: Source,
+    alerts: Vec<Result<Alert, BodyError>>,
+) -> ApiResult<Response> {
+    let kind = source.kind;
+    if let Some(Err(first)) = alerts.first() {
+        if alerts.iter().all(Result::is_err) {
+            for _ in &alerts {
+                count(state, kind, "refused");
             }
-            admit(&state, &source, alerts.len())?;
-            let intake = service.intake(source).await?;
-            // Alerts are applied concurrently, so their writes share group commits; the
-            // answers keep the body's order. Alerts with one key still take turns.
-            let applied: Vec<(Value, bool)> = stream::iter(alerts)
-                .map(|alert| {
-                    let (service, intake) = (&service, &intake);
-                    async move {
-                        match alert {
-                            Err(refused) => {
-                                let refused = ApiError::from(refused);
-                                (
-                                    json!({"action": "refused", "error": refused.to_json()}),
-                                    false,
-                                )
-                            }
-                            Ok(alert) => {
-                                let dedup_key = alert.dedup_key.clone();
-                                match service.ingest(intake, alert).await {
-                                    Ok(outcome) => (json!(outcome), false),
-                                    Err(e) => {
-                                        let e = ApiError::from(e);
-                                        let answer = json!({"dedup_key": dedup_key,
-                                            "action": "failed", "error": e.to_json()});
-                                        (answer, true)
-                                    }
-                                }
+            return Err(first.clone().into());
+        }
+    }
+    admit(state, &source, alerts.len())?;
+    let service = state.incidents();
+    let intake = service.intake(source).await?;
+    // Alerts are applied concurrently, so their writes share group commits; the
+    // answers keep the body's order. Alerts with one key still take turns.
+    let applied: Vec<(Value, bool)> = stream::iter(alerts)
+        .map(|alert| {
+            let (service, intake) = (&service, &intake);
+            async move {
+                match alert {
+                    Err(refused) => {
+                        let refused = ApiError::from(refused);
+                        (
+                            json!({"action": "refused", "error": refused.to_json()}),
+                            false,
+                        )
+                    }
+                    Ok(alert) => {
+                        let dedup_key = alert.dedup_key.clone();
+                        match service.ingest(intake, alert).await {
+                            Ok(outcome) => (json!(outcome), false),
+                            Err(e) => {
+                                let e = ApiError::from(e);
+                                let answer = json!({"dedup_key": dedup_key,
+                                    "action": "failed", "error": e.to_json()});
+                                (answer, true)
                             }
                         }
                     }
-                })
-                .buffered(ALERTS_IN_FLIGHT)
-                .collect()
-                .await;
-            for (answer, _) in &applied {
-                let action = answer["action"].as_str().unwrap_or("failed");
-                count(&state, SourceKind::Alertmanager, action);
+                }
             }
-            let unstored = applied.iter().filter(|(_, failed)| *failed).count();
-            let answers: Vec<Value> = applied.into_iter().map(|(answer, _)| answer).collect();
-            if unstored > 0 {
-                return Ok(partly_stored(unstored, answers));
-            }
-            Ok((
-                StatusCode::ACCEPTED,
-                axum::Json(json!({ "alerts": answers })),
-            )
-                .into_response())
-        }
+        })
+        .buffered(ALERTS_IN_FLIGHT)
+        .collect()
+        .await;
+    for (answer, _) in &applied {
+        let action = answer["action"].as_str().unwrap_or("failed");
+        count(state, kind, action);
     }
+    let unstored = applied.iter().filter(|(_, failed)| *failed).count();
+    let answers: Vec<Value> = applied.into_iter().map(|(answer, _)| answer).collect();
+    if unstored > 0 {
+        return Ok(partly_stored(unstored, answers));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "alerts": answers })),
+    )
+        .into_response())
 }
 
 /// Refuses the whole body, before any of it is written, when the source is over its limit.
@@ -180,6 +265,9 @@ fn partly_stored(unstored: usize, answers: Vec<Value>) -> Response {
 enum IngestBody {
     Webhook(webhook::Body),
     Alertmanager(alertmanager::Body),
+    /// A `grafana` source's body (Grafana's webhook contact point) or a `json` source's
+    /// body of any shape, read through its mapping.
+    Other(serde_json::Value),
     Poke(Poke),
 }
 
@@ -245,11 +333,7 @@ struct Poke {
     table: String,
 }
 
-async fn poke(
-    state: &AppState,
-    source: &snowbound_core::source::Source,
-    body: &[u8],
-) -> ApiResult<Response> {
+async fn poke(state: &AppState, source: &Source, body: &[u8]) -> ApiResult<Response> {
     let poke: Poke = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_field("body", format!("expected {{sys_id, table}}: {e}")))?;
     state

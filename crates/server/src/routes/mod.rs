@@ -64,6 +64,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sources::list, sources::create))
         .routes(routes!(sources::get, sources::patch, sources::delete))
         .routes(routes!(sources::rotate))
+        .routes(routes!(sources::payloads))
+        .routes(routes!(sources::mapping_preview))
         .routes(routes!(routing_rules::list, routing_rules::create))
         .routes(routes!(
             routing_rules::get,

@@ -1,5 +1,6 @@
 //! Alert sources: create, list, read (with the ingest URL), rename or re-map
-//! severities, rotate the secret, delete. The rules are the source service's.
+//! severities, rotate the secret, delete; a `json` source's kept payloads and the
+//! preview of a mapping on them. The rules are the source service's.
 
 use std::collections::BTreeMap;
 
@@ -12,14 +13,18 @@ use serde::{Deserialize, Serialize};
 use snowbound_core::inbound::business_rule::{business_rule, BusinessRule};
 use snowbound_core::inbound::ServiceNowSourceSettings;
 use snowbound_core::ingest::email::EmailSettings;
+use snowbound_core::ingest::grafana::GrafanaSettings;
+use snowbound_core::ingest::json_mapping::{JsonMapping, Preview};
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::Severity;
-use snowbound_services::sources::{email_address, NewSource, SourceChange};
+use snowbound_services::sources::{
+    email_address, GrafanaInput, NewSource, PayloadView, PreviewPayload, SourceChange,
+};
 use snowbound_store::PollState;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
@@ -36,6 +41,9 @@ pub struct CreateSource {
     servicenow: Option<ServiceNowSourceSettings>,
     #[serde(default)]
     email: Option<EmailSettings>,
+    grafana: Option<GrafanaInput>,
+    #[serde(default)]
+    json: Option<JsonMapping>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -47,6 +55,24 @@ pub struct PatchSource {
     severity_map: Option<BTreeMap<String, Severity>>,
     #[serde(default)]
     email: Option<EmailSettings>,
+    /// `hmac_secret` absent keeps the stored secret, `""` removes it.
+    #[serde(default)]
+    grafana: Option<GrafanaInput>,
+    /// A whole mapping, complete; it replaces the stored one.
+    #[serde(default)]
+    json: Option<JsonMapping>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// May be incomplete: the preview lists what is missing.
+    mapping: JsonMapping,
+    /// A payload to try; else the kept one at `payload_index` (default 0, the newest).
+    #[serde(default)]
+    payload: Option<serde_json::Value>,
+    #[serde(default)]
+    payload_index: Option<usize>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -74,8 +100,63 @@ pub(crate) struct SourceView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<PollView>)]
     pub poll: Option<Option<PollView>>,
+    /// A `grafana` source's signature settings (never the secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grafana: Option<GrafanaView>,
+    /// A `json` source's mapping; `null` until one is saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<Option<JsonMapping>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct GrafanaView {
+    /// Write-only: only whether one is set.
+    pub hmac_secret: SecretSet,
+    /// The header the signature is read from (Grafana's default unless set).
+    pub hmac_header: String,
+    pub timestamp_header: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SecretSet {
+    pub set: bool,
+}
+
+impl From<&GrafanaSettings> for GrafanaView {
+    fn from(g: &GrafanaSettings) -> Self {
+        GrafanaView {
+            hmac_secret: SecretSet {
+                set: g.hmac_secret_set,
+            },
+            hmac_header: g.signature_header().to_owned(),
+            timestamp_header: g.timestamp_header.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct PayloadAnswer {
+    pub id: Uuid,
+    pub received_at: DateTime<Utc>,
+    /// As received (as text), cut when `truncated`.
+    pub body: String,
+    pub truncated: bool,
+    /// What the source's current mapping makes of it.
+    pub preview: Preview,
+}
+
+impl From<PayloadView> for PayloadAnswer {
+    fn from(v: PayloadView) -> Self {
+        PayloadAnswer {
+            id: v.payload.id,
+            received_at: v.payload.received_at,
+            body: v.payload.body,
+            truncated: v.payload.truncated,
+            preview: v.preview,
+        }
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -127,7 +208,11 @@ pub(crate) async fn view(state: &AppState, source: Source) -> ApiResult<SourceVi
         }
         None => (None, None),
     };
+    let grafana = source.grafana.as_ref().map(GrafanaView::from);
+    let json = (source.kind == SourceKind::Json).then_some(source.json);
     Ok(SourceView {
+        grafana,
+        json,
         ingest_url,
         email_address,
         email: source.email,
@@ -161,6 +246,8 @@ pub async fn create(
         severity_map: body.severity_map,
         servicenow: body.servicenow,
         email: body.email,
+        grafana: body.grafana,
+        json: body.json,
     };
     let source = state.services.sources().create(&caller, new).await?;
     Ok((StatusCode::CREATED, axum::Json(view(&state, source).await?)))
@@ -202,9 +289,57 @@ pub async fn patch(
         name: body.name,
         severity_map: body.severity_map,
         email: body.email,
+        grafana: body.grafana,
+        json: body.json,
     };
     let source = state.services.sources().update(&caller, id, change).await?;
     Ok(axum::Json(view(&state, source).await?))
+}
+
+#[utoipa::path(get, operation_id = "sources_payloads", path = "/sources/{id}/payloads", tag = "sources",
+    description = "A `json` source's last 20 payloads, newest first, each with what the current mapping makes of it.",
+    params(("id" = Uuid, Path, description = "The source's id")),
+    responses((status = 200, description = "The kept payloads", body = Vec<PayloadAnswer>)))]
+/// A `json` source's kept payloads, newest first, each with what the current mapping
+/// makes of it.
+pub async fn payloads(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<impl IntoResponse> {
+    let payloads = state.services.sources().payloads(&caller, id).await?;
+    let answers: Vec<PayloadAnswer> = payloads.into_iter().map(PayloadAnswer::from).collect();
+    Ok(axum::Json(answers))
+}
+
+#[utoipa::path(post, operation_id = "sources_mapping_preview", path = "/sources/{id}/mapping-preview", tag = "sources",
+    description = "What a payload (given, or a kept one) would become under a mapping that need not be complete or saved.",
+    params(("id" = Uuid, Path, description = "The source's id")),
+    request_body = PreviewRequest,
+    responses((status = 200, description = "The incident it would become, or the failing path and what is missing", body = Preview)))]
+/// What a payload would become under a mapping that need not be complete or saved.
+pub async fn mapping_preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PreviewRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let payload = match (body.payload, body.payload_index) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_field(
+                "payload_index",
+                "give `payload` or `payload_index`, not both",
+            ))
+        }
+        (Some(payload), None) => PreviewPayload::Given(payload.to_string().into_bytes()),
+        (None, index) => PreviewPayload::Kept(index.unwrap_or(0)),
+    };
+    let preview = state
+        .services
+        .sources()
+        .preview(&caller, id, &body.mapping, payload)
+        .await?;
+    Ok(axum::Json(preview))
 }
 
 #[utoipa::path(post, operation_id = "sources_rotate", path = "/sources/{id}/rotate", tag = "sources",

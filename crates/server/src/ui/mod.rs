@@ -8,6 +8,7 @@ mod auth_fields;
 mod field_mappings;
 mod incidents;
 mod integrations;
+mod json_source;
 mod layout;
 mod mapping_preview;
 mod rules;

@@ -10,10 +10,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
+use secrecy::SecretString;
 use snowbound_core::inbound::{Delivery, ServiceNowSourceSettings, Transitions};
 use snowbound_core::source::SourceKind;
 use snowbound_core::{Severity, Team};
-use snowbound_services::sources::NewSource;
+use snowbound_services::sources::{GrafanaInput, NewSource};
 use snowbound_services::{ServiceError, ServiceResult};
 use uuid::Uuid;
 
@@ -34,6 +35,10 @@ pub fn router() -> Router<AppState> {
             get(super::source_page::show),
         )
         .route("/teams/{id}/sources/{source}/rotate", post(rotate))
+        .route(
+            "/teams/{id}/sources/{source}/mapping",
+            post(super::json_source::post_mapping),
+        )
         .route("/teams/{id}/sources/{source}/delete", post(delete))
 }
 
@@ -210,6 +215,16 @@ fn servicenow_settings(form: &FormData) -> ServiceResult<ServiceNowSourceSetting
     })
 }
 
+/// The `grafana.*` fields of the form; blank ones are unset.
+fn grafana_input(form: &FormData) -> GrafanaInput {
+    let text = |name: &str| Some(form.text(name)).filter(|v| !v.trim().is_empty());
+    GrafanaInput {
+        hmac_secret: text("grafana.hmac_secret").map(SecretString::from),
+        hmac_header: text("grafana.hmac_header"),
+        timestamp_header: text("grafana.timestamp_header"),
+    }
+}
+
 async fn create(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
@@ -222,10 +237,12 @@ async fn create(
             "alertmanager" => SourceKind::Alertmanager,
             "servicenow" => SourceKind::Servicenow,
             "email" => SourceKind::Email,
+            "grafana" => SourceKind::Grafana,
+            "json" => SourceKind::Json,
             _ => {
                 return Err(ServiceError::invalid(
                     "type",
-                    "choose webhook, alertmanager, servicenow or email",
+                    "choose webhook, alertmanager, grafana, json, servicenow or email",
                 ))
             }
         };
@@ -240,17 +257,19 @@ async fn create(
             severity_map: severity_lines(form.get("severity_map").unwrap_or_default())?,
             servicenow,
             email: None,
+            grafana: (kind == SourceKind::Grafana).then(|| grafana_input(&form)),
+            json: None,
         };
         state.services.sources().create(&user.caller(), new).await
     }
     .await
     .map_err(ApiError::from);
     match result {
-        // A servicenow source's page has what the admin needs next: the business rule.
-        Ok(v) if v.kind == SourceKind::Servicenow => Ok(Redirect::to(&format!(
-            "/teams/{}/sources/{}?done=created",
-            team.id, v.id
-        ))
+        // A servicenow source's page has what the admin needs next (the business rule),
+        // a json source's the mapping to build.
+        Ok(v) if matches!(v.kind, SourceKind::Servicenow | SourceKind::Json) => Ok(Redirect::to(
+            &format!("/teams/{}/sources/{}?done=created", team.id, v.id),
+        )
         .into_response()),
         Ok(v) => Ok(Redirect::to(&format!(
             "/teams/{}/sources?done=created#source-{}",

@@ -9,6 +9,7 @@ mod auth_types;
 mod browser;
 mod crash;
 mod email;
+mod grafana_json_sources;
 mod hostile_input;
 mod inbound;
 mod ingest_input;

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
+use snowbound_core::ingest::grafana::GrafanaSettings;
 use snowbound_core::routing::RoutingRule;
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::{Incident, Integration, ServiceNowSettings, Team, TimelineEntry};
@@ -11,7 +12,7 @@ use uuid::Uuid;
 use super::dialect::SqlRow;
 use crate::accounts::User;
 use crate::types::{
-    ApiCallRecord, ApiToken, IntegrationHealth, IntegrationRecord, Link, LinkState,
+    ApiCallRecord, ApiToken, IntegrationHealth, IntegrationRecord, KeptPayload, Link, LinkState,
 };
 use crate::{Result, StoreError};
 
@@ -184,19 +185,6 @@ pub fn user(row: &impl SqlRow) -> Result<User> {
     })
 }
 
-/// A kind's settings column: JSON, NULL for the other kinds.
-fn source_settings<T: serde::de::DeserializeOwned>(
-    row: &impl SqlRow,
-    column: &str,
-) -> Result<Option<T>> {
-    row.opt_text(column)?
-        .map(|text| {
-            serde_json::from_str(&text)
-                .map_err(|e| StoreError::Corrupt(format!("bad source settings ({column}): {e}")))
-        })
-        .transpose()
-}
-
 pub fn source(row: &impl SqlRow) -> Result<Source> {
     let kind = row.text("kind")?;
     Ok(Source {
@@ -206,10 +194,32 @@ pub fn source(row: &impl SqlRow) -> Result<Source> {
             .ok_or_else(|| StoreError::Corrupt(format!("bad source kind `{kind}`")))?,
         name: row.text("name")?,
         severity_map: row.json("severity_map")?,
-        servicenow: source_settings(row, "servicenow")?,
-        email: source_settings(row, "email")?,
+        servicenow: row.opt_text("servicenow")?.map(|t| json(&t)).transpose()?,
+        email: row.opt_text("email")?.map(|t| json(&t)).transpose()?,
+        grafana: row
+            .opt_text("grafana")?
+            .map(|text| json::<GrafanaSettings>(&text))
+            .transpose()?
+            .map(|mut settings| -> Result<GrafanaSettings> {
+                settings.hmac_secret_set = !row.text("hmac_secret_sealed")?.is_empty();
+                Ok(settings)
+            })
+            .transpose()?,
+        json: row
+            .opt_text("json_mapping")?
+            .map(|text| json(&text))
+            .transpose()?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
+    })
+}
+
+pub fn kept_payload(row: &impl SqlRow) -> Result<KeptPayload> {
+    Ok(KeptPayload {
+        id: row.uuid("id")?,
+        received_at: row.time("received_at")?,
+        body: row.text("body")?,
+        truncated: row.flag("truncated")?,
     })
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::dialect::{Dialect, SqlRow, WriteTx};
 use super::statement::Sql;
 use super::{conflict_on, found, incidents, rows, touched, SqlStore};
-use crate::types::NewLink;
+use crate::types::{KeptPayload, NewLink, PAYLOADS_KEPT, PAYLOAD_MAX_BYTES};
 use crate::{Result, StoreError};
 
 /// The lookup key of an ingest secret: senders present the secret, we compare hashes.
@@ -32,8 +32,8 @@ pub async fn create_source<D: Dialect>(
         .write(
             Sql::new(
                 "INSERT INTO sources (id, team_id, kind, name, severity_map, secret_hash, \
-                 secret_sealed, created_at, updated_at, servicenow, email) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 secret_sealed, created_at, updated_at, servicenow, grafana, json_mapping, email) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(source.id)
             .bind(source.team_id)
@@ -45,6 +45,8 @@ pub async fn create_source<D: Dialect>(
             .bind(source.created_at)
             .bind(source.updated_at)
             .bind(source.servicenow.as_ref().map(rows::to_json))
+            .bind(source.grafana.as_ref().map(rows::to_json))
+            .bind(source.json.as_ref().map(rows::to_json))
             .bind(source.email.as_ref().map(rows::to_json)),
         )
         .await
@@ -79,13 +81,15 @@ pub async fn update_source<D: Dialect>(store: &SqlStore<D>, source: &Source) -> 
         .write(
             Sql::new(
                 "UPDATE sources SET name = $1, severity_map = $2, updated_at = $3, servicenow = $5, \
-                 email = $6 WHERE id = $4",
+                 grafana = $6, json_mapping = $7, email = $8 WHERE id = $4",
             )
             .bind(&source.name)
             .bind(rows::to_json(&source.severity_map))
             .bind(source.updated_at)
             .bind(source.id)
             .bind(source.servicenow.as_ref().map(rows::to_json))
+            .bind(source.grafana.as_ref().map(rows::to_json))
+            .bind(source.json.as_ref().map(rows::to_json))
             .bind(source.email.as_ref().map(rows::to_json)),
         )
         .await?;
@@ -107,6 +111,111 @@ pub async fn source_secret<D: Dialect>(store: &SqlStore<D>, id: Uuid) -> Result<
         .await?;
     let sealed = found(row)?.text("secret_sealed")?;
     store.secrets.open(&sealed).map_err(StoreError::Secret)
+}
+
+/// `None` removes the secret: requests are no longer signed.
+pub async fn set_source_hmac_secret<D: Dialect>(
+    store: &SqlStore<D>,
+    id: Uuid,
+    secret: Option<&SecretString>,
+) -> Result<()> {
+    let sealed = secret.map(|s| store.secrets.seal(s)).unwrap_or_default();
+    let updated = store
+        .db
+        .write(
+            Sql::new("UPDATE sources SET hmac_secret_sealed = $1 WHERE id = $2")
+                .bind(sealed)
+                .bind(id),
+        )
+        .await?;
+    touched(updated)
+}
+
+pub async fn source_hmac_secret<D: Dialect>(
+    store: &SqlStore<D>,
+    id: Uuid,
+) -> Result<Option<SecretString>> {
+    let row = store
+        .db
+        .read_optional(Sql::new("SELECT hmac_secret_sealed FROM sources WHERE id = $1").bind(id))
+        .await?;
+    let sealed = found(row)?.text("hmac_secret_sealed")?;
+    if sealed.is_empty() {
+        return Ok(None);
+    }
+    store
+        .secrets
+        .open(&sealed)
+        .map(Some)
+        .map_err(StoreError::Secret)
+}
+
+/// The body as text PostgreSQL can hold (invalid UTF-8 and NUL replaced), cut to
+/// [`PAYLOAD_MAX_BYTES`] at a character boundary.
+fn kept_text(body: &[u8]) -> (String, bool) {
+    let text = String::from_utf8_lossy(body).replace('\u{0}', "\u{FFFD}");
+    if text.len() <= PAYLOAD_MAX_BYTES {
+        return (text, false);
+    }
+    let mut end = PAYLOAD_MAX_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (text[..end].to_owned(), true)
+}
+
+/// One transaction: the insert and the pruning to the newest [`PAYLOADS_KEPT`], so the
+/// ring never grows past its bound however many senders race.
+pub async fn keep_source_payload<D: Dialect>(
+    store: &SqlStore<D>,
+    source_id: Uuid,
+    received_at: chrono::DateTime<Utc>,
+    body: &[u8],
+) -> Result<()> {
+    let (text, truncated) = kept_text(body);
+    let mut tx = store.db.begin().await?;
+    tx.lock_key(&format!("snowbound.source_payloads:{source_id}"))
+        .await?;
+    tx.execute(
+        Sql::new(
+            "INSERT INTO source_payloads (id, source_id, received_at, body, truncated) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(snowbound_core::new_id())
+        .bind(source_id)
+        .bind(received_at)
+        .bind(text)
+        .bind(truncated),
+    )
+    .await?;
+    tx.execute(
+        Sql::new(format!(
+            "DELETE FROM source_payloads WHERE source_id = $1 AND id NOT IN \
+             (SELECT id FROM source_payloads WHERE source_id = $1 \
+              ORDER BY received_at DESC, id DESC LIMIT {PAYLOADS_KEPT})"
+        ))
+        .bind(source_id),
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// Newest first.
+pub async fn source_payloads<D: Dialect>(
+    store: &SqlStore<D>,
+    source_id: Uuid,
+) -> Result<Vec<KeptPayload>> {
+    let rows = store
+        .db
+        .read_all(
+            Sql::new(
+                "SELECT * FROM source_payloads WHERE source_id = $1 \
+                 ORDER BY received_at DESC, id DESC",
+            )
+            .bind(source_id),
+        )
+        .await?;
+    rows.iter().map(rows::kept_payload).collect()
 }
 
 pub async fn rotate_source_secret<D: Dialect>(

@@ -334,6 +334,27 @@ impl<D: Dialect> Store for SqlStore<D> {
         sources::update_source(self, source).await
     }
 
+    async fn set_source_hmac_secret(&self, id: Uuid, secret: Option<&SecretString>) -> Result<()> {
+        sources::set_source_hmac_secret(self, id, secret).await
+    }
+
+    async fn source_hmac_secret(&self, id: Uuid) -> Result<Option<SecretString>> {
+        sources::source_hmac_secret(self, id).await
+    }
+
+    async fn keep_source_payload(
+        &self,
+        source_id: Uuid,
+        received_at: DateTime<Utc>,
+        body: &[u8],
+    ) -> Result<()> {
+        sources::keep_source_payload(self, source_id, received_at, body).await
+    }
+
+    async fn source_payloads(&self, source_id: Uuid) -> Result<Vec<KeptPayload>> {
+        sources::source_payloads(self, source_id).await
+    }
+
     async fn delete_source(&self, id: Uuid) -> Result<()> {
         sources::delete_source(self, id).await
     }

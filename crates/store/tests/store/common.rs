@@ -157,6 +157,8 @@ pub fn source(team: &Team, kind: SourceKind, name: &str) -> Source {
         severity_map: Default::default(),
         servicenow: None,
         email: None,
+        grafana: None,
+        json: None,
         created_at: now,
         updated_at: now,
     }

@@ -16,4 +16,5 @@ mod leases;
 mod links;
 mod login_failures;
 mod servicenow_sources;
+mod source_payloads;
 mod state_counts;

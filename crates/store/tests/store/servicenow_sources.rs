@@ -35,6 +35,8 @@ async fn a_servicenow_source_keeps_its_settings(db: TestDb) {
                 ..Transitions::default()
             },
         }),
+        grafana: None,
+        json: None,
         created_at: now,
         updated_at: now,
     };
