@@ -50,6 +50,7 @@ impl AppState {
         }
     }
 
+
     /// Counts ingested alerts and pokes in `metrics` (the registry `/metrics` serves).
     pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
         self.metrics = Some(metrics);
@@ -66,6 +67,12 @@ impl AppState {
 
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+
+    /// The services' cache of sources, teams and routing: the binary hands it what the
+    /// change listener hears, and shares it with the engine.
+    pub fn lookups(&self) -> Arc<snowbound_services::lookups::Lookups> {
+        Arc::clone(&self.services.lookups)
     }
 
     pub fn incidents(&self) -> IncidentService {

@@ -151,6 +151,10 @@ impl Dialect for SqliteBackend {
     fn is_undefined_table(error: &sqlx::Error) -> bool {
         matches!(error, sqlx::Error::Database(db) if db.message().starts_with("no such table"))
     }
+
+    async fn announce(&self, _message: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub struct SqliteTx(Transaction<'static, Sqlite>);

@@ -14,6 +14,7 @@ mod ingest_input;
 mod journal;
 mod login_input;
 mod logs;
+mod lookup_caches;
 mod mapping;
 mod metrics;
 mod multi_node;

@@ -34,6 +34,9 @@ pub trait Dialect: Clone + Send + Sync + 'static {
     fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
     /// Whether `error` says a table is missing (a database never migrated).
     fn is_undefined_table(error: &sqlx::Error) -> bool;
+    /// Tells every node (this one included) `message`, on the channel the change
+    /// listener hears. Nothing to tell on SQLite: one process holds the database.
+    fn announce(&self, message: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 pub trait WriteTx: Send {
