@@ -61,6 +61,7 @@ impl Dialect for PostgresBackend {
 
     const GREATEST: &'static str = "GREATEST";
     const SKIP_LOCKED: &'static str = "FOR UPDATE OF l SKIP LOCKED";
+    const LOCK_ROWS: &'static str = "FOR UPDATE";
 
     async fn read_all(&self, sql: Sql<'_>) -> Result<Vec<PgRow>> {
         Ok(sql.query::<Postgres>().fetch_all(&self.pool).await?)
