@@ -136,6 +136,11 @@ impl Engine {
         self.inner.observer.set(observer);
     }
 
+    /// Adaptive concurrency of `integration` on this node, now.
+    pub fn concurrency(&self, integration: Uuid) -> crate::Concurrency {
+        self.inner.integrations.concurrency(integration)
+    }
+
     pub fn waker(&self) -> EngineWaker {
         self.inner.waker.clone()
     }

@@ -23,6 +23,9 @@ pub struct AppState {
     pub(crate) servicenow: Client,
     /// Where the ingest route counts alerts and pokes; `None` counts nothing.
     pub(crate) metrics: Option<crate::metrics::Metrics>,
+    /// The node's engine, for what it knows now (adaptive concurrency); weak, so the
+    /// router does not keep a stopped engine alive. `None` without an engine.
+    pub(crate) engine: Option<snowbound_engine::WeakEngine>,
 }
 
 impl AppState {
@@ -47,9 +50,21 @@ impl AppState {
             admin_token_hash,
             servicenow,
             metrics: None,
+            engine: None,
         }
     }
 
+    /// Shows what `engine` knows now in the answers (an integration's `sync`).
+    pub fn with_engine(mut self, engine: &snowbound_engine::Engine) -> Self {
+        self.engine = Some(engine.downgrade());
+        self
+    }
+
+    pub(crate) fn engine(&self) -> Option<snowbound_engine::Engine> {
+        self.engine
+            .as_ref()
+            .and_then(snowbound_engine::WeakEngine::upgrade)
+    }
 
     /// Counts ingested alerts and pokes in `metrics` (the registry `/metrics` serves).
     pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {

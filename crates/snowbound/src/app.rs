@@ -174,7 +174,7 @@ impl App {
         engine.observe(Arc::new(metrics.clone()));
         metrics.count_from(Arc::clone(&store), Some(engine.clone()));
         let (stop_engine, engine_stopped) = watch::channel(false);
-        let state = state.with_metrics(metrics.clone());
+        let state = state.with_metrics(metrics.clone()).with_engine(&engine);
         readiness.set_engine_running(true);
         let engine = tokio::spawn({
             let readiness = readiness.clone();

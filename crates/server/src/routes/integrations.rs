@@ -22,7 +22,7 @@ use crate::views::IntegrationView;
 /// mapped value ServiceNow's choice lists do not know (none when they cannot be read).
 async fn with_warnings(state: &AppState, record: IntegrationRecord) -> IntegrationView {
     let warnings = unknown_value_warnings(state, &record.integration).await;
-    let mut view = IntegrationView::new(record);
+    let mut view = IntegrationView::new(record).with_engine(state.engine().as_ref());
     view.warnings = Some(warnings);
     view
 }
@@ -40,12 +40,13 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    let engine = state.engine();
     let views: Vec<IntegrationView> = state
         .integrations()
         .list(&caller)
         .await?
         .into_iter()
-        .map(IntegrationView::new)
+        .map(|record| IntegrationView::new(record).with_engine(engine.as_ref()))
         .collect();
     Ok(axum::Json(views))
 }
@@ -56,7 +57,9 @@ pub async fn get(
     Path(id): Path<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
     let record = state.integrations().visible(&caller, id).await?;
-    Ok(axum::Json(IntegrationView::new(record)))
+    Ok(axum::Json(
+        IntegrationView::new(record).with_engine(state.engine().as_ref()),
+    ))
 }
 
 pub async fn patch(

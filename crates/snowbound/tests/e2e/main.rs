@@ -23,6 +23,7 @@ mod readiness;
 mod secrets;
 mod sources_routing;
 mod start_up;
+mod sync_concurrency;
 mod sync_failures;
 mod sync_lifecycle;
 mod ui_admin;
