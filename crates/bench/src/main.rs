@@ -8,6 +8,7 @@
 //! Writes `report.md` and one SVG per run into `--out`.
 
 mod drive;
+mod ingest;
 mod raw;
 mod report;
 mod server;
@@ -93,6 +94,13 @@ struct Cli {
     /// (wrong password, 401), then fix the password and time the backlog's drain.
     #[arg(long)]
     backlog: bool,
+    /// Measure ingest alone (`--incidents` alerts, `--concurrency` senders; the engine
+    /// idles on a wrong password) and print the rate; no report.
+    #[arg(long)]
+    ingest_only: bool,
+    /// With `--ingest-only`: alerts per request; above 1 they go as Alertmanager bodies.
+    #[arg(long, default_value_t = 1)]
+    alerts_per_body: usize,
     /// Give up when nothing reaches ServiceNow for this long.
     #[arg(long, default_value_t = 60)]
     stall_timeout_s: u64,
@@ -119,6 +127,9 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("--env {kv}: expected KEY=VALUE"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if cli.ingest_only {
+        return ingest_only(&cli, &binary, extra_env).await;
+    }
     let mut results = Vec::new();
     for &latency_ms in &cli.latency_ms {
         for &sn_concurrency in &cli.sn_concurrency {
@@ -168,6 +179,62 @@ async fn main() -> anyhow::Result<()> {
     println!("report: {}", cli.out.join("report.md").display());
     if results.iter().any(|r| !r.complete) {
         anyhow::bail!("some runs did not complete; see the report");
+    }
+    Ok(())
+}
+
+async fn ingest_only(
+    cli: &Cli,
+    binary: &std::path::Path,
+    extra_env: Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    let kind = if cli.alerts_per_body > 1 {
+        "alertmanager"
+    } else {
+        "webhook"
+    };
+    for repeat in 0..cli.repeat {
+        let emulator = Emulator::start(emulator_config(cli, 0)).await?;
+        let knobs = Knobs {
+            concurrency: cli.sn_concurrency[0],
+            rate_limit: cli.rate_limit,
+            extra_env: extra_env.clone(),
+        };
+        let server = Server::start(binary, &knobs).await?;
+        let (url, _) = server
+            .set_up(&emulator.base_url(), (SYNC_USER.0, "wrong-password"), kind)
+            .await?;
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let run = format!("{}-{}-{}", cli.name, repeat + 1, now_micros());
+        let result = ingest::run(
+            &server,
+            &url,
+            &run,
+            cli.incidents,
+            cli.alerts_per_body,
+            cli.concurrency,
+        )
+        .await?;
+        server.stop()?;
+        emulator.shutdown().await;
+        let ms = |q| report::percentile(&result.micros, q) as f64 / 1000.0;
+        println!(
+            "{}-{}: {} alerts in {} requests of {} ({kind}) from {} senders: {:.0} alerts/s in {:.2} s, \
+             answer p50 {:.1} p99 {:.1} ms, server CPU {:.1} s ({:.0} µs/alert), load before {}",
+            cli.name,
+            repeat + 1,
+            result.alerts,
+            result.requests,
+            cli.alerts_per_body,
+            cli.concurrency,
+            result.rate(),
+            result.seconds,
+            ms(0.5),
+            ms(0.99),
+            result.server_cpu_s,
+            result.server_cpu_s * 1e6 / result.alerts as f64,
+            load.trim(),
+        );
     }
     Ok(())
 }
@@ -229,7 +296,7 @@ async fn one_run(
         SYNC_USER.1
     };
     let (ingest_url, integration_id) = server
-        .set_up(&emulator.base_url(), (SYNC_USER.0, password))
+        .set_up(&emulator.base_url(), (SYNC_USER.0, password), "webhook")
         .await?;
     let before = server.stats();
     let bench_before = ProcStats::own();

@@ -126,11 +126,13 @@ impl Server {
     }
 
     /// A team, a ServiceNow integration on `instance` forwarding every incident, and a
-    /// webhook source; returns the ingest URL and the integration's id.
+    /// source of `kind` (`webhook`, `alertmanager`); returns the ingest URL and the
+    /// integration's id.
     pub async fn set_up(
         &self,
         instance: &str,
         user: (&str, &str),
+        kind: &str,
     ) -> anyhow::Result<(String, String)> {
         let team = self.post("/api/v1/teams", json!({"name": "bench"})).await?;
         let team_id = team["id"].as_str().context("team id")?.to_owned();
@@ -158,7 +160,7 @@ impl Server {
         let source = self
             .post(
                 "/api/v1/sources",
-                json!({"team_id": team_id, "type": "webhook", "name": "bench"}),
+                json!({"team_id": team_id, "type": kind, "name": "bench"}),
             )
             .await?;
         let url = source["ingest_url"]

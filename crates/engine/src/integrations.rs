@@ -126,6 +126,14 @@ enum Block {
     },
 }
 
+/// Calls to one integration's instance this node allows in flight now (adaptive
+/// concurrency's limit) and the most it may grow to (`SNOWBOUND_SERVICENOW_CONCURRENCY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    pub current: usize,
+    pub ceiling: usize,
+}
+
 pub(crate) struct Integrations {
     concurrency: usize,
     rate_limit: Option<u32>,
@@ -200,6 +208,20 @@ impl Integrations {
             .chain([INITIAL_CONCURRENCY.min(self.concurrency)])
             .min()
             .unwrap_or(1)
+    }
+
+    /// `id`'s adaptive limit and ceiling on this node; an integration this node has not
+    /// called yet shows the limit it would start with.
+    pub fn concurrency(&self, id: Uuid) -> Concurrency {
+        let known = self.known.lock().expect("integrations lock");
+        Concurrency {
+            current: known
+                .get(&id)
+                .map_or(INITIAL_CONCURRENCY.min(self.concurrency), |i| {
+                    i.aimd.limit()
+                }),
+            ceiling: self.concurrency,
+        }
     }
 
     /// Calls in flight `id` may have now (its adaptive limit).

@@ -127,28 +127,38 @@ impl Inner {
     /// The team's name and its rules' fields for the templates. `None` when the store
     /// cannot say now: a record created without its assignment group would stay so.
     async fn mapping_context(&self, incident: &snowbound_core::Incident) -> Option<MappingContext> {
-        let team = match self.store.get_team(incident.team_id).await {
+        let store = &*self.store;
+        let team = match self.lookups.get() {
+            Some(lookups) => lookups.team(store, incident.team_id).await,
+            None => store.get_team(incident.team_id).await,
+        };
+        let team = match team {
             Ok(team) => team.name,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the incident's team failed");
                 return None;
             }
         };
-        let rules = match self
-            .store
-            .list_routing_rules(Some(&[incident.team_id]))
-            .await
-        {
-            Ok(rules) => rules,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the team's routing rules failed");
+        let rule_fields = match self.lookups.get() {
+            Some(lookups) => lookups
+                .routing(store, incident.team_id)
+                .await
+                .map(|routing| snowbound_core::routing::set_fields(&routing.rules, incident))
+                .map_err(|e| e.to_string()),
+            None => store
+                .list_routing_rules(Some(&[incident.team_id]))
+                .await
+                .map(|rules| snowbound_core::routing::set_fields(&rules, incident))
+                .map_err(|e| e.to_string()),
+        };
+        let rule_fields = match rule_fields {
+            Ok(fields) => fields,
+            Err(error) => {
+                tracing::warn!(%error, "reading the team's routing rules failed");
                 return None;
             }
         };
-        Some(MappingContext {
-            team,
-            rule_fields: snowbound_core::routing::set_fields(&rules, incident),
-        })
+        Some(MappingContext { team, rule_fields })
     }
 
     async fn reconcile_in_slot(

@@ -24,6 +24,7 @@ pub use config::{
     CLOCK_SKEW_MARGIN,
 };
 pub use inbound::{InboundTick, InboundWorker};
+pub use integrations::Concurrency;
 pub use observe::EngineObserver;
 pub use reconcile::{desired_fields, mapped_desired, subject_of, MappingContext};
 pub use runner::{CallObserver, Engine, Tick, WeakEngine, Worker};

@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     pub call_observer: std::sync::OnceLock<CallObserver>,
     /// Told of pauses and sync lags (the binary's metrics).
     pub(crate) observer: Observer,
+    /// The services' cache of teams and routing, for each reconcile's mapping context;
+    /// unset, they are read from the store (a cache nobody tells of changes would lie).
+    pub lookups: std::sync::OnceLock<Arc<snowbound_services::lookups::Lookups>>,
 }
 
 /// See [`Engine::downgrade`].
@@ -112,6 +115,7 @@ impl Engine {
                 completions_rx: Mutex::new(Some(completions_rx)),
                 call_observer: std::sync::OnceLock::new(),
                 observer,
+                lookups: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -121,9 +125,20 @@ impl Engine {
         let _ = self.inner.call_observer.set(observer);
     }
 
+    /// Reads teams and routing rules through the services' cache (set once, before
+    /// `run`; the services writing them must share it).
+    pub fn share_lookups(&self, lookups: Arc<snowbound_services::lookups::Lookups>) {
+        let _ = self.inner.lookups.set(lookups);
+    }
+
     /// Reports pauses and sync lags to `observer` (set once, before `run`).
     pub fn observe(&self, observer: Arc<dyn EngineObserver>) {
         self.inner.observer.set(observer);
+    }
+
+    /// Adaptive concurrency of `integration` on this node, now.
+    pub fn concurrency(&self, integration: Uuid) -> crate::Concurrency {
+        self.inner.integrations.concurrency(integration)
     }
 
     pub fn waker(&self) -> EngineWaker {

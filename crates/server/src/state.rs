@@ -25,6 +25,9 @@ pub struct AppState {
     pub(crate) metrics: Option<crate::metrics::Metrics>,
     /// The domain of email sources' addresses; the public URL's host unless set.
     pub(crate) smtp_domain: Arc<str>,
+    /// The node's engine, for what it knows now (adaptive concurrency); weak, so the
+    /// router does not keep a stopped engine alive. `None` without an engine.
+    pub(crate) engine: Option<snowbound_engine::WeakEngine>,
 }
 
 impl AppState {
@@ -55,7 +58,20 @@ impl AppState {
             servicenow,
             metrics: None,
             smtp_domain: smtp_domain.into(),
+            engine: None,
         }
+    }
+
+    /// Shows what `engine` knows now in the answers (an integration's `sync`).
+    pub fn with_engine(mut self, engine: &snowbound_engine::Engine) -> Self {
+        self.engine = Some(engine.downgrade());
+        self
+    }
+
+    pub(crate) fn engine(&self) -> Option<snowbound_engine::Engine> {
+        self.engine
+            .as_ref()
+            .and_then(snowbound_engine::WeakEngine::upgrade)
     }
 
     /// Counts ingested alerts and pokes in `metrics` (the registry `/metrics` serves).
@@ -93,6 +109,12 @@ impl AppState {
 
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+
+    /// The services' cache of sources, teams and routing: the binary hands it what the
+    /// change listener hears, and shares it with the engine.
+    pub fn lookups(&self) -> Arc<snowbound_services::lookups::Lookups> {
+        Arc::clone(&self.services.lookups)
     }
 
     pub fn incidents(&self) -> IncidentService {

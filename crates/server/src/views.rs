@@ -128,6 +128,22 @@ pub struct IntegrationView {
     /// Mapped values that ServiceNow's choice lists do not know (create and PATCH only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
+    /// How this node syncs to it now; absent where no engine runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SyncView {
+    pub concurrency: ConcurrencyView,
+}
+
+/// Calls in flight this node allows the integration now (adaptive concurrency) and the
+/// most it may grow to (`SNOWBOUND_SERVICENOW_CONCURRENCY`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConcurrencyView {
+    pub current: usize,
+    pub ceiling: usize,
 }
 
 impl IntegrationView {
@@ -136,6 +152,21 @@ impl IntegrationView {
             record,
             kind: "servicenow",
             warnings: None,
+            sync: None,
         }
+    }
+
+    /// With what `engine` knows of the integration now.
+    pub fn with_engine(mut self, engine: Option<&snowbound_engine::Engine>) -> Self {
+        self.sync = engine.map(|engine| {
+            let concurrency = engine.concurrency(self.record.integration.id);
+            SyncView {
+                concurrency: ConcurrencyView {
+                    current: concurrency.current,
+                    ceiling: concurrency.ceiling,
+                },
+            }
+        });
+        self
     }
 }

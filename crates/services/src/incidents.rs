@@ -20,7 +20,7 @@ pub use snowbound_core::lifecycle::Change;
 
 use crate::caller::Caller;
 use crate::error::{ServiceError, ServiceResult};
-use crate::routing_links::RoutingContext;
+use crate::lookups::Lookups;
 use crate::scope::{named, visible};
 use crate::waker::EngineWaker;
 
@@ -64,6 +64,8 @@ pub struct IncidentService {
     /// Incident writes share commits with whatever else is being written at the moment;
     /// `None` writes each in a transaction of its own.
     writer: Option<GroupCommit>,
+    /// Sources, teams and routing as cached for the node.
+    pub(crate) lookups: Arc<Lookups>,
 }
 
 impl IncidentService {
@@ -72,7 +74,15 @@ impl IncidentService {
             store,
             waker,
             writer: None,
+            lookups: Arc::default(),
         }
+    }
+
+    /// Reads sources, teams and routing through the node's cache (a service of its own
+    /// otherwise caches for itself only).
+    pub fn with_lookups(mut self, lookups: Arc<Lookups>) -> Self {
+        self.lookups = lookups;
+        self
     }
 
     /// Writes through `writer`, the node's one group committer.
@@ -100,14 +110,14 @@ impl IncidentService {
         }
         // Checked before the team, so a bad field is named even for a missing team.
         check_new(&new)?;
-        match self.store.get_team(new.team_id).await {
+        match self.lookups.team(&*self.store, new.team_id).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
                 return Err(ServiceError::invalid("team_id", "no such team"))
             }
             Err(e) => return Err(e.into()),
         }
-        let routing = RoutingContext::load(&*self.store, new.team_id).await?;
+        let routing = self.lookups.routing(&*self.store, new.team_id).await?;
         let opened = self.open_in(caller, new, None, &routing).await?;
         opened.ok_or(ServiceError::Internal(
             "an incident without a key was not opened",
@@ -122,7 +132,7 @@ impl IncidentService {
         caller: &Caller,
         new: NewIncident,
         key: Option<(Uuid, &str)>,
-        routing: &RoutingContext,
+        routing: &crate::routing_links::RoutingContext,
     ) -> ServiceResult<Option<Incident>> {
         let title = check_new(&new)?;
         let now = now_ms();
@@ -205,7 +215,7 @@ impl IncidentService {
     ) -> ServiceResult<Incident> {
         for _ in 0..MAX_ATTEMPTS {
             let old = self.visible(caller, id).await?;
-            let routing = RoutingContext::load(&*self.store, old.team_id).await?;
+            let routing = self.lookups.routing(&*self.store, old.team_id).await?;
             match self
                 .attempt_in(old, &change, &caller.actor, &routing)
                 .await?
@@ -226,7 +236,7 @@ impl IncidentService {
         old: Incident,
         change: &Change,
         actor: &str,
-        routing: &RoutingContext,
+        routing: &crate::routing_links::RoutingContext,
     ) -> ServiceResult<Attempt> {
         let now = now_ms();
         let Some((new, mut timeline)) = apply(&old, change, actor, now)? else {

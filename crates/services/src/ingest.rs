@@ -32,16 +32,16 @@ pub struct Outcome {
 
 /// What every alert of one body shares, read once per body rather than once per alert:
 /// the source, its caller, and its team's integrations and routing rules (a rule saved
-/// while a body is applied acts from the next body on).
+/// while a body is applied acts from the next body on), from the node's cache.
 pub struct Intake {
     source: Source,
     caller: Caller,
-    routing: RoutingContext,
+    routing: Arc<RoutingContext>,
 }
 
 impl IncidentService {
     pub async fn intake(&self, source: Source) -> ServiceResult<Intake> {
-        let routing = RoutingContext::load(&*self.store, source.team_id).await?;
+        let routing = self.lookups.routing(&*self.store, source.team_id).await?;
         Ok(Intake {
             caller: Caller {
                 actor: source.actor(),

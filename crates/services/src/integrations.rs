@@ -25,6 +25,7 @@ use crate::choice_cache::ChoiceCache;
 use crate::error::{ServiceError, ServiceResult};
 pub use crate::integration_auth::AuthInput;
 use crate::integration_auth::{checked_credentials, uses_top_level_form, write_only};
+use crate::lookups::{Changed, Lookups};
 use crate::scope::{gone_is_fine, named, team_exists, visible};
 use crate::waker::EngineWaker;
 
@@ -339,6 +340,8 @@ pub struct IntegrationService {
     /// Where credentials may be sent: the ServiceNow client's rule, checked at save time.
     policy: InstancePolicy,
     choices: Arc<ChoiceCache>,
+    /// Routing (which integrations serve a team) is cached; every change is told.
+    lookups: Arc<Lookups>,
 }
 
 impl IntegrationService {
@@ -347,13 +350,21 @@ impl IntegrationService {
         waker: EngineWaker,
         policy: InstancePolicy,
         choices: Arc<ChoiceCache>,
+        lookups: Arc<Lookups>,
     ) -> Self {
         IntegrationService {
             store,
             waker,
             policy,
             choices,
+            lookups,
         }
+    }
+
+    async fn changed(&self) {
+        self.lookups
+            .changed(&*self.store, Changed::Integrations)
+            .await;
     }
 
     /// The integration if the caller may see it; others' integrations do not exist.
@@ -411,6 +422,7 @@ impl IntegrationService {
         self.store
             .create_integration(&integration, &checked.credentials)
             .await?;
+        self.changed().await;
         Ok(self.store.get_integration(integration.id).await?)
     }
 
@@ -439,6 +451,7 @@ impl IntegrationService {
             .update_integration(&integration, &checked.credentials)
             .await;
         named(updated, "integration")?;
+        self.changed().await;
         // New settings un-park and bump every link: the engine re-applies them now.
         self.waker.wake();
         self.choices.invalidate(id);
@@ -472,7 +485,9 @@ impl IntegrationService {
             });
         }
         self.choices.invalidate(id);
-        gone_is_fine(self.store.delete_integration(id).await)
+        gone_is_fine(self.store.delete_integration(id).await)?;
+        self.changed().await;
+        Ok(())
     }
 
     /// Validates everything, reporting every bad field (the first leads the error).

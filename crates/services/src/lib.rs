@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod ingest_limit;
 pub mod integration_auth;
 pub mod integrations;
+pub mod lookups;
 pub mod routing_links;
 pub mod rules;
 pub mod scope;
@@ -43,6 +44,9 @@ pub struct Services {
     /// Where integrations may send credentials (the ServiceNow client's rule).
     pub policy: InstancePolicy,
     pub choice_cache: Arc<choice_cache::ChoiceCache>,
+    /// The node's cache of sources, teams and routing, which every service writing
+    /// them tells.
+    pub lookups: Arc<lookups::Lookups>,
     /// The node's group committer for incident writes (none outside a Tokio runtime).
     pub writer: Option<GroupCommit>,
     /// Alerts per second each source may send to this node.
@@ -67,6 +71,7 @@ impl Services {
             waker,
             policy,
             choice_cache: Arc::default(),
+            lookups: Arc::default(),
             writer,
             ingest_limits: Arc::new(ingest_limit::IngestLimits::new(NonZeroU32::new(
                 DEFAULT_INGEST_RATE_LIMIT,
@@ -81,7 +86,8 @@ impl Services {
     }
 
     pub fn incidents(&self) -> IncidentService {
-        let service = IncidentService::new(self.store.clone(), self.waker.clone());
+        let service = IncidentService::new(self.store.clone(), self.waker.clone())
+            .with_lookups(self.lookups.clone());
         match &self.writer {
             Some(writer) => service.with_group_commit(writer.clone()),
             None => service,
@@ -94,6 +100,7 @@ impl Services {
             self.waker.clone(),
             self.policy,
             self.choice_cache.clone(),
+            self.lookups.clone(),
         )
     }
 
@@ -102,11 +109,11 @@ impl Services {
     }
 
     pub fn sources(&self) -> sources::SourceService {
-        sources::SourceService::new(self.store.clone())
+        sources::SourceService::new(self.store.clone(), self.lookups.clone())
     }
 
     pub fn rules(&self) -> rules::RuleService {
-        rules::RuleService::new(self.store.clone())
+        rules::RuleService::new(self.store.clone(), self.lookups.clone())
     }
 
     pub fn teams(&self) -> teams::TeamService {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::caller::Caller;
 use crate::error::{ServiceError, ServiceResult};
+use crate::lookups::{Changed, Lookups};
 use crate::scope::{gone_is_fine, named, require_team, visible};
 
 const MAX_TARGETS: usize = 50;
@@ -49,11 +50,19 @@ impl From<&RoutingRule> for RuleInput {
 #[derive(Clone)]
 pub struct RuleService {
     store: Arc<dyn Store>,
+    /// Routing is cached per team; every change of a rule is told.
+    lookups: Arc<Lookups>,
 }
 
 impl RuleService {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        RuleService { store }
+    pub fn new(store: Arc<dyn Store>, lookups: Arc<Lookups>) -> Self {
+        RuleService { store, lookups }
+    }
+
+    async fn changed(&self, team: Uuid) {
+        self.lookups
+            .changed(&*self.store, Changed::Rules { team })
+            .await;
     }
 
     /// The rule if the caller may see it; other teams' rules do not exist.
@@ -120,6 +129,7 @@ impl RuleService {
             updated_at: now,
         };
         self.store.create_routing_rule(&rule).await?;
+        self.changed(rule.team_id).await;
         Ok(rule)
     }
 
@@ -147,6 +157,7 @@ impl RuleService {
             ..current
         };
         named(self.store.update_routing_rule(&rule).await, "routing rule")?;
+        self.changed(rule.team_id).await;
         Ok(rule)
     }
 
@@ -169,8 +180,10 @@ impl RuleService {
     }
 
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> ServiceResult<()> {
-        self.visible(caller, id).await?;
-        gone_is_fine(self.store.delete_routing_rule(id).await)
+        let rule = self.visible(caller, id).await?;
+        gone_is_fine(self.store.delete_routing_rule(id).await)?;
+        self.changed(rule.team_id).await;
+        Ok(())
     }
 
     async fn checked(&self, caller: &Caller, input: &RuleInput) -> ServiceResult<String> {

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::caller::Caller;
 use crate::error::{ServiceError, ServiceResult};
+use crate::lookups::{Changed, Lookups};
 use crate::scope::{gone_is_fine, named, require_team, visible};
 
 /// Prefix of ingest secrets, so a leaked URL is recognisable in logs and scanners.
@@ -188,11 +189,13 @@ fn checked_mapping(mapping: JsonMapping) -> ServiceResult<JsonMapping> {
 #[derive(Clone)]
 pub struct SourceService {
     store: Arc<dyn Store>,
+    /// Ingest finds sources here; every change of one is told.
+    lookups: Arc<Lookups>,
 }
 
 impl SourceService {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        SourceService { store }
+    pub fn new(store: Arc<dyn Store>, lookups: Arc<Lookups>) -> Self {
+        SourceService { store, lookups }
     }
 
     /// The source if the caller may see it; other teams' sources do not exist.
@@ -211,7 +214,7 @@ impl SourceService {
 
     /// The source whose ingest URL carries `secret`: the URL is a sender's only credential.
     pub async fn by_secret(&self, secret: &str) -> ServiceResult<Option<Source>> {
-        Ok(self.store.source_by_secret(secret).await?)
+        Ok(self.lookups.source_by_secret(&*self.store, secret).await?)
     }
 
     /// The `email` source a mail to `local_part@<domain>` is for (see [`email_address`]).
@@ -222,8 +225,7 @@ impl SourceService {
         }
         let secret = format!("{SECRET_PREFIX}{}", local_part.to_ascii_lowercase());
         Ok(self
-            .store
-            .source_by_secret(&secret)
+            .by_secret(&secret)
             .await?
             .filter(|s| s.kind == SourceKind::Email))
     }
@@ -392,6 +394,9 @@ impl SourceService {
             let stored = self.store.set_source_hmac_secret(id, secret.as_ref()).await;
             named(stored, "source")?;
         }
+        self.lookups
+            .changed(&*self.store, Changed::Source(id))
+            .await;
         Ok(source)
     }
 
@@ -474,12 +479,19 @@ impl SourceService {
             .rotate_source_secret(id, &generate_secret())
             .await;
         named(rotated, "source")?;
+        self.lookups
+            .changed(&*self.store, Changed::Source(id))
+            .await;
         named(self.store.get_source(id).await, "source")
     }
 
     /// Incidents the source opened stay; only the way in closes.
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> ServiceResult<()> {
         self.visible(caller, id).await?;
-        gone_is_fine(self.store.delete_source(id).await)
+        gone_is_fine(self.store.delete_source(id).await)?;
+        self.lookups
+            .changed(&*self.store, Changed::Source(id))
+            .await;
+        Ok(())
     }
 }

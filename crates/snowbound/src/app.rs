@@ -9,7 +9,9 @@ use snowbound_server::metrics::Metrics;
 use snowbound_server::readiness::{self, Readiness};
 use snowbound_server::{hash_token, AppState};
 use snowbound_servicenow::{Client, ClientConfig};
-use snowbound_store::{Migrations, PostgresStore, SecretBox, SqliteStore, Store, StoreError};
+use snowbound_store::{
+    Heard, Migrations, PostgresStore, SecretBox, SqliteStore, Store, StoreError,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -144,16 +146,33 @@ impl App {
             ..ClientConfig::default()
         })?;
         let waker = EngineWaker::new();
+        let state = AppState::new(
+            Arc::clone(&store),
+            waker.clone(),
+            public_url.clone(),
+            admin_token_hash,
+        )
+        .with_servicenow_client(client.clone())
+        .with_ingest_rate_limit(std::num::NonZeroU32::new(config.ingest_rate_limit));
+        let lookups = state.lookups();
         let change_listener = postgres.map(|pg| {
-            let waker = waker.clone();
-            pg.spawn_change_listener(move || waker.wake())
+            // Other nodes' changes cannot be heard before the listener is in place.
+            lookups.heard(Heard::Deaf);
+            let (waker, lookups) = (waker.clone(), Arc::clone(&lookups));
+            pg.spawn_change_listener(move |news| {
+                if matches!(news, Heard::Listening | Heard::LinksDue) {
+                    waker.wake();
+                }
+                lookups.heard(news);
+            })
         });
         let engine = Engine::new(
             Arc::clone(&store),
-            client.clone(),
+            client,
             waker.clone(),
             config.engine_config(public_url.clone()),
         );
+        engine.share_lookups(lookups);
 
         let metrics = Metrics::new(config.metrics_token.clone());
         engine.observe_calls({
@@ -163,6 +182,7 @@ impl App {
         engine.observe(Arc::new(metrics.clone()));
         metrics.count_from(Arc::clone(&store), Some(engine.clone()));
         let (stop_engine, engine_stopped) = watch::channel(false);
+        let state = state.with_metrics(metrics.clone()).with_engine(&engine);
         readiness.set_engine_running(true);
         let engine = tokio::spawn({
             let readiness = readiness.clone();
@@ -171,15 +191,6 @@ impl App {
                 readiness.set_engine_running(false);
             }
         });
-        let state = AppState::new(
-            Arc::clone(&store),
-            waker.clone(),
-            public_url.clone(),
-            admin_token_hash,
-        )
-        .with_servicenow_client(client)
-        .with_metrics(metrics.clone())
-        .with_ingest_rate_limit(std::num::NonZeroU32::new(config.ingest_rate_limit));
         let state = match &config.smtp_domain {
             Some(domain) => state.with_smtp_domain(domain.clone()),
             None => state,

@@ -26,7 +26,7 @@ pub use inbound::{
     PollLease, PollResult, PollState, StandingNote,
 };
 pub use journal::{JournalItem, JournalState};
-pub use postgres::{Migrations, PostgresBackend, PostgresStore, CHANNEL as CHANGE_CHANNEL};
+pub use postgres::{Heard, Migrations, PostgresBackend, PostgresStore, CHANNEL as CHANGE_CHANNEL};
 pub use sql::{Dialect, SqlStore};
 pub use sqlite::{SqliteBackend, SqliteStore};
 pub use types::*;
@@ -83,6 +83,11 @@ pub trait Store: Send + Sync + 'static {
     /// A cheap real write (one row of meta, committed like every other write): whether
     /// the database takes writes now, for health checks.
     async fn check_writable(&self) -> Result<()>;
+    /// Tells every node sharing the database (this one included) `message`, not empty,
+    /// through the change listener (`PostgresStore::spawn_change_listener`); a no-op on
+    /// SQLite, whose one process needs nobody told. Sent on its own, after whatever
+    /// it is about has committed.
+    async fn announce(&self, message: &str) -> Result<()>;
 
     // --- teams ------------------------------------------------------------------------
     async fn create_team(&self, team: &Team) -> Result<()>;

@@ -123,6 +123,7 @@ impl Dialect for SqliteBackend {
 
     const GREATEST: &'static str = "MAX";
     const SKIP_LOCKED: &'static str = "";
+    const LOCK_ROWS: &'static str = "";
 
     async fn read_all(&self, sql: Sql<'_>) -> Result<Vec<SqliteRow>> {
         Ok(sql.query::<Sqlite>().fetch_all(&self.readers).await?)
@@ -150,6 +151,10 @@ impl Dialect for SqliteBackend {
 
     fn is_undefined_table(error: &sqlx::Error) -> bool {
         matches!(error, sqlx::Error::Database(db) if db.message().starts_with("no such table"))
+    }
+
+    async fn announce(&self, _message: &str) -> Result<()> {
+        Ok(())
     }
 }
 

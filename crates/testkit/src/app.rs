@@ -190,6 +190,31 @@ impl TestApp {
         }
     }
 
+    /// A second node on this app's PostgreSQL database, in-process, with its own engine,
+    /// data directory and (unused) emulator: the integrations it syncs are this app's.
+    /// # Panics
+    /// On a SQLite app: one process holds a SQLite database.
+    pub async fn another_node(&self) -> TestApp {
+        let schema = self
+            ._schema
+            .as_ref()
+            .expect("several nodes share PostgreSQL");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // Every node of one database opens its secrets with the same key.
+        std::fs::copy(
+            self.dir.path().join("secret.key"),
+            dir.path().join("secret.key"),
+        )
+        .expect("the first node's key file copies");
+        let mut config = test_config(&dir);
+        config.database_url = Some(schema.url().to_owned());
+        let app = App::start(config).await.expect("the second node starts");
+        let emulator = Emulator::start(EmulatorConfig::default())
+            .await
+            .expect("the emulator starts");
+        TestApp::from_app(app, emulator, dir)
+    }
+
     pub fn store(&self) -> &dyn Store {
         match (&self.app, &self.api_store) {
             (Some(app), _) => &*app.store,

@@ -20,6 +20,11 @@ pub(super) struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct IntegrationLabel {
+    integration: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct LinkLabels {
     integration: String,
     state: String,
@@ -41,6 +46,8 @@ pub(super) struct Gauges {
     pub incidents: Family<StatusLabels, Gauge>,
     pub links: Family<LinkLabels, Gauge>,
     pub leases: Gauge,
+    /// Adaptive concurrency per integration on this node.
+    pub concurrency: Family<IntegrationLabel, Gauge>,
     /// One refresh at a time: a refresh clears the families before refilling them.
     pub refreshing: tokio::sync::Mutex<()>,
 }
@@ -51,7 +58,8 @@ impl Gauges {
     /// When the database cannot answer, its gauges are left out of this scrape rather
     /// than shown stale.
     pub async fn refresh(&self, sources: &Sources) {
-        if let Some(engine) = sources.engine.as_ref().and_then(WeakEngine::upgrade) {
+        let engine = sources.engine.as_ref().and_then(WeakEngine::upgrade);
+        if let Some(engine) = &engine {
             self.leases.set(engine.leases_held() as i64);
         }
         let (counts, integrations) = tokio::join!(
@@ -60,6 +68,7 @@ impl Gauges {
         );
         self.incidents.clear();
         self.links.clear();
+        self.concurrency.clear();
         let (counts, integrations) = match (counts, integrations) {
             (Ok(counts), Ok(integrations)) => (counts, integrations),
             (Err(e), _) | (_, Err(e)) => {
@@ -85,6 +94,13 @@ impl Gauges {
         let mut waiting = HashSet::new();
         for record in &integrations {
             let id = record.integration.id;
+            if let Some(engine) = &engine {
+                self.concurrency
+                    .get_or_create(&IntegrationLabel {
+                        integration: id.to_string(),
+                    })
+                    .set(engine.concurrency(id).current as i64);
+            }
             if record.health.failing.is_some()
                 || record.health.paused_until.is_some_and(|until| until > now)
             {

@@ -215,6 +215,11 @@ impl Metrics {
             "Links this node's sync engine holds leases on now",
             gauges.leases.clone(),
         );
+        registry.register(
+            "servicenow_concurrency",
+            "ServiceNow calls in flight this node allows per integration now (adaptive concurrency)",
+            gauges.concurrency.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             http_requests,

@@ -22,7 +22,7 @@ use crate::views::IntegrationView;
 /// mapped value ServiceNow's choice lists do not know (none when they cannot be read).
 async fn with_warnings(state: &AppState, record: IntegrationRecord) -> IntegrationView {
     let warnings = unknown_value_warnings(state, &record.integration).await;
-    let mut view = IntegrationView::new(record);
+    let mut view = IntegrationView::new(record).with_engine(state.engine().as_ref());
     view.warnings = Some(warnings);
     view
 }
@@ -47,12 +47,13 @@ pub async fn create(
 #[utoipa::path(get, operation_id = "integrations_list", path = "/integrations", tag = "integrations",
     responses((status = 200, description = "Integrations serving the caller's teams", body = Vec<IntegrationView>)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    let engine = state.engine();
     let views: Vec<IntegrationView> = state
         .integrations()
         .list(&caller)
         .await?
         .into_iter()
-        .map(IntegrationView::new)
+        .map(|record| IntegrationView::new(record).with_engine(engine.as_ref()))
         .collect();
     Ok(axum::Json(views))
 }
@@ -66,7 +67,9 @@ pub async fn get(
     Path(id): Path<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
     let record = state.integrations().visible(&caller, id).await?;
-    Ok(axum::Json(IntegrationView::new(record)))
+    Ok(axum::Json(
+        IntegrationView::new(record).with_engine(state.engine().as_ref()),
+    ))
 }
 
 #[utoipa::path(patch, operation_id = "integrations_patch", path = "/integrations/{id}", tag = "integrations",

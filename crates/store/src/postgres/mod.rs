@@ -17,13 +17,15 @@ use crate::sql::statement::Sql;
 use crate::sql::SqlStore;
 use crate::Result;
 
+pub use listen::Heard;
 pub use setup::Migrations;
 
 /// The store on a PostgreSQL database (or schema).
 pub type PostgresStore = SqlStore<PostgresBackend>;
 
-/// The channel every node listens on. A notification carries no payload: it only says
-/// "links may be due", and the woken engine asks the database what.
+/// The channel every node listens on. A notification without payload says "links may be
+/// due", and the woken engine asks the database what; one with a payload is a message of
+/// [`crate::Store::announce`] (what changed, for the nodes' caches).
 pub const CHANNEL: &str = "snowbound_links";
 
 /// PostgreSQL's "undefined_table": the schema has not been migrated yet.
@@ -59,6 +61,7 @@ impl Dialect for PostgresBackend {
 
     const GREATEST: &'static str = "GREATEST";
     const SKIP_LOCKED: &'static str = "FOR UPDATE OF l SKIP LOCKED";
+    const LOCK_ROWS: &'static str = "FOR UPDATE";
 
     async fn read_all(&self, sql: Sql<'_>) -> Result<Vec<PgRow>> {
         Ok(sql.query::<Postgres>().fetch_all(&self.pool).await?)
@@ -90,6 +93,16 @@ impl Dialect for PostgresBackend {
 
     fn is_undefined_table(error: &sqlx::Error) -> bool {
         matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(UNDEFINED_TABLE))
+    }
+
+    async fn announce(&self, message: &str) -> Result<()> {
+        self.write(
+            Sql::new("SELECT pg_notify($1, $2)")
+                .bind(&*self.channel)
+                .bind(message),
+        )
+        .await?;
+        Ok(())
     }
 }
 

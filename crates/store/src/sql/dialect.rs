@@ -22,6 +22,11 @@ pub trait Dialect: Clone + Send + Sync + 'static {
     /// once, and each must take other links than the others instead of queueing behind
     /// their row locks. SQLite has one writer, so nothing to skip.
     const SKIP_LOCKED: &'static str;
+    /// Appended to a `SELECT` that takes row locks ahead of a multi-row write, in the
+    /// order the `SELECT` gives: on PostgreSQL writers lock rows as they reach them, so
+    /// two transactions taking them in different orders could deadlock. Empty on SQLite
+    /// (one writer): then the `SELECT` is not sent at all.
+    const LOCK_ROWS: &'static str;
 
     fn read_all(&self, sql: Sql<'_>) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
     fn read_optional(&self, sql: Sql<'_>)
@@ -34,6 +39,9 @@ pub trait Dialect: Clone + Send + Sync + 'static {
     fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
     /// Whether `error` says a table is missing (a database never migrated).
     fn is_undefined_table(error: &sqlx::Error) -> bool;
+    /// Tells every node (this one included) `message`, on the channel the change
+    /// listener hears. Nothing to tell on SQLite: one process holds the database.
+    fn announce(&self, message: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 pub trait WriteTx: Send {

@@ -1,6 +1,6 @@
 //! Links: creation, revision bumps, leasing and the end of a reconcile.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use snowbound_core::TimelineEntry;
@@ -357,9 +357,18 @@ async fn complete<D: Dialect>(
         .iter()
         .map(|(integration_id, _, _)| *integration_id)
         .collect();
-    for position in lock_order(done.iter().map(|(lease, _, _)| *lease)) {
-        let (lease, outcome, _) = done[position];
-        ours[position] = complete_one(&mut tx, lease, outcome, now).await?;
+    if !D::LOCK_ROWS.is_empty() {
+        lock_links(
+            &mut tx,
+            done.iter().map(|(lease, _, _)| *lease),
+            D::LOCK_ROWS,
+        )
+        .await?;
+    }
+    let written = complete_links(&mut tx, done, now).await?;
+    for (position, (lease, _, _)) in done.iter().enumerate() {
+        let key = (lease.link.incident_id, lease.link.integration_id);
+        ours[position] = written.contains(&key);
     }
     for integration_id in logged {
         api_calls::prune(&mut tx, integration_id).await?;
@@ -368,79 +377,171 @@ async fn complete<D: Dialect>(
     Ok(ours)
 }
 
-/// The end of one reconcile; false when the lease was lost meanwhile (then nothing is
-/// written). Every statement matches only while the lease is still ours, so a worker
-/// that lost its lease cannot overwrite the new owner's work.
-async fn complete_one(
+/// Rows per completion UPDATE: twelve arguments each stays far below either driver's
+/// bind limit (a batch is at most the engine's 256 completions anyway).
+const LINKS_PER_UPDATE: usize = 200;
+
+/// Takes the row locks of the batch's links in (incident, integration) order, the order
+/// every batch locks links in, so two PostgreSQL nodes writing overlapping batches cannot
+/// deadlock (one multi-row UPDATE locks in whatever order its join runs).
+async fn lock_links<'a>(
     tx: &mut impl WriteTx,
-    lease: &Lease,
-    outcome: &LeaseOutcome,
-    now: DateTime<Utc>,
-) -> Result<bool> {
-    const OURS: &str = "incident_id = $1 AND integration_id = $2 AND lease_owner = $3";
-    let sql = |set: &str| {
-        Sql::new(format!(
-            "UPDATE links SET {set}lease_owner = NULL, lease_until = 0 WHERE {OURS}"
-        ))
-        .bind(lease.link.incident_id)
-        .bind(lease.link.integration_id)
-        .bind(&lease.owner)
-    };
-    let update = match outcome {
-        LeaseOutcome::Synced {
-            sys_id,
-            number,
-            sent,
-            servicenow_state,
-        } => {
-            let mut pushed = lease.link.pushed.clone();
-            pushed.extend(sent.iter().map(|(k, v)| (k.clone(), v.clone())));
-            sql(
-                "sys_id = $4, number = $5, servicenow_state = COALESCE($6, servicenow_state), \
-                 pushed = $7, synced_rev = $8, \
-                 state = CASE WHEN rev > $8 THEN 'pending' ELSE 'synced' END, attempts = 0, \
-                 last_error = NULL, create_unsure = FALSE, last_synced_at = $9, \
-                 next_attempt_at = $9, ",
-            )
-            .bind(sys_id)
-            .bind(number)
-            .bind(servicenow_state)
-            .bind(rows::to_json(&pushed))
-            .bind(lease.rev)
-            .bind(now)
+    leases: impl Iterator<Item = &'a Lease>,
+    lock: &str,
+) -> Result<()> {
+    let mut keys: Vec<(Uuid, Uuid)> = leases
+        .map(|l| (l.link.incident_id, l.link.integration_id))
+        .collect();
+    keys.sort();
+    for chunk in keys.chunks(LINKS_PER_UPDATE) {
+        let mut sql = Sql::new("SELECT 1 FROM links WHERE (incident_id, integration_id) IN (");
+        for (n, (incident_id, integration_id)) in chunk.iter().enumerate() {
+            sql.push(if n == 0 { "(" } else { ", (" });
+            sql.push_bind(*incident_id).push(", ");
+            sql.push_bind(*integration_id).push(")");
         }
-        LeaseOutcome::UpToDate => sql(
-            "synced_rev = $4, state = CASE WHEN rev > $4 THEN 'pending' ELSE 'synced' END, \
-             attempts = 0, last_error = NULL, next_attempt_at = $5, ",
-        )
-        .bind(lease.rev)
-        .bind(now),
-        LeaseOutcome::Retry {
-            at,
-            error,
-            create_unsure,
-            unsure_sent,
-        } => sql(
-            "state = 'retrying', attempts = attempts + 1, next_attempt_at = $4, \
-             last_error = $5, create_unsure = (create_unsure OR $6), \
-             pushed = CASE WHEN $6 AND sys_id IS NULL THEN $7 ELSE pushed END, ",
-        )
-        .bind(*at)
-        .bind(error)
-        .bind(*create_unsure)
-        .bind(rows::to_json(unsure_sent)),
-        // Settings may have changed while the call was out; then the new settings
-        // deserve a try rather than the old rejection.
-        LeaseOutcome::Park { error } => sql(
-            "state = CASE WHEN rev > $4 THEN 'pending' ELSE 'parked' END, \
-             attempts = attempts + 1, last_error = $5, next_attempt_at = $6, ",
-        )
-        .bind(lease.rev)
-        .bind(error)
-        .bind(now),
-        LeaseOutcome::Release => sql(""),
-    };
-    Ok(tx.execute(update).await? > 0)
+        sql.push(&format!(") ORDER BY incident_id, integration_id {lock}"));
+        tx.fetch_all(sql).await?;
+    }
+    Ok(())
+}
+
+/// The ends of the batch's reconciles, as few statements as the bind limit allows: one
+/// row of values per lease names its outcome (`kind`) and what it sets, and every column's
+/// CASE applies it. Only rows whose lease is still ours are written (so a worker that lost
+/// its lease cannot overwrite the new owner's work); the (incident, integration) of each
+/// written row comes back.
+async fn complete_links(
+    tx: &mut impl WriteTx,
+    done: &[(&Lease, &LeaseOutcome, &[ApiCallRecord])],
+    now: DateTime<Utc>,
+) -> Result<HashSet<(Uuid, Uuid)>> {
+    // `seen` is the revision leased; `due` when the link is next due (now, or a retry's
+    // time). Settings may have changed while a parked link's call was out (`rev > seen`):
+    // then the new settings deserve a try rather than the old rejection.
+    const UPDATE: &str = "UPDATE links SET \
+        sys_id = CASE WHEN v.kind = 'synced' THEN v.sys_id ELSE links.sys_id END, \
+        number = CASE WHEN v.kind = 'synced' THEN v.number ELSE links.number END, \
+        servicenow_state = CASE WHEN v.kind = 'synced' \
+            THEN COALESCE(v.sn_state, links.servicenow_state) ELSE links.servicenow_state END, \
+        pushed = CASE WHEN v.kind = 'synced' THEN v.pushed \
+            WHEN v.kind = 'retry' AND v.unsure AND links.sys_id IS NULL THEN v.pushed \
+            ELSE links.pushed END, \
+        synced_rev = CASE WHEN v.kind IN ('synced', 'up_to_date') THEN v.seen \
+            ELSE links.synced_rev END, \
+        state = CASE \
+            WHEN v.kind IN ('synced', 'up_to_date') \
+                THEN CASE WHEN links.rev > v.seen THEN 'pending' ELSE 'synced' END \
+            WHEN v.kind = 'retry' THEN 'retrying' \
+            WHEN v.kind = 'park' THEN CASE WHEN links.rev > v.seen THEN 'pending' ELSE 'parked' END \
+            ELSE links.state END, \
+        attempts = CASE WHEN v.kind IN ('synced', 'up_to_date') THEN 0 \
+            WHEN v.kind IN ('retry', 'park') THEN links.attempts + 1 ELSE links.attempts END, \
+        last_error = CASE WHEN v.kind IN ('synced', 'up_to_date') THEN NULL \
+            WHEN v.kind IN ('retry', 'park') THEN v.error ELSE links.last_error END, \
+        create_unsure = CASE WHEN v.kind = 'synced' THEN FALSE \
+            WHEN v.kind = 'retry' THEN (links.create_unsure OR v.unsure) \
+            ELSE links.create_unsure END, \
+        last_synced_at = CASE WHEN v.kind = 'synced' THEN v.due ELSE links.last_synced_at END, \
+        next_attempt_at = CASE WHEN v.kind = 'release' THEN links.next_attempt_at ELSE v.due END, \
+        lease_owner = NULL, lease_until = 0 \
+        FROM v WHERE links.incident_id = v.incident AND links.integration_id = v.integration \
+          AND links.lease_owner = v.owner \
+        RETURNING links.incident_id, links.integration_id";
+    let mut written = HashSet::new();
+    for chunk in done.chunks(LINKS_PER_UPDATE) {
+        let mut sql = Sql::new(
+            "WITH v (incident, integration, owner, kind, sys_id, number, sn_state, pushed, \
+             seen, due, error, unsure) AS (VALUES ",
+        );
+        for (n, &(lease, outcome, _)) in chunk.iter().enumerate() {
+            let row = Ending::of(lease, outcome, now);
+            sql.push(if n == 0 { "(" } else { ", (" });
+            sql.push_bind(lease.link.incident_id).push(", ");
+            sql.push_bind(lease.link.integration_id).push(", ");
+            sql.push_bind(&lease.owner).push(", ");
+            sql.push_bind(row.kind).push(", ");
+            sql.push_bind(row.sys_id).push(", ");
+            sql.push_bind(row.number).push(", ");
+            sql.push_bind(row.servicenow_state).push(", ");
+            sql.push_bind(row.pushed).push(", ");
+            sql.push_bind(lease.rev).push(", ");
+            sql.push_bind(row.at).push(", ");
+            sql.push_bind(row.error).push(", ");
+            sql.push_bind(row.unsure).push(")");
+        }
+        sql.push(") ");
+        sql.push(UPDATE);
+        for row in tx.fetch_all(sql).await? {
+            written.insert(rows::link_key(&row)?);
+        }
+    }
+    Ok(written)
+}
+
+/// What one outcome sets, as the values row of [`complete_links`].
+struct Ending<'a> {
+    kind: &'static str,
+    sys_id: Option<&'a str>,
+    number: Option<&'a str>,
+    servicenow_state: Option<&'a str>,
+    pushed: Option<String>,
+    at: DateTime<Utc>,
+    error: Option<&'a str>,
+    unsure: bool,
+}
+
+impl<'a> Ending<'a> {
+    fn of(lease: &Lease, outcome: &'a LeaseOutcome, now: DateTime<Utc>) -> Ending<'a> {
+        let row = |kind| Ending {
+            kind,
+            sys_id: None,
+            number: None,
+            servicenow_state: None,
+            pushed: None,
+            at: now,
+            error: None,
+            unsure: false,
+        };
+        match outcome {
+            LeaseOutcome::Synced {
+                sys_id,
+                number,
+                sent,
+                servicenow_state,
+            } => {
+                let mut pushed = lease.link.pushed.clone();
+                pushed.extend(sent.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Ending {
+                    sys_id: Some(sys_id),
+                    number: Some(number),
+                    servicenow_state: servicenow_state.as_deref(),
+                    pushed: Some(rows::to_json(&pushed)),
+                    ..row("synced")
+                }
+            }
+            LeaseOutcome::UpToDate => row("up_to_date"),
+            // What an ambiguous create sent becomes `pushed`, so the record a lookup
+            // finds later is diffed against it.
+            LeaseOutcome::Retry {
+                at,
+                error,
+                create_unsure,
+                unsure_sent,
+            } => Ending {
+                at: *at,
+                error: Some(error),
+                unsure: *create_unsure,
+                pushed: create_unsure.then(|| rows::to_json(unsure_sent)),
+                ..row("retry")
+            },
+            LeaseOutcome::Park { error } => Ending {
+                error: Some(error),
+                ..row("park")
+            },
+            LeaseOutcome::Release => row("release"),
+        }
+    }
 }
 
 pub async fn next_due_at<D: Dialect>(store: &SqlStore<D>) -> Result<Option<DateTime<Utc>>> {

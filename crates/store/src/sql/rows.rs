@@ -68,6 +68,11 @@ trait Columns: SqlRow {
 
 impl<R: SqlRow> Columns for R {}
 
+/// A link's (incident, integration).
+pub fn link_key(row: &impl SqlRow) -> Result<(Uuid, Uuid)> {
+    Ok((row.uuid("incident_id")?, row.uuid("integration_id")?))
+}
+
 pub fn team(row: &impl SqlRow) -> Result<Team> {
     Ok(Team {
         id: row.uuid("id")?,

@@ -36,6 +36,10 @@ impl<D: Dialect> Store for SqlStore<D> {
         meta::check_writable(self).await
     }
 
+    async fn announce(&self, message: &str) -> Result<()> {
+        self.db.announce(message).await
+    }
+
     async fn create_team(&self, team: &Team) -> Result<()> {
         teams::create_team(self, team).await
     }

@@ -11,8 +11,8 @@ use snowbound_core::source::SourceKind;
 use snowbound_core::{new_id, Severity};
 use snowbound_store::testing::TestSchema;
 use snowbound_store::{
-    ApiCallFilter, ApiCallRecord, Migrations, NewLink, PostgresStore, SecretBox, Session, Store,
-    StoreError, User, API_CALLS_KEPT,
+    ApiCallFilter, ApiCallRecord, Heard, Migrations, NewLink, PostgresStore, SecretBox, Session,
+    Store, StoreError, User, API_CALLS_KEPT,
 };
 
 use crate::common::incident;
@@ -312,10 +312,16 @@ async fn postgres_a_change_on_one_node_wakes_the_others() {
         .unwrap();
     let wakes = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&wakes);
-    let listener = other.spawn_change_listener(move || {
-        counter.fetch_add(1, Ordering::SeqCst);
+    let announced = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heard = Arc::clone(&announced);
+    let listener = other.spawn_change_listener(move |news| match news {
+        Heard::Listening | Heard::LinksDue => {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        Heard::Announced(message) => heard.lock().unwrap().push(message.to_owned()),
+        Heard::Deaf => {}
     });
-    // The listener wakes once when it connects (it may have missed something).
+    // The listener says so when it connects (it may have missed something).
     wait_for(&wakes, 1).await;
     let (team, integration) = team_and_integration(&writer).await;
     let incident = incident(&team);
@@ -340,6 +346,18 @@ async fn postgres_a_change_on_one_node_wakes_the_others() {
         .await
         .unwrap();
     wait_for(&wakes, 3).await;
+    // An announcement reaches the other node as it was sent, and wakes no engine.
+    writer.announce("source changed").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while announced.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing announced");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *announced.lock().unwrap(),
+        vec!["source changed".to_owned()]
+    );
+    assert_eq!(wakes.load(Ordering::SeqCst), 3);
     listener.abort();
 }
 

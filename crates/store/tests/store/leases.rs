@@ -12,6 +12,7 @@ use snowbound_store::{
     ApiCallFilter, ApiCallRecord, Completion, Lease, LeaseOutcome, LinkState, NewLink, SecretBox,
     Store,
 };
+use uuid::Uuid;
 
 on_both_backends!(
     a_renewed_lease_outlives_its_first_expiry_and_a_lost_one_is_not_renewed,
@@ -20,6 +21,7 @@ on_both_backends!(
     the_most_overdue_link_is_leased_first,
     a_batch_of_completions_is_one_transaction,
     a_batch_records_every_outcome_and_its_calls,
+    a_batch_mixing_every_outcome_writes_each_link_as_its_outcome_says,
 );
 
 /// A new incident linked to `integration`; its id.
@@ -324,4 +326,135 @@ async fn a_batch_records_every_outcome_and_its_calls(db: TestDb) {
     };
     assert!(health(one.id).await.last_success_at.is_some());
     assert!(health(two.id).await.last_success_at.is_none());
+}
+
+/// One completion batch is one multi-row statement; each link must still end as its own
+/// outcome says, including those whose incident changed while the call was out.
+async fn a_batch_mixing_every_outcome_writes_each_link_as_its_outcome_says(db: TestDb) {
+    let store = db.open(SecretBox::random()).await.unwrap();
+    let (team, integration) = team_and_integration(&*store).await;
+    let mut incidents = Vec::new();
+    for _ in 0..7 {
+        incidents.push(linked_incident(&*store, &team, &integration).await);
+    }
+    let leases = lease_all(&*store, "w", in_secs(60)).await;
+    assert_eq!(leases.len(), 7);
+    let lease_of = |i: &Incident| {
+        leases
+            .iter()
+            .find(|l| l.incident.id == i.id)
+            .unwrap()
+            .clone()
+    };
+    // Changed while their calls were out: a success or a rejection leaves them due.
+    for changed in [&incidents[1], &incidents[5]] {
+        let mut newer = changed.clone();
+        newer.title = "changed meanwhile".into();
+        newer.updated_at = changed.updated_at + Duration::milliseconds(5);
+        store
+            .update_incident(&newer, changed.updated_at, &[], &[])
+            .await
+            .unwrap();
+    }
+    let retry_at = in_secs(30);
+    let outcomes = [
+        synced(),
+        synced(),
+        LeaseOutcome::UpToDate,
+        LeaseOutcome::Retry {
+            at: retry_at,
+            error: "timed out".into(),
+            create_unsure: true,
+            unsure_sent: [("urgency".to_owned(), "1".to_owned())]
+                .into_iter()
+                .collect(),
+        },
+        LeaseOutcome::Park {
+            error: "rejected".into(),
+        },
+        LeaseOutcome::Park {
+            error: "rejected before the change".into(),
+        },
+        LeaseOutcome::Release,
+    ];
+    let done: Vec<Completion> = incidents
+        .iter()
+        .zip(outcomes)
+        .map(|(incident, outcome)| Completion {
+            lease: lease_of(incident),
+            outcome,
+            calls: vec![],
+        })
+        .collect();
+    let ours = store.complete_leases(&done).await.unwrap();
+    assert_eq!(ours, [true; 7], "{}", db.name());
+    let link = |n: usize| {
+        let (store, id) = (Arc::clone(&store), incidents[n].id);
+        async move { store.get_link(id, integration.id).await.unwrap() }
+    };
+
+    let synced_link = link(0).await;
+    assert_eq!(synced_link.state, LinkState::Synced, "{}", db.name());
+    assert_eq!(synced_link.sys_id.as_deref(), Some("sys"));
+    assert_eq!(synced_link.number.as_deref(), Some("INC1"));
+    assert_eq!(synced_link.servicenow_state.as_deref(), Some("1"));
+    assert_eq!(
+        synced_link.pushed.get("state").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(synced_link.synced_rev, synced_link.rev);
+    assert!(synced_link.last_synced_at.is_some());
+
+    let overtaken = link(1).await;
+    assert_eq!(overtaken.state, LinkState::Pending, "{}", db.name());
+    assert_eq!(overtaken.sys_id.as_deref(), Some("sys"));
+    assert!(overtaken.synced_rev < overtaken.rev);
+
+    let up_to_date = link(2).await;
+    assert_eq!(up_to_date.state, LinkState::Synced);
+    assert_eq!(up_to_date.sys_id, None);
+    assert_eq!((up_to_date.attempts, up_to_date.last_error), (0, None));
+
+    let retrying = link(3).await;
+    assert_eq!(retrying.state, LinkState::Retrying, "{}", db.name());
+    assert_eq!(retrying.attempts, 1);
+    assert_eq!(retrying.last_error.as_deref(), Some("timed out"));
+    assert!(retrying.create_unsure);
+    // What the ambiguous create sent is what the record found later is diffed against.
+    assert_eq!(
+        retrying.pushed.get("urgency").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        retrying.next_attempt_at.timestamp_millis(),
+        retry_at.timestamp_millis()
+    );
+
+    let parked = link(4).await;
+    assert_eq!(parked.state, LinkState::Parked, "{}", db.name());
+    assert_eq!(parked.attempts, 1);
+    assert_eq!(parked.last_error.as_deref(), Some("rejected"));
+    assert!(!parked.create_unsure);
+
+    let parked_but_changed = link(5).await;
+    assert_eq!(
+        parked_but_changed.state,
+        LinkState::Pending,
+        "{}",
+        db.name()
+    );
+
+    let released = link(6).await;
+    assert_eq!(released.state, LinkState::Pending);
+    assert_eq!((released.attempts, released.last_error), (0, None));
+    // Every lease ended: what is due now is leased again at once, by anyone.
+    let again: Vec<Uuid> = lease_all(&*store, "next", in_secs(60))
+        .await
+        .iter()
+        .map(|l| l.incident.id)
+        .collect();
+    for due in [1, 5, 6] {
+        assert!(again.contains(&incidents[due].id), "{}: {due}", db.name());
+    }
+    assert!(!again.contains(&incidents[0].id));
 }
