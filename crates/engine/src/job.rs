@@ -147,7 +147,7 @@ impl Inner {
         };
         Some(MappingContext {
             team,
-            rule_fields: snowbound_core::routing::set_fields(&rules, incident),
+            rule_fields: snowbound_core::routing::set_fields(&rules, incident, chrono::Utc::now()),
         })
     }
 

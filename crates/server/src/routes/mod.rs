@@ -97,6 +97,8 @@ pub fn router(state: AppState) -> Router {
             "/routing-rules",
             get(routing_rules::list).post(routing_rules::create),
         )
+        .route("/routing-rules/reorder", post(routing_rules::reorder))
+        .route("/routing-history", get(routing_rules::history))
         .route(
             "/routing-rules/{id}",
             get(routing_rules::get)

@@ -20,6 +20,7 @@ mod metrics;
 mod multi_node;
 mod process;
 mod readiness;
+mod routing_rules;
 mod secrets;
 mod sources_routing;
 mod start_up;

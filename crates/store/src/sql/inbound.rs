@@ -15,6 +15,7 @@ use crate::inbound::{
     AdoptRecord, InboundLink, InboundWrite, PokeLease, PokeOutcome, PollLease, PollResult,
     PollState, StandingNote,
 };
+use crate::types::RoutingWrite;
 use crate::{Result, StoreError};
 
 fn uuid(row: &impl SqlRow, column: &str) -> Result<Uuid> {
@@ -360,6 +361,7 @@ pub async fn apply_inbound<D: Dialect>(store: &SqlStore<D>, write: &InboundWrite
             change.expected_updated_at,
             &change.timeline,
             &[],
+            &RoutingWrite::default(),
         )
         .await??;
         // The record this change came from shows it already: its timeline entries are
@@ -454,7 +456,14 @@ pub async fn adopt_record<D: Dialect>(store: &SqlStore<D>, adopt: &AdoptRecord) 
     if held.is_some() {
         return Err(StoreError::Conflict { field: "sys_id" });
     }
-    incidents::insert(&mut tx, &adopt.incident, &adopt.timeline, &[]).await?;
+    incidents::insert(
+        &mut tx,
+        &adopt.incident,
+        &adopt.timeline,
+        &[],
+        &RoutingWrite::default(),
+    )
+    .await?;
     let now = Utc::now();
     tx.execute(
         Sql::new(

@@ -159,6 +159,12 @@ async fn a_wrong_key_is_refused_before_anything_is_migrated(db: TestDb) {
     // wrong key must not migrate it forward.
     db.raw("DROP TABLE sessions").await;
     db.raw("DROP TABLE users").await;
+    // …and without what 0013 added (routing history, held links, incidents' source)…
+    db.raw("DROP TABLE rule_firings").await;
+    db.raw("ALTER TABLE links DROP COLUMN hold_until").await;
+    db.raw("ALTER TABLE links DROP COLUMN hold_rule_id").await;
+    db.raw("ALTER TABLE links DROP COLUMN hold_rule_name").await;
+    db.raw("ALTER TABLE incidents DROP COLUMN source_id").await;
     // …and without what 0010 added (login failures)…
     db.raw("DROP TABLE login_failures").await;
     // …and without what 0009 added (adopted links)…

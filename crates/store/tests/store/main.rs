@@ -14,5 +14,6 @@ mod journal;
 mod leases;
 mod links;
 mod login_failures;
+mod routing;
 mod servicenow_sources;
 mod state_counts;
