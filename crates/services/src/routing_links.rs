@@ -21,7 +21,9 @@
 
 use chrono::{DateTime, Utc};
 use snowbound_core::forwarding::linked_when_opened;
-use snowbound_core::routing::{evaluate, Decision, Edit, RoutingRule, RuleAction, RuleRef};
+use snowbound_core::routing::{
+    evaluate, evaluate_open, Decision, Edit, RoutingRule, RuleAction, RuleRef,
+};
 use snowbound_core::{ForwardingMode, Incident, IncidentStatus, Integration, TimelineEntry};
 use snowbound_store::{LinkHold, NewLink, RoutingWrite, RuleFiring, Store};
 use uuid::Uuid;
@@ -70,7 +72,7 @@ impl RoutingContext {
     /// Links of a new incident: `always` integrations not excluded, plus rule forwards.
     /// Exclusions are written down so nobody wonders where the ServiceNow record is.
     pub fn at_open(&self, incident: &Incident, actor: &str, now: DateTime<Utc>) -> Routed {
-        let decision = evaluate(&self.rules, incident, now, &[]);
+        let decision = evaluate_open(&self.rules, incident, now);
         let mut routed = Routed::new(&decision);
         if let Some(rule) = &decision.discard {
             routed.discard = Some(rule.clone());

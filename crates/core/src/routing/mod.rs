@@ -246,14 +246,31 @@ fn ordered(rules: &[RoutingRule], team_id: Uuid) -> Vec<&RoutingRule> {
     ordered
 }
 
-/// Evaluates the rules of the incident's team top to bottom at `now`. `fired` are the
-/// rules that fired for this incident before: they do not act again. Each rule sees the
-/// incident as the rules above it left it.
+/// Evaluates the rules of the team of an incident about to open, at `now`; an alert's
+/// incident may be discarded.
+pub fn evaluate_open(rules: &[RoutingRule], incident: &Incident, now: DateTime<Utc>) -> Decision {
+    run(rules, incident, now, &[], true)
+}
+
+/// Evaluates the rules of the incident's team top to bottom at `now`, after a change.
+/// `fired` are the rules that fired for this incident before: they do not act again. An
+/// incident that exists is not discarded: a discarding rule matching it does nothing.
 pub fn evaluate(
     rules: &[RoutingRule],
     incident: &Incident,
     now: DateTime<Utc>,
     fired: &[Uuid],
+) -> Decision {
+    run(rules, incident, now, fired, false)
+}
+
+/// Each rule sees the incident as the rules above it left it.
+fn run(
+    rules: &[RoutingRule],
+    incident: &Incident,
+    now: DateTime<Utc>,
+    fired: &[Uuid],
+    opening: bool,
 ) -> Decision {
     let mut decision = Decision {
         forwards: Vec::new(),
@@ -283,7 +300,7 @@ pub fn evaluate(
         let first_time = !fired.contains(&rule.id);
         if first_time {
             decision.fired.push(RuleRef::of(rule));
-            fire(rule, &mut decision);
+            fire(rule, opening, &mut decision);
             if decision.discard.is_some() {
                 break;
             }
@@ -296,9 +313,9 @@ pub fn evaluate(
 }
 
 /// A rule's one-time actions.
-fn fire(rule: &RoutingRule, decision: &mut Decision) {
+fn fire(rule: &RoutingRule, opening: bool, decision: &mut Decision) {
     let then = &rule.then;
-    if then.discard && decision.incident.source_id.is_some() {
+    if then.discard && opening && decision.incident.source_id.is_some() {
         decision.discard = Some(RuleRef::of(rule));
         return;
     }

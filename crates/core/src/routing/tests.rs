@@ -502,11 +502,15 @@ fn discard_applies_to_alerts_only_and_ends_the_evaluation() {
     ];
     let mut alert = incident(team, Severity::Minor, &[]);
     alert.source_id = Some(Uuid::now_v7());
-    let d = evaluate(&rules, &alert, Utc::now(), &[]);
+    let d = evaluate_open(&rules, &alert, Utc::now());
     assert_eq!(d.discard.map(|r| r.rule_id), Some(noise.id));
     assert!(d.forwards.is_empty());
+    // An incident that exists is not discarded when a change makes it match.
+    let d = evaluate(&rules, &alert, Utc::now(), &[]);
+    assert!(d.discard.is_none());
+    assert_eq!(d.forwards.len(), 1);
     let by_person = incident(team, Severity::Minor, &[]);
-    let d = evaluate(&rules, &by_person, Utc::now(), &[]);
+    let d = evaluate_open(&rules, &by_person, Utc::now());
     assert!(d.discard.is_none());
     assert_eq!(d.forwards.len(), 1);
 }

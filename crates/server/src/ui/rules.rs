@@ -248,13 +248,22 @@ async fn page(
         Refused::Edit(edit) => (None, Some(edit)),
     };
     let targets = targets(state, team.id).await?;
-    let known: HashMap<Uuid, String> = state
+    // Rules name integrations and sources by id; sentences name them by name.
+    let mut known: HashMap<Uuid, String> = state
         .store
         .list_integrations()
         .await?
         .into_iter()
         .map(|r| (r.integration.id, r.integration.display_name))
         .collect();
+    known.extend(
+        state
+            .store
+            .list_sources(Some(&[team.id]))
+            .await?
+            .into_iter()
+            .map(|s| (s.id, format!("source {}", s.name))),
+    );
     let rules = state
         .services
         .rules()
