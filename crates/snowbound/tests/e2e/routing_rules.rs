@@ -437,14 +437,55 @@ async fn rules_reorder_in_one_request_and_bad_rules_are_refused_by_field(backend
         );
         assert_eq!(refused.field(), field, "{refused:?}");
     }
-    let refused = app
-        .try_post(
-            "/api/v1/routing-rules",
-            json!({"team_id": team, "name": "bad", "when": {},
-                   "then": {"set_severity": "sev0"}}),
+    // Values that do not even parse are named by their path too.
+    for (when, then, field) in [
+        (
+            json!({}),
+            json!({"set_severity": "sev0"}),
+            "then.set_severity",
+        ),
+        (
+            json!({"time_window": {"days": ["someday"], "from": "08:00", "to": "09:00",
+                                   "time_zone": "UTC"}}),
+            json!({"stop": true}),
+            "when.time_window.days[0]",
+        ),
+        (
+            json!({"attributes": {"load": {"above": "9"}}}),
+            json!({"stop": true}),
+            "when.attributes.load",
+        ),
+        (
+            json!({"match": "some"}),
+            json!({"stop": true}),
+            "when.match",
+        ),
+    ] {
+        let refused = app
+            .try_post(
+                "/api/v1/routing-rules",
+                json!({"team_id": team, "name": "bad", "when": when, "then": then}),
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{refused:?}"
+        );
+        assert_eq!(refused.field(), field, "{refused:?}");
+    }
+    // PATCH merges into the stored rule and is checked as a whole.
+    let patched = app
+        .try_patch(
+            &format!("/api/v1/routing-rules/{first}"),
+            json!({"when": {"status": ["resolved"]}, "then": {"stop": null, "set_attributes": {"done": "y"}}}),
         )
         .await;
-    assert_eq!(refused.field(), "then.set_severity", "{refused:?}");
+    assert_eq!(patched.status, StatusCode::OK, "{patched:?}");
+    let body = patched.body;
+    assert_eq!(body["when"]["status"], json!(["resolved"]));
+    assert_eq!(body["then"]["stop"], false);
+    assert_eq!(body["then"]["set_attributes"]["done"], "y");
 }
 
 async fn the_routing_history_is_scoped_to_the_callers_teams(backend: Backend) {
