@@ -266,7 +266,12 @@ impl IncidentService {
         routing: &RoutingContext,
     ) -> ServiceResult<Attempt> {
         let now = now_ms();
-        let fired = self.store.fired_rules(old.id).await?;
+        // A team without rules has nothing that fired: no read for its alerts' repeats.
+        let fired = if routing.rules.is_empty() {
+            Vec::new()
+        } else {
+            self.store.fired_rules(old.id).await?
+        };
         let kept;
         let change = match change {
             // What fired rules set on the incident, an alert's repeat does not undo.
