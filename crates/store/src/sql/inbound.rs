@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use snowbound_core::inbound::LinkNote;
-use snowbound_core::FieldMap;
+use snowbound_core::{FieldMap, IncidentStatus};
 use uuid::Uuid;
 
 use super::dialect::{Dialect, SqlRow, WriteTx};
@@ -361,7 +361,12 @@ pub async fn apply_inbound<D: Dialect>(store: &SqlStore<D>, write: &InboundWrite
             change.expected_updated_at,
             &change.timeline,
             &[],
-            &RoutingWrite::default(),
+            // Resolved in ServiceNow within a rule's delay: the other held links go unsent.
+            &RoutingWrite {
+                drop_held_at: (change.incident.status == IncidentStatus::Resolved)
+                    .then(chrono::Utc::now),
+                ..RoutingWrite::default()
+            },
         )
         .await??;
         // The record this change came from shows it already: its timeline entries are

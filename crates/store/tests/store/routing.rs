@@ -6,7 +6,8 @@ use secrecy::SecretString;
 use snowbound_core::routing::{Actions, Conditions, RoutingRule};
 use snowbound_core::{new_id, Credentials, IncidentStatus, Team};
 use snowbound_store::{
-    IncidentWrite, LinkHold, NewLink, RoutingWrite, RuleFiring, SecretBox, StoreError,
+    InboundIncidentChange, InboundWrite, IncidentWrite, LinkHold, NewLink, RoutingWrite,
+    RuleFiring, SecretBox, StoreError,
 };
 use uuid::Uuid;
 
@@ -16,6 +17,7 @@ on_both_backends!(
     firings_commit_with_their_incident_and_list_newest_first_per_team,
     a_held_link_waits_out_its_delay_and_a_resolve_within_it_drops_the_link_unsent,
     a_reorder_renumbers_every_rule_or_none,
+    a_resolve_heard_from_servicenow_drops_the_other_held_links,
 );
 
 fn firing(team: Uuid, rule: Uuid, kind: &str, detail: &str) -> RuleFiring {
@@ -224,4 +226,80 @@ async fn a_reorder_renumbers_every_rule_or_none(db: TestDb) {
         "{}",
         db.name()
     );
+}
+
+async fn a_resolve_heard_from_servicenow_drops_the_other_held_links(db: TestDb) {
+    let store = db.open(SecretBox::random()).await.unwrap();
+    let (team, first) = team_and_integration(&*store).await;
+    let second = snowbound_core::Integration {
+        id: new_id(),
+        display_name: "SN 2".into(),
+        ..first.clone()
+    };
+    store
+        .create_integration(&second, &Credentials::basic(SecretString::from("pw")))
+        .await
+        .unwrap();
+    let opened = incident(&team);
+    let link = |integration: Uuid| NewLink {
+        incident_id: opened.id,
+        integration_id: integration,
+        snapshot: None,
+    };
+    store
+        .create_incident(&opened, &[], &[link(first.id)])
+        .await
+        .unwrap();
+    let write = IncidentWrite::Update {
+        incident: opened.clone(),
+        expected_updated_at: opened.updated_at,
+        timeline: vec![],
+        new_links: vec![link(second.id)],
+        routing: RoutingWrite {
+            hold: Some(LinkHold {
+                until: Utc::now() + Duration::seconds(600),
+                rule_id: new_id(),
+                rule_name: "wait".into(),
+            }),
+            ..RoutingWrite::default()
+        },
+    };
+    assert!(store.write_incidents(&[write]).await.unwrap()[0].is_ok());
+
+    let mut resolved = opened.clone();
+    resolved.status = IncidentStatus::Resolved;
+    resolved.updated_at = opened.updated_at + Duration::milliseconds(1);
+    store
+        .apply_inbound(&InboundWrite {
+            incident_id: opened.id,
+            integration_id: first.id,
+            change: Some(InboundIncidentChange {
+                incident: resolved,
+                expected_updated_at: opened.updated_at,
+                timeline: vec![],
+            }),
+            mod_count: 2,
+            pushed: Default::default(),
+            notes: Default::default(),
+            reconcile: false,
+            park: None,
+        })
+        .await
+        .unwrap();
+    let links: Vec<Uuid> = store
+        .links_of_incident(opened.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.integration_id)
+        .collect();
+    assert_eq!(links, vec![first.id], "{}", db.name());
+    let kinds: Vec<String> = store
+        .timeline(opened.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["not_sent"]);
 }
