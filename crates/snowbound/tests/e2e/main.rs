@@ -31,6 +31,7 @@ mod ui_auth;
 mod ui_http;
 mod ui_inbound;
 mod ui_mapping;
+mod ui_routing;
 mod untrusted_answers;
 
 /// The `snowbound` binary, for the tests that run it as a child process.
