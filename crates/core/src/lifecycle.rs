@@ -218,6 +218,7 @@ mod tests {
             status,
             attributes: Attributes::new(),
             resolve_comment: None,
+            source_id: None,
             created_at: now,
             updated_at: now,
         }

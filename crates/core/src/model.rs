@@ -116,6 +116,10 @@ pub struct Incident {
     /// The comment given with the latest resolve; cleared on reopen so a later
     /// resolve without a comment falls back to the configured close notes.
     pub resolve_comment: Option<String>,
+    /// The alert source that opened it; `None` for incidents opened by people, the API
+    /// or ServiceNow. Routing rules match on it (`when.source_ids`).
+    #[serde(default)]
+    pub source_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

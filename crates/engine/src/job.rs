@@ -143,12 +143,20 @@ impl Inner {
             Some(lookups) => lookups
                 .routing(store, incident.team_id)
                 .await
-                .map(|routing| snowbound_core::routing::set_fields(&routing.rules, incident))
+                .map(|routing| {
+                    snowbound_core::routing::set_fields(
+                        &routing.rules,
+                        incident,
+                        chrono::Utc::now(),
+                    )
+                })
                 .map_err(|e| e.to_string()),
             None => store
                 .list_routing_rules(Some(&[incident.team_id]))
                 .await
-                .map(|rules| snowbound_core::routing::set_fields(&rules, incident))
+                .map(|rules| {
+                    snowbound_core::routing::set_fields(&rules, incident, chrono::Utc::now())
+                })
                 .map_err(|e| e.to_string()),
         };
         let rule_fields = match rule_fields {

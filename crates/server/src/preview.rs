@@ -53,7 +53,7 @@ pub async fn next_sync(
         .await?;
     let context = MappingContext {
         team,
-        rule_fields: set_fields(&rules, incident),
+        rule_fields: set_fields(&rules, incident, chrono::Utc::now()),
     };
     let mut planned = Planned {
         linked: link.is_some(),

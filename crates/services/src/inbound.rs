@@ -222,6 +222,7 @@ impl InboundService {
             status: IncidentStatus::Open,
             attributes: born.attributes,
             resolve_comment: None,
+            source_id: None,
             created_at: now,
             updated_at: now,
         };

@@ -9,10 +9,14 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use snowbound_core::checks::{check_attributes, checked_title};
 use snowbound_core::forwarding::check_forward;
 use snowbound_core::lifecycle::{apply, entry};
+use snowbound_core::routing::keep_rule_edits;
+
+use crate::routing_links::RoutingContext;
 use snowbound_core::validate::{check_field, limits};
 use snowbound_core::{new_id, Attributes, ForwardingMode, Incident, IncidentStatus, Severity};
 use snowbound_store::{
-    GroupCommit, IncidentFilter, IncidentWrite, Link, LinkState, NewLink, Store, StoreError,
+    GroupCommit, IncidentFilter, IncidentWrite, Link, LinkState, NewLink, RuleFiring, Store,
+    StoreError,
 };
 use uuid::Uuid;
 
@@ -47,6 +51,15 @@ pub struct IncidentQuery {
     pub severity: Option<Severity>,
     pub team_id: Option<Uuid>,
     pub limit: Option<u32>,
+}
+
+/// What opening an incident came to.
+pub(crate) enum Opening {
+    Opened(Incident),
+    /// An unresolved incident holds the key already: update that one.
+    KeyHeld,
+    /// A routing rule discarded the alert.
+    Discarded,
 }
 
 /// One try at writing a change.
@@ -118,22 +131,26 @@ impl IncidentService {
             Err(e) => return Err(e.into()),
         }
         let routing = self.lookups.routing(&*self.store, new.team_id).await?;
-        let opened = self.open_in(caller, new, None, &routing).await?;
-        opened.ok_or(ServiceError::Internal(
-            "an incident without a key was not opened",
-        ))
+        match self.open_in(caller, new, None, &routing).await? {
+            Opening::Opened(incident) => Ok(incident),
+            // Without a key nothing can hold it, and only alerts are discarded.
+            Opening::KeyHeld | Opening::Discarded => Err(ServiceError::Internal(
+                "an incident without a key was not opened",
+            )),
+        }
     }
 
     /// Opens an incident in a team known to exist, with its routing already read (an
     /// alert body reads it once for all its alerts). With `key` (source, dedup key) only
-    /// while no unresolved incident holds that key, else `Ok(None)` and nothing is written.
+    /// while no unresolved incident holds that key, else `KeyHeld` and nothing is
+    /// written; an alert a routing rule discards writes only its history row.
     pub(crate) async fn open_in(
         &self,
         caller: &Caller,
         new: NewIncident,
         key: Option<(Uuid, &str)>,
-        routing: &crate::routing_links::RoutingContext,
-    ) -> ServiceResult<Option<Incident>> {
+        routing: &RoutingContext,
+    ) -> ServiceResult<Opening> {
         let title = check_new(&new)?;
         let now = now_ms();
         let incident = Incident {
@@ -145,6 +162,7 @@ impl IncidentService {
             status: IncidentStatus::Open,
             attributes: new.attributes,
             resolve_comment: None,
+            source_id: key.map(|(source_id, _)| source_id),
             created_at: now,
             updated_at: now,
         };
@@ -155,6 +173,24 @@ impl IncidentService {
             format!("opened with severity {}", incident.severity),
         )];
         let routed = routing.at_open(&incident, &caller.actor, now);
+        if let Some(rule) = routed.discard {
+            let detail = match key {
+                Some((_, dedup_key)) => format!("discarded alert {dedup_key}: {}", incident.title),
+                None => format!("discarded: {}", incident.title),
+            };
+            let firing = RuleFiring {
+                team_id: incident.team_id,
+                rule_id: rule.rule_id,
+                rule_name: rule.rule_name.clone(),
+                incident_id: None,
+                kind: "discarded".into(),
+                detail,
+                at: now,
+            };
+            self.store.record_firings(&[firing]).await?;
+            return Ok(Opening::Discarded);
+        }
+        let incident = routed.incident;
         timeline.extend(routed.timeline);
         let links = routed.links;
         let linked = !links.is_empty();
@@ -164,17 +200,20 @@ impl IncidentService {
                 timeline,
                 links,
                 dedup_key: key.map(|(source_id, dedup_key)| (source_id, dedup_key.to_owned())),
+                routing: routed.routing,
             })
             .await;
         match written {
             Ok(()) => {}
-            Err(StoreError::Conflict { field: "dedup_key" }) if key.is_some() => return Ok(None),
+            Err(StoreError::Conflict { field: "dedup_key" }) if key.is_some() => {
+                return Ok(Opening::KeyHeld)
+            }
             Err(e) => return Err(e.into()),
         }
         if linked {
             self.waker.wake();
         }
-        Ok(Some(incident))
+        Ok(Opening::Opened(incident))
     }
 
     /// The incident if the caller may see it; another team's incident does not exist.
@@ -239,6 +278,39 @@ impl IncidentService {
         routing: &crate::routing_links::RoutingContext,
     ) -> ServiceResult<Attempt> {
         let now = now_ms();
+        // A team without rules has nothing that fired: no read for its alerts' repeats.
+        let fired = if routing.rules.is_empty() {
+            Vec::new()
+        } else {
+            self.store.fired_rules(old.id).await?
+        };
+        let kept;
+        let change = match change {
+            // What fired rules set on the incident, an alert's repeat does not undo.
+            Change::Alert {
+                title,
+                description,
+                severity,
+                attributes,
+            } if !fired.is_empty() => {
+                let (mut severity, mut attributes) = (*severity, attributes.clone());
+                keep_rule_edits(
+                    &routing.rules,
+                    old.team_id,
+                    &fired,
+                    &mut severity,
+                    &mut attributes,
+                );
+                kept = Change::Alert {
+                    title: title.clone(),
+                    description: description.clone(),
+                    severity,
+                    attributes,
+                };
+                &kept
+            }
+            other => other,
+        };
         let Some((new, mut timeline)) = apply(&old, change, actor, now)? else {
             return Ok(Attempt::Unchanged(old));
         };
@@ -249,7 +321,8 @@ impl IncidentService {
             .into_iter()
             .map(|l| l.integration_id)
             .collect();
-        let routed = routing.after_change(&new, &linked, now);
+        let routed = routing.after_change(&new, &linked, &fired, now);
+        let new = routed.incident;
         timeline.extend(routed.timeline);
         let written = self
             .write(IncidentWrite::Update {
@@ -257,6 +330,7 @@ impl IncidentService {
                 expected_updated_at: old.updated_at,
                 timeline,
                 new_links: routed.links,
+                routing: routed.routing,
             })
             .await;
         match written {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::caller::{Caller, Scope};
 use crate::error::{ServiceError, ServiceResult};
-use crate::incidents::{Attempt, Change, IncidentService, NewIncident};
+use crate::incidents::{Attempt, Change, IncidentService, NewIncident, Opening};
 use crate::routing_links::RoutingContext;
 
 /// Races between alerts with one key, or with people editing the incident, are retried
@@ -25,7 +25,8 @@ const MAX_ATTEMPTS: usize = 8;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Outcome {
     pub dedup_key: String,
-    /// opened | updated | unchanged | resolved | ignored (resolved, but no incident held the key)
+    /// opened | updated | unchanged | resolved | ignored (resolved, but no incident held the
+    /// key) | discarded (a routing rule discarded it: no incident)
     pub action: &'static str,
     pub incident_id: Option<Uuid>,
 }
@@ -84,9 +85,12 @@ impl IncidentService {
                     };
                     let key = Some((source.id, alert.dedup_key.as_str()));
                     match self.open_in(caller, new, key, routing).await? {
-                        Some(incident) => return Ok(outcome("opened", Some(incident.id))),
+                        Opening::Opened(incident) => {
+                            return Ok(outcome("opened", Some(incident.id)))
+                        }
+                        Opening::Discarded => return Ok(outcome("discarded", None)),
                         // Another alert with this key opened it first: update that one.
-                        None => continue,
+                        Opening::KeyHeld => continue,
                     }
                 }
                 (Some(old), AlertEvent::Firing(fields)) => (

@@ -12,21 +12,36 @@
 //!
 //! A resolved incident gets no new links from rules: opening a ServiceNow record just
 //! to resolve it helps nobody. A person may still forward it.
+//!
+//! Each rule fires once per incident (`Store::fired_rules`); what it did goes to the
+//! timeline and, per rule, to the routing history in the incident's own write. A rule's
+//! `delay_seconds` holds the links made while it fires (`always` integrations' too, or a
+//! flapping alert would still reach ServiceNow through them); a resolve before the delay
+//! ends drops them unsent (`RoutingWrite::drop_held_at`).
 
 use chrono::{DateTime, Utc};
 use snowbound_core::forwarding::linked_when_opened;
-use snowbound_core::routing::{evaluate, RoutingRule, RuleAction};
+use snowbound_core::routing::{
+    evaluate, evaluate_open, Decision, Edit, RoutingRule, RuleAction, RuleRef,
+};
 use snowbound_core::{ForwardingMode, Incident, IncidentStatus, Integration, TimelineEntry};
-use snowbound_store::{NewLink, Store};
+use snowbound_store::{LinkHold, NewLink, RoutingWrite, RuleFiring, Store};
 use uuid::Uuid;
 
 use crate::error::ServiceResult;
 
 /// What routing adds to an incident change.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Routed {
+    /// The incident as the firing rules left it (severity, attributes).
+    pub incident: Incident,
     pub links: Vec<NewLink>,
     pub timeline: Vec<TimelineEntry>,
+    pub routing: RoutingWrite,
+    /// A rule discards the alert: nothing is to be written but its history row.
+    pub discard: Option<RuleRef>,
+    /// Which rule wrote which timeline entry, for the history's details.
+    by_rule: Vec<(Uuid, String)>,
 }
 
 /// The integrations and rules routing needs for one team's incident.
@@ -57,12 +72,18 @@ impl RoutingContext {
     /// Links of a new incident: `always` integrations not excluded, plus rule forwards.
     /// Exclusions are written down so nobody wonders where the ServiceNow record is.
     pub fn at_open(&self, incident: &Incident, actor: &str, now: DateTime<Utc>) -> Routed {
-        let decision = evaluate(&self.rules, incident);
+        let decision = evaluate_open(&self.rules, incident, now);
+        let mut routed = Routed::new(&decision);
+        if let Some(rule) = &decision.discard {
+            routed.discard = Some(rule.clone());
+            return routed;
+        }
+        routed.edits(&decision, now);
         let excluded = decision.excluded_ids();
-        let mut routed = Routed::default();
         for integration in linked_when_opened(incident.team_id, &self.integrations, &excluded) {
-            routed.link(incident, integration, None);
+            routed.link(integration, None);
             routed.note(
+                None,
                 now,
                 actor,
                 "linked",
@@ -78,8 +99,9 @@ impl RoutingContext {
                 .filter(|i| i.forwarding == ForwardingMode::Always)
             {
                 routed.note(
+                    Some(action.rule_id),
                     now,
-                    &rule_actor(action),
+                    &rule_actor(&action.rule_name),
                     "excluded",
                     format!(
                         "kept out of {} by routing rule {}",
@@ -88,23 +110,35 @@ impl RoutingContext {
                 );
             }
         }
-        self.forwards(incident, &decision.forwards, &[], now, &mut routed);
+        self.forwards(&decision.forwards, &[], now, &mut routed);
+        routed.finish(&decision, now);
         routed
     }
 
-    /// New links after a change, for integrations the incident is not linked to yet.
-    pub fn after_change(&self, incident: &Incident, linked: &[Uuid], now: DateTime<Utc>) -> Routed {
-        let mut routed = Routed::default();
-        if incident.status == IncidentStatus::Resolved {
+    /// After a change: the rules that have not fired for the incident yet (`fired` did),
+    /// and new links for integrations it is not linked to yet.
+    pub fn after_change(
+        &self,
+        incident: &Incident,
+        linked: &[Uuid],
+        fired: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Routed {
+        let decision = evaluate(&self.rules, incident, now, fired);
+        let mut routed = Routed::new(&decision);
+        routed.edits(&decision, now);
+        if decision.incident.status == IncidentStatus::Resolved {
+            routed.routing.drop_held_at = Some(now);
+            routed.finish(&decision, now);
             return routed;
         }
-        let decision = evaluate(&self.rules, incident);
         let excluded = decision.excluded_ids();
         for integration in linked_when_opened(incident.team_id, &self.integrations, &excluded)
             .filter(|i| !linked.contains(&i.id))
         {
-            routed.link(incident, integration, None);
+            routed.link(integration, None);
             routed.note(
+                None,
                 now,
                 "routing",
                 "linked",
@@ -114,13 +148,13 @@ impl RoutingContext {
                 ),
             );
         }
-        self.forwards(incident, &decision.forwards, linked, now, &mut routed);
+        self.forwards(&decision.forwards, linked, now, &mut routed);
+        routed.finish(&decision, now);
         routed
     }
 
     fn forwards(
         &self,
-        incident: &Incident,
         forwards: &[RuleAction],
         linked: &[Uuid],
         now: DateTime<Utc>,
@@ -137,11 +171,12 @@ impl RoutingContext {
                 continue;
             }
             let snapshot = (integration.forwarding == ForwardingMode::OnlyOnForwarding)
-                .then(|| incident.snapshot());
-            routed.link(incident, integration, snapshot);
+                .then(|| routed.incident.snapshot());
+            routed.link(integration, snapshot);
             routed.note(
+                Some(action.rule_id),
                 now,
-                &rule_actor(action),
+                &rule_actor(&action.rule_name),
                 "forwarded",
                 format!(
                     "forwarded to {} by routing rule {}",
@@ -152,31 +187,122 @@ impl RoutingContext {
     }
 }
 
-fn rule_actor(action: &RuleAction) -> String {
-    format!("routing rule {}", action.rule_name)
+fn rule_actor(rule_name: &str) -> String {
+    format!("routing rule {rule_name}")
 }
 
 impl Routed {
+    fn new(decision: &Decision) -> Self {
+        Routed {
+            incident: decision.incident.clone(),
+            links: Vec::new(),
+            timeline: Vec::new(),
+            routing: RoutingWrite::default(),
+            discard: None,
+            by_rule: Vec::new(),
+        }
+    }
+
     fn link(
         &mut self,
-        incident: &Incident,
         integration: &Integration,
         snapshot: Option<snowbound_core::IncidentSnapshot>,
     ) {
         self.links.push(NewLink {
-            incident_id: incident.id,
+            incident_id: self.incident.id,
             integration_id: integration.id,
             snapshot,
         });
     }
 
-    fn note(&mut self, at: DateTime<Utc>, actor: &str, kind: &str, detail: String) {
+    fn note(
+        &mut self,
+        rule: Option<Uuid>,
+        at: DateTime<Utc>,
+        actor: &str,
+        kind: &str,
+        detail: String,
+    ) {
+        if let Some(rule) = rule {
+            self.by_rule.push((rule, detail.clone()));
+        }
         self.timeline.push(TimelineEntry {
             at,
             actor: actor.to_owned(),
             kind: kind.to_owned(),
             detail,
         });
+    }
+
+    fn edits(&mut self, decision: &Decision, now: DateTime<Utc>) {
+        for (rule, edit) in &decision.edits {
+            let (kind, detail) = match edit {
+                Edit::Severity { from, to } => (
+                    "severity_changed",
+                    format!("severity {from} → {to} by routing rule {}", rule.rule_name),
+                ),
+                Edit::Attribute { key, value } => (
+                    "attributes_changed",
+                    format!(
+                        "attribute {key} set to “{value}” by routing rule {}",
+                        rule.rule_name
+                    ),
+                ),
+            };
+            self.note(
+                Some(rule.rule_id),
+                now,
+                &rule_actor(&rule.rule_name),
+                kind,
+                detail,
+            );
+        }
+    }
+
+    /// The hold on the links made now, and a history row per rule that fired.
+    fn finish(&mut self, decision: &Decision, now: DateTime<Utc>) {
+        if let Some((rule, seconds)) = &decision.hold {
+            if !self.links.is_empty() {
+                let until = now + chrono::Duration::seconds(i64::from(*seconds));
+                self.routing.hold = Some(LinkHold {
+                    until,
+                    rule_id: rule.rule_id,
+                    rule_name: rule.rule_name.clone(),
+                });
+                self.note(
+                    Some(rule.rule_id),
+                    now,
+                    &rule_actor(&rule.rule_name),
+                    "held",
+                    format!(
+                        "sent to ServiceNow after {seconds} s if still unresolved (routing rule {})",
+                        rule.rule_name
+                    ),
+                );
+            }
+        }
+        for rule in &decision.fired {
+            let did: Vec<&str> = self
+                .by_rule
+                .iter()
+                .filter(|(id, _)| *id == rule.rule_id)
+                .map(|(_, detail)| detail.as_str())
+                .collect();
+            let detail = if did.is_empty() {
+                "matched".to_owned()
+            } else {
+                did.join("; ")
+            };
+            self.routing.firings.push(RuleFiring {
+                team_id: self.incident.team_id,
+                rule_id: rule.rule_id,
+                rule_name: rule.rule_name.clone(),
+                incident_id: Some(self.incident.id),
+                kind: "fired".into(),
+                detail,
+                at: now,
+            });
+        }
     }
 }
 
@@ -213,6 +339,7 @@ mod tests {
             status: IncidentStatus::Open,
             attributes: Attributes::new(),
             resolve_comment: None,
+            source_id: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
@@ -260,12 +387,12 @@ mod tests {
             severity: Severity::Critical,
             ..minor
         };
-        let routed = ctx.after_change(&critical, &[], Utc::now());
+        let routed = ctx.after_change(&critical, &[], &[], Utc::now());
         assert_eq!(ids(&routed), vec![after.id, only.id]);
         assert!(routed.links[0].snapshot.is_none());
         assert!(routed.links[1].snapshot.is_some());
         assert_eq!(routed.timeline[0].actor, "routing rule r");
-        let again = ctx.after_change(&critical, &[after.id, only.id], Utc::now());
+        let again = ctx.after_change(&critical, &[after.id, only.id], &[], Utc::now());
         assert!(again.links.is_empty());
     }
 
@@ -288,13 +415,16 @@ mod tests {
         let routed = ctx.at_open(&minor, "a", Utc::now());
         assert!(routed.links.is_empty());
         assert_eq!(routed.timeline[0].kind, "excluded");
-        assert!(ctx.after_change(&minor, &[], Utc::now()).links.is_empty());
+        assert!(ctx
+            .after_change(&minor, &[], &[], Utc::now())
+            .links
+            .is_empty());
         let warning = Incident {
             severity: Severity::Warning,
             ..minor.clone()
         };
         assert_eq!(
-            ids(&ctx.after_change(&warning, &[], Utc::now())),
+            ids(&ctx.after_change(&warning, &[], &[], Utc::now())),
             vec![always.id]
         );
         let resolved = Incident {
@@ -302,7 +432,7 @@ mod tests {
             ..warning
         };
         assert!(ctx
-            .after_change(&resolved, &[], Utc::now())
+            .after_change(&resolved, &[], &[], Utc::now())
             .links
             .is_empty());
     }

@@ -1,6 +1,7 @@
-//! Routing rules: per team, ordered by `position`; `when` conditions decide, `then`
-//! forwards to or excludes from integrations. Rules act on incidents as they open and
-//! change from now on; saving a rule does not sweep existing incidents.
+//! Routing rules: per team, ordered by `position`; `when` conditions decide, `then` acts
+//! (forwards, exclusions, severity and attributes, discard, delay; `snowbound_core::routing`).
+//! Rules act on incidents as they open and change from now on; saving a rule does not
+//! sweep existing incidents. The routing history is what they did.
 
 use std::sync::Arc;
 
@@ -9,9 +10,9 @@ use serde::Deserialize;
 use snowbound_core::checks::checked_name;
 use snowbound_core::new_id;
 use snowbound_core::routing::{
-    validate_conditions, validate_set_fields, Actions, Conditions, RoutingRule,
+    validate_actions, validate_conditions, Actions, Conditions, RoutingRule,
 };
-use snowbound_store::Store;
+use snowbound_store::{RuleFiring, Store, StoreError};
 use uuid::Uuid;
 
 use crate::caller::Caller;
@@ -20,6 +21,8 @@ use crate::lookups::{Changed, Lookups};
 use crate::scope::{gone_is_fine, named, require_team, visible};
 
 const MAX_TARGETS: usize = 50;
+const HISTORY_DEFAULT: u32 = 100;
+const HISTORY_MAX: u32 = 1000;
 
 /// A rule as the caller wants it (new, or the whole rule after a change).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -161,6 +164,44 @@ impl RuleService {
         Ok(rule)
     }
 
+    /// The team's rules in the order of `rule_ids` (each of them exactly once), in one
+    /// transaction: another writer sees the old order or the new one, never a mix.
+    pub async fn reorder(
+        &self,
+        caller: &Caller,
+        team_id: Uuid,
+        rule_ids: &[Uuid],
+    ) -> ServiceResult<Vec<RoutingRule>> {
+        require_team(&*self.store, caller, team_id).await?;
+        match self.store.reorder_routing_rules(team_id, rule_ids).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { .. }) => {
+                return Err(ServiceError::invalid(
+                    "rule_ids",
+                    "must list every rule of the team exactly once",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.ordered(caller, team_id).await
+    }
+
+    /// What rules did, newest first, within the caller's teams; `team` narrows to one.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        team: Option<Uuid>,
+        limit: Option<u32>,
+    ) -> ServiceResult<Vec<RuleFiring>> {
+        let teams = match team {
+            Some(team) if !caller.sees_team(team) => return Ok(Vec::new()),
+            Some(team) => Some(vec![team]),
+            None => caller.team_filter(),
+        };
+        let limit = limit.unwrap_or(HISTORY_DEFAULT).clamp(1, HISTORY_MAX);
+        Ok(self.store.routing_history(teams.as_deref(), limit).await?)
+    }
+
     /// Moves the rule to `position`; a rule already there is not written.
     pub async fn set_position(
         &self,
@@ -190,26 +231,48 @@ impl RuleService {
         let name = checked_name(&input.name)?;
         require_team(&*self.store, caller, input.team_id).await?;
         let mut errors = validate_conditions(&input.when);
-        errors.extend(validate_set_fields(&input.then));
+        errors.extend(validate_actions(&input.then));
         if !errors.is_empty() {
             return Err(ServiceError::InvalidFields(errors));
         }
+        self.check_sources(input.team_id, &input.when).await?;
         self.check_targets(input.team_id, &input.then).await?;
         Ok(name)
+    }
+
+    /// `when.source_ids` names sources of the rule's team: another team's incidents never
+    /// reach its rules.
+    async fn check_sources(&self, team_id: Uuid, when: &Conditions) -> ServiceResult<()> {
+        let Some(ids) = &when.source_ids else {
+            return Ok(());
+        };
+        if ids.len() > MAX_TARGETS {
+            return Err(ServiceError::invalid(
+                "when.source_ids",
+                format!("names more than {MAX_TARGETS} sources"),
+            ));
+        }
+        let sources = self.store.list_sources(Some(&[team_id])).await?;
+        for (index, id) in ids.iter().enumerate() {
+            if !sources.iter().any(|s| s.id == *id) {
+                return Err(ServiceError::invalid(
+                    format!("when.source_ids[{index}]"),
+                    format!("no source {id} of the rule's team"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A rule may only name integrations that serve its team: forwarding elsewhere would
     /// leak the incident to another team, and excluding elsewhere means nothing.
     async fn check_targets(&self, team_id: Uuid, then: &Actions) -> ServiceResult<()> {
         // A rule that only sets fields is useful: it chooses the assignment group.
-        if then.forward_to.is_empty()
-            && then.exclude_from.is_empty()
-            && !then.stop
-            && then.set_fields.is_empty()
-        {
+        if then.is_empty() {
             return Err(ServiceError::invalid(
                 "then",
-                "must forward_to or exclude_from at least one integration, set_fields, or stop",
+                "must forward_to or exclude_from at least one integration, set_fields, \
+                 set_severity, set_attributes, discard, delay_seconds or stop",
             ));
         }
         let integrations = self.store.list_integrations().await?;

@@ -347,6 +347,20 @@ pub trait Store: Send + Sync + 'static {
     async fn list_routing_rules(&self, team_ids: Option<&[Uuid]>) -> Result<Vec<RoutingRule>>;
     async fn update_routing_rule(&self, rule: &RoutingRule) -> Result<()>;
     async fn delete_routing_rule(&self, id: Uuid) -> Result<()>;
+    /// Numbers the team's rules 0, 1, 2… in the order of `rule_ids`, in one transaction;
+    /// [`StoreError::Conflict`] on `rule_ids` unless it lists each of the team's rules
+    /// exactly once (then nothing moves).
+    async fn reorder_routing_rules(&self, team_id: Uuid, rule_ids: &[Uuid]) -> Result<()>;
+    /// The rules that fired for the incident so far: they do not fire again.
+    async fn fired_rules(&self, incident_id: Uuid) -> Result<Vec<Uuid>>;
+    /// History rows written outside an incident write (discarded alerts).
+    async fn record_firings(&self, firings: &[RuleFiring]) -> Result<()>;
+    /// Newest first; `None` = every team.
+    async fn routing_history(
+        &self,
+        team_ids: Option<&[Uuid]>,
+        limit: u32,
+    ) -> Result<Vec<RuleFiring>>;
 
     // --- inbound sync: pokes, polls, per-link state (issue #15) -----------------------
     /// Queues a read of `sys_id` for `source_id`, coalesced: while one waits (or is

@@ -50,6 +50,7 @@ pub enum IncidentWrite {
         timeline: Vec<TimelineEntry>,
         links: Vec<NewLink>,
         dedup_key: Option<(Uuid, String)>,
+        routing: RoutingWrite,
     },
     /// As [`crate::Store::update_incident`]: refused with `Stale` when the stored
     /// `updated_at` is no longer `expected_updated_at`.
@@ -58,7 +59,42 @@ pub enum IncidentWrite {
         expected_updated_at: DateTime<Utc>,
         timeline: Vec<TimelineEntry>,
         new_links: Vec<NewLink>,
+        routing: RoutingWrite,
     },
+}
+
+/// What routing rules add to an incident write, in its transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutingWrite {
+    /// Routing history rows of the incident (their `incident_id` is the write's).
+    pub firings: Vec<RuleFiring>,
+    /// The write's new links wait for this rule's delay.
+    pub hold: Option<LinkHold>,
+    /// The incident is resolved at this time: its links still held then, with no record
+    /// and no lease, are deleted unsent, with a timeline entry and a history row each.
+    pub drop_held_at: Option<DateTime<Utc>>,
+}
+
+/// A delay a rule puts on new links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkHold {
+    pub until: DateTime<Utc>,
+    pub rule_id: Uuid,
+    pub rule_name: String,
+}
+
+/// One row of the routing history: a rule fired for an incident, discarded an alert
+/// (`incident_id` is `None`), or a held link was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RuleFiring {
+    pub team_id: Uuid,
+    pub rule_id: Uuid,
+    pub rule_name: String,
+    pub incident_id: Option<Uuid>,
+    /// `fired`, `discarded` or `not_sent`.
+    pub kind: String,
+    pub detail: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A link to create (or a forward to record).

@@ -23,6 +23,7 @@ fn incident(team: &Team, description: String) -> Incident {
         status: IncidentStatus::Open,
         attributes: Default::default(),
         resolve_comment: None,
+        source_id: None,
         created_at: now,
         updated_at: now,
     }

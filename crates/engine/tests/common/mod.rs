@@ -25,6 +25,7 @@ pub async fn linked_incident(
         status: IncidentStatus::Open,
         attributes: Default::default(),
         resolve_comment: None,
+        source_id: None,
         created_at: now,
         updated_at: now,
     };

@@ -91,13 +91,14 @@ const LAG_BUCKETS: [f64; 13] = [
 ];
 /// What an ingested alert did: the ingest answers' actions, `refused` (malformed) and
 /// `failed` (not stored now).
-const INGEST_OUTCOMES: [&str; 8] = [
+const INGEST_OUTCOMES: [&str; 9] = [
     "rate_limited",
     "opened",
     "updated",
     "unchanged",
     "resolved",
     "ignored",
+    "discarded",
     "refused",
     "failed",
 ];
@@ -184,7 +185,7 @@ impl Metrics {
         let alerts_ingested = Family::<IngestLabels, Counter>::default();
         registry.register(
             "alerts_ingested",
-            "Alerts received at /ingest, by source kind and outcome (opened, updated, unchanged, resolved, ignored, refused, failed)",
+            "Alerts received at /ingest, by source kind and outcome (opened, updated, unchanged, resolved, ignored, discarded, refused, failed)",
             alerts_ingested.clone(),
         );
         let inbound_pokes = Family::<IntegrationLabels, Counter>::default();

@@ -67,6 +67,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sources::payloads))
         .routes(routes!(sources::mapping_preview))
         .routes(routes!(routing_rules::list, routing_rules::create))
+        .routes(routes!(routing_rules::reorder))
+        .routes(routes!(routing_rules::history))
         .routes(routes!(
             routing_rules::get,
             routing_rules::patch,

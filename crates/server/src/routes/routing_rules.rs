@@ -4,10 +4,19 @@
 //!
 //! ```json
 //! {"team_id": "…", "name": "criticals to ServiceNow", "position": 10,
-//!  "when": {"severity": ["critical"], "title_contains": "db",
-//!           "attributes": {"env": "prod", "host": {"regex": "^db-"}, "svc": {"contains": "pay"}}},
-//!  "then": {"forward_to": ["<integration id>"], "exclude_from": [], "stop": false}}
+//!  "when": {"severity": ["critical"], "title_contains": "db", "status": ["open"],
+//!           "source_ids": ["<source id>"], "match": "all",
+//!           "attributes": {"env": "prod", "host": {"regex": "^db-"}, "load": {"gte": "90"}},
+//!           "time_window": {"days": ["mon", "fri"], "from": "08:00", "to": "18:00",
+//!                           "time_zone": "Europe/Berlin"}},
+//!  "then": {"forward_to": ["<integration id>"], "exclude_from": [], "stop": false,
+//!           "set_severity": "critical", "set_attributes": {"tier": "1"},
+//!           "delay_seconds": 300, "discard": false}}
 //! ```
+//!
+//! `POST /api/v1/routing-rules/reorder {team_id, rule_ids}` renumbers a team's rules in
+//! one transaction; `GET /api/v1/routing-history?team_id=&limit=` lists what rules did,
+//! newest first.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,6 +24,7 @@ use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use snowbound_core::routing::RoutingRule;
 use snowbound_services::rules::RuleInput;
+use snowbound_store::RuleFiring;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -94,6 +104,56 @@ pub async fn patch(
     merge_patch_value(&mut merged, patch);
     let input: RuleInput = from_value(merged)?;
     Ok(axum::Json(service.update(&caller, id, input).await?))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reorder {
+    team_id: Uuid,
+    rule_ids: Vec<Uuid>,
+}
+
+#[utoipa::path(post, operation_id = "routing_rules_reorder", path = "/routing-rules/reorder", tag = "routing-rules",
+    description = "The team's rules in the order given (every rule of the team exactly once), in one transaction.",
+    request_body = Reorder,
+    responses((status = 200, description = "The team's rules in their new order", body = Vec<RoutingRule>)))]
+/// The team's rules in the order given (every rule once), in one transaction; answers
+/// them in their new order.
+pub async fn reorder(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<Reorder>,
+) -> ApiResult<impl IntoResponse> {
+    let rules = state
+        .services
+        .rules()
+        .reorder(&caller, body.team_id, &body.rule_ids)
+        .await?;
+    Ok(axum::Json(rules))
+}
+
+#[utoipa::path(get, operation_id = "routing_history", path = "/routing-history", tag = "routing-rules",
+    description = "What routing rules did to which incident, newest first, for the teams the caller sees.",
+    params(
+        ("team_id" = Option<Uuid>, Query, description = "Only this team's"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100)"),
+    ),
+    responses((status = 200, description = "Rule firings, newest first", body = Vec<RuleFiring>)))]
+/// What routing rules did, newest first: `?team_id=` one team, `?limit=` (default 100).
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    mut query: Query,
+) -> ApiResult<impl IntoResponse> {
+    let team_id: Option<Uuid> = query.parse("team_id")?;
+    let limit: Option<u32> = query.parse("limit")?;
+    query.finish()?;
+    let history = state
+        .services
+        .rules()
+        .history(&caller, team_id, limit)
+        .await?;
+    Ok(axum::Json(history))
 }
 
 #[utoipa::path(delete, operation_id = "routing_rules_delete", path = "/routing-rules/{id}", tag = "routing-rules",

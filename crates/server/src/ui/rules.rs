@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
-use snowbound_core::routing::{Actions, AttributeMatcher, Conditions, RoutingRule};
+use snowbound_core::routing::{Actions, AttributeMatcher, Conditions, Match, RoutingRule};
 use snowbound_core::{Severity, Team};
 use snowbound_services::rules::RuleInput;
 use snowbound_services::{ServiceError, ServiceResult};
@@ -30,6 +30,27 @@ pub fn router() -> Router<AppState> {
         .route("/teams/{id}/rules/{rule}/move", post(move_rule))
         .route("/teams/{id}/rules/{rule}/delete", post(delete))
         .route("/teams/{id}/rules/{rule}/fields", post(save_fields))
+        .route("/teams/{id}/rules/{rule}/edit", post(edit))
+}
+
+/// History rows the rules page shows; the API pages further.
+const HISTORY_ROWS: u32 = 50;
+
+/// What the page shows refused in a rule's own form.
+pub enum Refused {
+    Nothing,
+    /// A save of its ServiceNow fields, and why.
+    Fields(Uuid, String),
+    Edit(RefusedEdit),
+}
+
+/// A refused edit, shown again in that rule's form as typed.
+pub struct RefusedEdit {
+    rule: Uuid,
+    message: String,
+    name: String,
+    when: String,
+    then: String,
 }
 
 pub struct RuleRow {
@@ -42,6 +63,19 @@ pub struct RuleRow {
     set_fields: Vec<(String, String)>,
     /// Why the last save of its fields was refused.
     fields_error: Option<String>,
+    /// The edit form: name, `when` and `then` as JSON, and why the last edit was refused.
+    edit_name: String,
+    when_json: String,
+    then_json: String,
+    edit_error: Option<String>,
+}
+
+pub struct HistoryRow {
+    at: String,
+    rule_name: String,
+    incident_id: Option<Uuid>,
+    kind: String,
+    detail: String,
 }
 
 /// Blank key/value rows under the set ones: adding fields needs no script.
@@ -99,6 +133,7 @@ struct RulesPage {
     targets: Vec<(Uuid, String)>,
     severities: &'static [Severity],
     form: Typed,
+    history: Vec<HistoryRow>,
 }
 
 impl RulesPage {
@@ -133,17 +168,38 @@ pub fn sentence(rule: &RoutingRule, known: &HashMap<Uuid, String>) -> String {
         let list: Vec<&str> = severities.iter().map(|s| s.as_str()).collect();
         when.push(format!("severity is {}", list.join(" or ")));
     }
+    if let Some(statuses) = &rule.when.status {
+        let list: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        when.push(format!("status is {}", list.join(" or ")));
+    }
+    if let Some(sources) = &rule.when.source_ids {
+        when.push(format!("it came from {}", names(sources, known)));
+    }
     if let Some(text) = &rule.when.title_contains {
         when.push(format!("title contains “{text}”"));
     }
     for (key, matcher) in &rule.when.attributes {
         when.push(match matcher {
-            AttributeMatcher::Equals(v) => format!("{key} = {v}"),
-            AttributeMatcher::Contains(v) => format!("{key} contains “{v}”"),
             AttributeMatcher::Regex(v) => format!("{key} matches /{v}/"),
+            AttributeMatcher::Contains(v) | AttributeMatcher::NotContains(v) => {
+                format!("{key} {} “{v}”", matcher.symbol())
+            }
+            other => format!("{key} {} {}", other.symbol(), other.parts().1),
         });
     }
     let mut then = Vec::new();
+    if rule.then.discard {
+        then.push("discard the alert".to_owned());
+    }
+    if let Some(severity) = rule.then.set_severity {
+        then.push(format!("set severity to {severity}"));
+    }
+    for (key, value) in &rule.then.set_attributes {
+        then.push(format!("set attribute {key} to “{value}”"));
+    }
+    if let Some(seconds) = rule.then.delay_seconds {
+        then.push(format!("wait {seconds} s before sending"));
+    }
     if !rule.then.forward_to.is_empty() {
         then.push(format!(
             "forward to {}",
@@ -162,11 +218,18 @@ pub fn sentence(rule: &RoutingRule, known: &HashMap<Uuid, String>) -> String {
     if rule.then.stop {
         then.push("skip the rules below".into());
     }
-    let when = if when.is_empty() {
+    let joiner = match rule.when.combine {
+        Match::All => " and ",
+        Match::Any => " or ",
+    };
+    let mut when = if when.is_empty() {
         "Every incident".to_owned()
     } else {
-        format!("When {}", when.join(" and "))
+        format!("When {}", when.join(joiner))
     };
+    if let Some(window) = &rule.when.time_window {
+        when.push_str(&format!(", within {}", window.describe()));
+    }
     format!("{when} → {}", then.join("; "))
 }
 
@@ -177,16 +240,30 @@ async fn page(
     form: Typed,
     status: StatusCode,
     done: Option<&str>,
-    refused_fields: Option<(Uuid, String)>,
+    refused: Refused,
 ) -> UiResult {
+    let (refused_fields, refused_edit) = match refused {
+        Refused::Nothing => (None, None),
+        Refused::Fields(rule, why) => (Some((rule, why)), None),
+        Refused::Edit(edit) => (None, Some(edit)),
+    };
     let targets = targets(state, team.id).await?;
-    let known: HashMap<Uuid, String> = state
+    // Rules name integrations and sources by id; sentences name them by name.
+    let mut known: HashMap<Uuid, String> = state
         .store
         .list_integrations()
         .await?
         .into_iter()
         .map(|r| (r.integration.id, r.integration.display_name))
         .collect();
+    known.extend(
+        state
+            .store
+            .list_sources(Some(&[team.id]))
+            .await?
+            .into_iter()
+            .map(|s| (s.id, format!("source {}", s.name))),
+    );
     let rules = state
         .services
         .rules()
@@ -213,6 +290,21 @@ async fn page(
                 .as_ref()
                 .filter(|(rule, _)| *rule == r.id)
                 .map(|(_, why)| why.clone()),
+            ..edit_form(r, refused_edit.as_ref())
+        })
+        .collect();
+    let history = state
+        .services
+        .rules()
+        .history(&user.caller(), Some(team.id), Some(HISTORY_ROWS))
+        .await?
+        .into_iter()
+        .map(|f| HistoryRow {
+            at: f.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            rule_name: f.rule_name,
+            incident_id: f.incident_id,
+            kind: f.kind,
+            detail: f.detail,
         })
         .collect();
     Ok(render(
@@ -225,8 +317,43 @@ async fn page(
             targets,
             severities: Severity::ALL,
             form,
+            history,
         },
     ))
+}
+
+/// The edit form's values: the rule as stored, or the refused edit as typed.
+fn edit_form(rule: &RoutingRule, refused: Option<&RefusedEdit>) -> RuleRow {
+    let pretty =
+        |value: serde_json::Value| serde_json::to_string_pretty(&value).unwrap_or_default();
+    let (edit_name, when_json, then_json, edit_error) = match refused.filter(|e| e.rule == rule.id)
+    {
+        Some(e) => (
+            e.name.clone(),
+            e.when.clone(),
+            e.then.clone(),
+            Some(e.message.clone()),
+        ),
+        None => (
+            rule.name.clone(),
+            pretty(serde_json::json!(rule.when)),
+            pretty(serde_json::json!(rule.then)),
+            None,
+        ),
+    };
+    RuleRow {
+        id: rule.id,
+        name: rule.name.clone(),
+        sentence: String::new(),
+        first: false,
+        last: false,
+        set_fields: Vec::new(),
+        fields_error: None,
+        edit_name,
+        when_json,
+        then_json,
+        edit_error,
+    }
 }
 
 async fn list(
@@ -244,7 +371,7 @@ async fn list(
         Typed::default(),
         status,
         done.done.as_deref(),
-        None,
+        Refused::Nothing,
     )
     .await
 }
@@ -291,6 +418,7 @@ fn conditions(form: &FormData) -> ServiceResult<Conditions> {
         severity: (!severities.is_empty()).then_some(severities),
         attributes: attribute_lines(form.get("attributes").unwrap_or_default())?,
         title_contains: (!title.is_empty()).then_some(title),
+        ..Conditions::default()
     })
 }
 
@@ -311,6 +439,7 @@ async fn create(
                 exclude_from: form.ids("exclude_from"),
                 stop: form.get("stop").is_some(),
                 set_fields: set_fields(&form)?,
+                ..Actions::default()
             },
         };
         state.services.rules().create(&user.caller(), input).await
@@ -322,15 +451,15 @@ async fn create(
         Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
             let status = e.status;
             let form = Typed::refused(form, &e);
-            page(&state, &user, team, form, status, None, None).await
+            page(&state, &user, team, form, status, None, Refused::Nothing).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// Swaps the rule with its neighbour, then numbers the team's rules 10, 20, 30… in the
-/// new order: positions may tie (ties fall back to age), so swapping two numbers alone
-/// would not always move a rule.
+/// Swaps the rule with its neighbour, then renumbers the team's rules in the new order in
+/// one transaction (the API's reorder): positions may tie (ties fall back to age), so
+/// swapping two numbers alone would not always move a rule.
 async fn move_rule(
     State(state): State<AppState>,
     Path((id, rule)): Path<(Uuid, Uuid)>,
@@ -351,10 +480,8 @@ async fn move_rule(
     };
     if let Some(other) = other {
         rules.swap(at, other);
-        for (i, r) in rules.iter().enumerate() {
-            let position = (i as i64 + 1) * 10;
-            rules_service.set_position(&caller, r.id, position).await?;
-        }
+        let order: Vec<Uuid> = rules.iter().map(|r| r.id).collect();
+        rules_service.reorder(&caller, id, &order).await?;
     }
     Ok(Redirect::to(&format!("/teams/{id}/rules?done=moved#rule-{rule}")).into_response())
 }
@@ -395,8 +522,65 @@ async fn save_fields(
         Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
             let team = team(&state, &user, id).await?;
             let status = e.status;
-            let why = Some((rule, e.message));
+            let why = Refused::Fields(rule, e.message);
             page(&state, &user, team, Typed::default(), status, None, why).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A rule's name, conditions and actions replaced from its edit form, where `when` and
+/// `then` are the API's JSON; validated like the API's PATCH. A refusal is shown in that
+/// rule's form as typed, naming the field.
+async fn edit(
+    State(state): State<AppState>,
+    Path((id, rule)): Path<(Uuid, Uuid)>,
+    Posted { user, form }: Posted,
+) -> UiResult {
+    let rules_service = state.services.rules();
+    let caller = user.caller();
+    let current = rules_service.of_team(&caller, id, rule).await?;
+    let (name, when, then) = (form.text("name"), form.text("when"), form.text("then"));
+    let result = async {
+        let parse = |field: &str, text: &str| -> Result<serde_json::Value, ApiError> {
+            let text = if text.trim().is_empty() { "{}" } else { text };
+            serde_json::from_str(text)
+                .map_err(|e| ApiError::from(ServiceError::invalid(field, format!("not JSON: {e}"))))
+        };
+        let body = serde_json::json!({
+            "team_id": current.team_id,
+            "name": name,
+            "position": current.position,
+            "when": parse("when", &when)?,
+            "then": parse("then", &then)?,
+        });
+        let input: RuleInput = crate::extract::from_value(body)?;
+        rules_service
+            .update(&caller, rule, input)
+            .await
+            .map_err(ApiError::from)
+    }
+    .await;
+    match result {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/teams/{id}/rules?done=saved#rule-{rule}")).into_response())
+        }
+        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+            let team = team(&state, &user, id).await?;
+            let status = e.status;
+            let message = match &e.field {
+                Some(field) => format!("{field}: {}", e.message),
+                None => e.message.clone(),
+            };
+            let refused = RefusedEdit {
+                rule,
+                message,
+                name,
+                when,
+                then,
+            };
+            let refused = Refused::Edit(refused);
+            page(&state, &user, team, Typed::default(), status, None, refused).await
         }
         Err(e) => Err(e.into()),
     }

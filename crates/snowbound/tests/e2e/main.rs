@@ -25,6 +25,7 @@ mod multi_node;
 mod openapi;
 mod process;
 mod readiness;
+mod routing_rules;
 mod secrets;
 mod sources_routing;
 mod start_up;
@@ -36,6 +37,7 @@ mod ui_auth;
 mod ui_http;
 mod ui_inbound;
 mod ui_mapping;
+mod ui_routing;
 mod untrusted_answers;
 
 /// The `snowbound` binary, for the tests that run it as a child process.

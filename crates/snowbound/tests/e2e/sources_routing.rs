@@ -7,7 +7,7 @@ use snowbound_testkit::Backend;
 use snowbound_testkit::{id, TestApp};
 use uuid::Uuid;
 
-async fn source(app: &TestApp, team: Uuid, kind: &str) -> (Uuid, String) {
+pub(crate) async fn source(app: &TestApp, team: Uuid, kind: &str) -> (Uuid, String) {
     let answer = app
         .post(
             "/api/v1/sources",
@@ -20,7 +20,7 @@ async fn source(app: &TestApp, team: Uuid, kind: &str) -> (Uuid, String) {
     )
 }
 
-async fn rule(app: &TestApp, team: Uuid, name: &str, when: Value, then: Value) -> Uuid {
+pub(crate) async fn rule(app: &TestApp, team: Uuid, name: &str, when: Value, then: Value) -> Uuid {
     id(&app
         .post(
             "/api/v1/routing-rules",
@@ -29,20 +29,20 @@ async fn rule(app: &TestApp, team: Uuid, name: &str, when: Value, then: Value) -
         .await)
 }
 
-async fn alert(app: &TestApp, url: &str, body: Value) -> Value {
+pub(crate) async fn alert(app: &TestApp, url: &str, body: Value) -> Value {
     let (status, answer) = app.send_alert(url, body).await.parts();
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     answer
 }
 
-fn incident_of(answer: &Value) -> Uuid {
+pub(crate) fn incident_of(answer: &Value) -> Uuid {
     answer["incident_id"]
         .as_str()
         .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("no incident in {answer}"))
 }
 
-fn timeline_has(incident: &Value, kind: &str, actor: &str) -> bool {
+pub(crate) fn timeline_has(incident: &Value, kind: &str, actor: &str) -> bool {
     incident["timeline"]
         .as_array()
         .unwrap()

@@ -13,7 +13,7 @@ async fn app_with_admin() -> TestApp {
     TestApp::spawn_with(Backend::Sqlite, EmulatorConfig::default(), with_admin).await
 }
 
-async fn admin(t: &TestApp) -> Ui {
+pub(crate) async fn admin(t: &TestApp) -> Ui {
     let mut ui = Ui::new(&t.base);
     ui.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     ui
@@ -35,7 +35,7 @@ fn ingest_url(html: &str, name: &str) -> String {
 }
 
 /// The first path of a form whose action ends with `suffix`.
-fn action(html: &str, suffix: &str) -> String {
+pub(crate) fn action(html: &str, suffix: &str) -> String {
     html.split("action=\"")
         .skip(1)
         .map(|rest| rest.split('"').next().unwrap().replace("&#x2F;", "/"))

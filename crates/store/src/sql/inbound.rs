@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use snowbound_core::inbound::LinkNote;
-use snowbound_core::FieldMap;
+use snowbound_core::{FieldMap, IncidentStatus};
 use uuid::Uuid;
 
 use super::dialect::{Dialect, SqlRow, WriteTx};
@@ -15,6 +15,7 @@ use crate::inbound::{
     AdoptRecord, InboundLink, InboundWrite, PokeLease, PokeOutcome, PollLease, PollResult,
     PollState, StandingNote,
 };
+use crate::types::RoutingWrite;
 use crate::{Result, StoreError};
 
 fn uuid(row: &impl SqlRow, column: &str) -> Result<Uuid> {
@@ -360,6 +361,12 @@ pub async fn apply_inbound<D: Dialect>(store: &SqlStore<D>, write: &InboundWrite
             change.expected_updated_at,
             &change.timeline,
             &[],
+            // Resolved in ServiceNow within a rule's delay: the other held links go unsent.
+            &RoutingWrite {
+                drop_held_at: (change.incident.status == IncidentStatus::Resolved)
+                    .then(chrono::Utc::now),
+                ..RoutingWrite::default()
+            },
         )
         .await??;
         // The record this change came from shows it already: its timeline entries are
@@ -454,7 +461,14 @@ pub async fn adopt_record<D: Dialect>(store: &SqlStore<D>, adopt: &AdoptRecord) 
     if held.is_some() {
         return Err(StoreError::Conflict { field: "sys_id" });
     }
-    incidents::insert(&mut tx, &adopt.incident, &adopt.timeline, &[]).await?;
+    incidents::insert(
+        &mut tx,
+        &adopt.incident,
+        &adopt.timeline,
+        &[],
+        &RoutingWrite::default(),
+    )
+    .await?;
     let now = Utc::now();
     tx.execute(
         Sql::new(

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::dialect::{Dialect, WriteTx};
 use super::statement::Sql;
-use super::{found, links, rows, sources, SqlStore};
-use crate::types::{IncidentFilter, IncidentWrite, NewLink};
+use super::{found, links, rows, rules, sources, SqlStore};
+use crate::types::{IncidentFilter, IncidentWrite, NewLink, RoutingWrite, RuleFiring};
 use crate::{Result, StoreError};
 
 pub async fn create_incident<D: Dialect>(
@@ -18,7 +18,14 @@ pub async fn create_incident<D: Dialect>(
     new_links: &[NewLink],
 ) -> Result<()> {
     let mut tx = store.db.begin().await?;
-    insert(&mut tx, incident, timeline, new_links).await?;
+    insert(
+        &mut tx,
+        incident,
+        timeline,
+        new_links,
+        &RoutingWrite::default(),
+    )
+    .await?;
     tx.commit().await
 }
 
@@ -29,12 +36,13 @@ pub(super) async fn insert(
     incident: &Incident,
     timeline: &[TimelineEntry],
     new_links: &[NewLink],
+    routing: &RoutingWrite,
 ) -> Result<()> {
     tx.execute(
         Sql::new(
             "INSERT INTO incidents (id, team_id, title, description, severity, status, \
-             attributes, resolve_comment, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             attributes, resolve_comment, created_at, updated_at, source_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(incident.id)
         .bind(incident.team_id)
@@ -45,13 +53,15 @@ pub(super) async fn insert(
         .bind(rows::to_json(&incident.attributes))
         .bind(&incident.resolve_comment)
         .bind(incident.created_at)
-        .bind(incident.updated_at),
+        .bind(incident.updated_at)
+        .bind(incident.source_id),
     )
     .await?;
     append_timeline(tx, incident.id, timeline).await?;
     for link in new_links {
-        links::upsert(tx, link).await?;
+        links::upsert(tx, link, routing.hold.as_ref()).await?;
     }
+    rules::insert_firings(tx, Some(incident.id), &routing.firings).await?;
     Ok(())
 }
 
@@ -85,7 +95,16 @@ pub async fn update_incident<D: Dialect>(
     new_links: &[NewLink],
 ) -> Result<()> {
     let mut tx = store.db.begin().await?;
-    update(&mut tx, incident, expected_updated_at, timeline, new_links).await??;
+    let routing = RoutingWrite::default();
+    update(
+        &mut tx,
+        incident,
+        expected_updated_at,
+        timeline,
+        new_links,
+        &routing,
+    )
+    .await??;
     tx.commit().await
 }
 
@@ -98,6 +117,7 @@ pub(super) async fn update(
     expected_updated_at: DateTime<Utc>,
     timeline: &[TimelineEntry],
     new_links: &[NewLink],
+    routing: &RoutingWrite,
 ) -> Result<Result<()>> {
     // On PostgreSQL the row lock this UPDATE takes makes a concurrent writer on another
     // node wait, then re-check `updated_at` against our committed row: it gets Stale.
@@ -129,11 +149,41 @@ pub(super) async fn update(
         }));
     }
     append_timeline(tx, incident.id, timeline).await?;
+    if let Some(at) = routing.drop_held_at {
+        drop_held(tx, incident, at).await?;
+    }
     links::bump_incident(tx, incident.id).await?;
     for link in new_links {
-        links::upsert(tx, link).await?;
+        links::upsert(tx, link, routing.hold.as_ref()).await?;
     }
+    rules::insert_firings(tx, Some(incident.id), &routing.firings).await?;
     Ok(Ok(()))
+}
+
+/// A resolve within a rule's delay: the held links go unsent, and the timeline and the
+/// routing history say so.
+async fn drop_held(tx: &mut impl WriteTx, incident: &Incident, at: DateTime<Utc>) -> Result<()> {
+    for (integration, rule_id, rule_name) in links::drop_held(tx, incident.id, at).await? {
+        let detail = format!("not sent to {integration}: resolved within the rule's delay");
+        let entry = TimelineEntry {
+            at,
+            actor: format!("routing rule {rule_name}"),
+            kind: "not_sent".into(),
+            detail: detail.clone(),
+        };
+        append_timeline(tx, incident.id, std::slice::from_ref(&entry)).await?;
+        let firing = RuleFiring {
+            team_id: incident.team_id,
+            rule_id,
+            rule_name,
+            incident_id: Some(incident.id),
+            kind: "not_sent".into(),
+            detail,
+            at,
+        };
+        rules::insert_firings(tx, Some(incident.id), std::slice::from_ref(&firing)).await?;
+    }
+    Ok(())
 }
 
 /// Group commit: all of `writes` in one transaction, in an order that takes key locks
@@ -156,21 +206,39 @@ pub async fn write_incidents<D: Dialect>(
                 timeline,
                 links,
                 dedup_key: None,
-            } => insert(&mut tx, incident, timeline, links).await.map(Ok)?,
+                routing,
+            } => insert(&mut tx, incident, timeline, links, routing)
+                .await
+                .map(Ok)?,
             IncidentWrite::Create {
                 incident,
                 timeline,
                 links,
                 dedup_key: Some((source_id, key)),
+                routing,
             } => {
-                sources::insert_for_key(&mut tx, *source_id, key, incident, timeline, links).await?
+                sources::insert_for_key(
+                    &mut tx, *source_id, key, incident, timeline, links, routing,
+                )
+                .await?
             }
             IncidentWrite::Update {
                 incident,
                 expected_updated_at,
                 timeline,
                 new_links,
-            } => update(&mut tx, incident, *expected_updated_at, timeline, new_links).await?,
+                routing,
+            } => {
+                update(
+                    &mut tx,
+                    incident,
+                    *expected_updated_at,
+                    timeline,
+                    new_links,
+                    routing,
+                )
+                .await?
+            }
         };
         answers[index] = Some(answer);
     }

@@ -80,11 +80,13 @@ pub async fn update_integration<D: Dialect>(
     touched(updated)?;
     // New settings may change what every record should hold, and may cure what
     // ServiceNow rejected: every link gets another look, now, on whichever node.
+    // A link a routing rule holds keeps waiting out its delay.
+    let greatest = D::GREATEST;
     tx.execute(
-        Sql::new(
+        Sql::new(format!(
             "UPDATE links SET rev = rev + 1, state = 'pending', attempts = 0, \
-             next_attempt_at = $1 WHERE integration_id = $2",
-        )
+             next_attempt_at = {greatest}($1, COALESCE(hold_until, 0)) WHERE integration_id = $2",
+        ))
         .bind(Utc::now())
         .bind(integration.id),
     )

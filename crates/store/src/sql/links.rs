@@ -9,28 +9,89 @@ use uuid::Uuid;
 use super::dialect::{Dialect, SqlRow, WriteTx};
 use super::statement::Sql;
 use super::{api_calls, found, incidents, rows, touched, SqlStore};
-use crate::types::{ApiCallRecord, Lease, Link, NewLink};
+use crate::types::{ApiCallRecord, Lease, Link, LinkHold, NewLink};
 use crate::{Completion, LeaseOutcome, Result};
 
 /// Creates the link, or — for a repeated forward — bumps it, replaces its snapshot and
 /// wakes it even when parked: a forward is a person (or rule) asking for a sync now.
-pub(super) async fn upsert(tx: &mut impl WriteTx, link: &NewLink) -> Result<()> {
+/// With `hold` a new link waits for a rule's delay; a repeated forward ends any hold.
+pub(super) async fn upsert(
+    tx: &mut impl WriteTx,
+    link: &NewLink,
+    hold: Option<&LinkHold>,
+) -> Result<()> {
+    let now = Utc::now();
     tx.execute(
         Sql::new(
-            "INSERT INTO links (incident_id, integration_id, snapshot, next_attempt_at, created_at) \
-             VALUES ($1, $2, $3, $4, $4) \
+            "INSERT INTO links (incident_id, integration_id, snapshot, next_attempt_at, created_at, \
+             hold_until, hold_rule_id, hold_rule_name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (incident_id, integration_id) DO UPDATE SET rev = links.rev + 1, \
              snapshot = excluded.snapshot, state = 'pending', attempts = 0, \
-             next_attempt_at = excluded.next_attempt_at",
+             next_attempt_at = excluded.next_attempt_at, hold_until = excluded.hold_until, \
+             hold_rule_id = excluded.hold_rule_id, hold_rule_name = excluded.hold_rule_name",
         )
         .bind(link.incident_id)
         .bind(link.integration_id)
         .bind(link.snapshot.as_ref().map(rows::to_json))
-        .bind(Utc::now()),
+        .bind(hold.map_or(now, |h| h.until.max(now)))
+        .bind(now)
+        .bind(hold.map(|h| h.until.timestamp_millis()))
+        .bind(hold.map(|h| h.rule_id))
+        .bind(hold.map(|h| h.rule_name.as_str())),
     )
     .await?;
     tx.links_due();
     Ok(())
+}
+
+/// The incident was resolved at `at`: its links still held then (no record, no lease)
+/// are deleted unsent. Answers (integration name, rule id, rule name) of each.
+pub(super) async fn drop_held(
+    tx: &mut impl WriteTx,
+    incident_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Vec<(String, Uuid, String)>> {
+    const HELD: &str = "l.incident_id = $1 AND l.hold_until > $2 AND l.sys_id IS NULL \
+                        AND l.lease_owner IS NULL";
+    let held = tx
+        .fetch_all(
+            Sql::new(format!(
+                "SELECT l.integration_id, l.hold_rule_id, l.hold_rule_name, i.display_name \
+                 FROM links l JOIN integrations i ON i.id = l.integration_id WHERE {HELD}"
+            ))
+            .bind(incident_id)
+            .bind(at),
+        )
+        .await?;
+    let mut dropped = Vec::new();
+    for row in held {
+        let integration_id = rows::parse_uuid(&row.text("integration_id")?)?;
+        let deleted = tx
+            .execute(
+                Sql::new(
+                    "DELETE FROM links WHERE incident_id = $1 AND hold_until > $2 \
+                     AND sys_id IS NULL AND lease_owner IS NULL AND integration_id = $3",
+                )
+                .bind(incident_id)
+                .bind(at)
+                .bind(integration_id),
+            )
+            .await?;
+        if deleted > 0 {
+            let rule_id = row
+                .opt_text("hold_rule_id")?
+                .map(|id| rows::parse_uuid(&id))
+                .transpose()?
+                .unwrap_or_default();
+            dropped.push((
+                row.text("display_name")?,
+                rule_id,
+                row.opt_text("hold_rule_name")?.unwrap_or_default(),
+            ));
+        }
+    }
+    Ok(dropped)
 }
 
 /// The incident changed: every link of it needs another look. A link backing off keeps
@@ -58,7 +119,7 @@ pub async fn forward<D: Dialect>(
     timeline: &TimelineEntry,
 ) -> Result<()> {
     let mut tx = store.db.begin().await?;
-    upsert(&mut tx, link).await?;
+    upsert(&mut tx, link, None).await?;
     incidents::append_timeline(&mut tx, link.incident_id, std::slice::from_ref(timeline)).await?;
     tx.commit().await
 }

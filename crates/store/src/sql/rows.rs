@@ -36,7 +36,7 @@ where
         .map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
 }
 
-fn parse_uuid(text: &str) -> Result<Uuid> {
+pub(super) fn parse_uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("bad id `{text}`: {e}")))
 }
 
@@ -101,8 +101,21 @@ pub fn incident(row: &impl SqlRow) -> Result<Incident> {
         status: parse(&row.text("status")?)?,
         attributes: row.json("attributes")?,
         resolve_comment: row.opt_text("resolve_comment")?,
+        source_id: row.opt_uuid("source_id")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
+    })
+}
+
+pub fn firing(row: &impl SqlRow) -> Result<crate::types::RuleFiring> {
+    Ok(crate::types::RuleFiring {
+        team_id: row.uuid("team_id")?,
+        rule_id: row.uuid("rule_id")?,
+        rule_name: row.text("rule_name")?,
+        incident_id: row.opt_uuid("incident_id")?,
+        kind: row.text("kind")?,
+        detail: row.text("detail")?,
+        at: row.time("at")?,
     })
 }
 

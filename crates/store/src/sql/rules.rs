@@ -1,12 +1,16 @@
-//! Routing rules: a team's ordered conditions and what they forward or exclude.
+//! Routing rules: a team's ordered conditions and actions, and the routing history
+//! (`rule_firings`), which also says which rules fired for an incident already.
+
+use std::collections::BTreeSet;
 
 use snowbound_core::routing::RoutingRule;
 use uuid::Uuid;
 
-use super::dialect::Dialect;
+use super::dialect::{Dialect, SqlRow, WriteTx};
 use super::statement::Sql;
 use super::{found, rows, touched, SqlStore};
-use crate::Result;
+use crate::types::RuleFiring;
+use crate::{Result, StoreError};
 
 pub async fn create_routing_rule<D: Dialect>(
     store: &SqlStore<D>,
@@ -81,4 +85,107 @@ pub async fn delete_routing_rule<D: Dialect>(store: &SqlStore<D>, id: Uuid) -> R
         .write(Sql::new("DELETE FROM routing_rules WHERE id = $1").bind(id))
         .await?;
     touched(deleted)
+}
+
+pub async fn reorder_routing_rules<D: Dialect>(
+    store: &SqlStore<D>,
+    team_id: Uuid,
+    rule_ids: &[Uuid],
+) -> Result<()> {
+    let mut tx = store.db.begin().await?;
+    // Rules created or deleted meanwhile on another node wait for this lock, so the set
+    // compared below is the set renumbered.
+    tx.lock_key(&format!("snowbound.routing_rules:{team_id}"))
+        .await?;
+    let current: BTreeSet<Uuid> = tx
+        .fetch_all(Sql::new("SELECT id FROM routing_rules WHERE team_id = $1").bind(team_id))
+        .await?
+        .iter()
+        .map(|row| rows::parse_uuid(&row.text("id")?))
+        .collect::<Result<_>>()?;
+    let wanted: BTreeSet<Uuid> = rule_ids.iter().copied().collect();
+    if wanted.len() != rule_ids.len() || wanted != current {
+        return Err(StoreError::Conflict { field: "rule_ids" });
+    }
+    let now = chrono::Utc::now();
+    for (position, id) in rule_ids.iter().enumerate() {
+        tx.execute(
+            Sql::new(
+                "UPDATE routing_rules SET position = $1, updated_at = $2 \
+                 WHERE id = $3 AND position <> $1",
+            )
+            .bind(position as i64)
+            .bind(now)
+            .bind(*id),
+        )
+        .await?;
+    }
+    tx.commit().await
+}
+
+pub async fn fired_rules<D: Dialect>(store: &SqlStore<D>, incident_id: Uuid) -> Result<Vec<Uuid>> {
+    let rows = store
+        .db
+        .read_all(
+            Sql::new(
+                "SELECT DISTINCT rule_id FROM rule_firings \
+                 WHERE incident_id = $1 AND kind = 'fired'",
+            )
+            .bind(incident_id),
+        )
+        .await?;
+    rows.iter()
+        .map(|row| rows::parse_uuid(&row.text("rule_id")?))
+        .collect()
+}
+
+pub(super) async fn insert_firings(
+    tx: &mut impl WriteTx,
+    incident_id: Option<Uuid>,
+    firings: &[RuleFiring],
+) -> Result<()> {
+    for firing in firings {
+        tx.execute(
+            Sql::new(
+                "INSERT INTO rule_firings (team_id, rule_id, rule_name, incident_id, kind, \
+                 detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(firing.team_id)
+            .bind(firing.rule_id)
+            .bind(&firing.rule_name)
+            .bind(incident_id.or(firing.incident_id))
+            .bind(&firing.kind)
+            .bind(&firing.detail)
+            .bind(firing.at),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn record_firings<D: Dialect>(store: &SqlStore<D>, firings: &[RuleFiring]) -> Result<()> {
+    if firings.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.db.begin().await?;
+    insert_firings(&mut tx, None, firings).await?;
+    tx.commit().await
+}
+
+pub async fn routing_history<D: Dialect>(
+    store: &SqlStore<D>,
+    team_ids: Option<&[Uuid]>,
+    limit: u32,
+) -> Result<Vec<RuleFiring>> {
+    let mut sql = Sql::new("SELECT * FROM rule_firings WHERE 1 = 1");
+    if let Some(teams) = team_ids {
+        if teams.is_empty() {
+            return Ok(Vec::new());
+        }
+        sql.push(" AND team_id").push_in(teams.iter().copied());
+    }
+    sql.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit));
+    let rows = store.db.read_all(sql).await?;
+    rows.iter().map(rows::firing).collect()
 }

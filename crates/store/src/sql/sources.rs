@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::dialect::{Dialect, SqlRow, WriteTx};
 use super::statement::Sql;
 use super::{conflict_on, found, incidents, rows, touched, SqlStore};
-use crate::types::{KeptPayload, NewLink, PAYLOADS_KEPT, PAYLOAD_MAX_BYTES};
+use crate::types::{KeptPayload, NewLink, RoutingWrite, PAYLOADS_KEPT, PAYLOAD_MAX_BYTES};
 use crate::{Result, StoreError};
 
 /// The lookup key of an ingest secret: senders present the secret, we compare hashes.
@@ -286,7 +286,11 @@ pub async fn create_incident_for_key<D: Dialect>(
     links: &[NewLink],
 ) -> Result<()> {
     let mut tx = store.db.begin().await?;
-    insert_for_key(&mut tx, source_id, dedup_key, incident, timeline, links).await??;
+    let routing = RoutingWrite::default();
+    insert_for_key(
+        &mut tx, source_id, dedup_key, incident, timeline, links, &routing,
+    )
+    .await??;
     tx.commit().await
 }
 
@@ -299,6 +303,7 @@ pub(super) async fn insert_for_key(
     incident: &Incident,
     timeline: &[TimelineEntry],
     links: &[NewLink],
+    routing: &RoutingWrite,
 ) -> Result<Result<()>> {
     tx.lock_key(&format!("snowbound.source_alerts:{source_id}:{dedup_key}"))
         .await?;
@@ -312,7 +317,7 @@ pub(super) async fn insert_for_key(
     if held.is_some() {
         return Ok(Err(StoreError::Conflict { field: "dedup_key" }));
     }
-    incidents::insert(tx, incident, timeline, links).await?;
+    incidents::insert(tx, incident, timeline, links, routing).await?;
     tx.execute(
         Sql::new(
             "INSERT INTO source_alerts (source_id, dedup_key, incident_id) VALUES ($1, $2, $3) \

@@ -415,6 +415,26 @@ impl<D: Dialect> Store for SqlStore<D> {
         rules::delete_routing_rule(self, id).await
     }
 
+    async fn reorder_routing_rules(&self, team_id: Uuid, rule_ids: &[Uuid]) -> Result<()> {
+        rules::reorder_routing_rules(self, team_id, rule_ids).await
+    }
+
+    async fn fired_rules(&self, incident_id: Uuid) -> Result<Vec<Uuid>> {
+        rules::fired_rules(self, incident_id).await
+    }
+
+    async fn record_firings(&self, firings: &[RuleFiring]) -> Result<()> {
+        rules::record_firings(self, firings).await
+    }
+
+    async fn routing_history(
+        &self,
+        team_ids: Option<&[Uuid]>,
+        limit: u32,
+    ) -> Result<Vec<RuleFiring>> {
+        rules::routing_history(self, team_ids, limit).await
+    }
+
     async fn enqueue_poke(
         &self,
         source_id: Uuid,

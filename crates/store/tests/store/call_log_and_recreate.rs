@@ -25,6 +25,7 @@ async fn incident(store: &dyn Store, team: Uuid, links_to: Option<Uuid>) -> Inci
         status: IncidentStatus::Open,
         attributes: Default::default(),
         resolve_comment: None,
+        source_id: None,
         created_at: now,
         updated_at: now,
     };

@@ -185,6 +185,7 @@ pub fn incident(team: &Team) -> Incident {
         status: IncidentStatus::Open,
         attributes: Default::default(),
         resolve_comment: None,
+        source_id: None,
         created_at: now,
         updated_at: now,
     }

@@ -26,6 +26,7 @@ fn keyed(team: &Team, source: &Source, key: &str) -> IncidentWrite {
         timeline: vec![],
         links: vec![],
         dedup_key: Some((source.id, key.to_string())),
+        routing: Default::default(),
     }
 }
 
@@ -47,6 +48,7 @@ async fn a_batch_commits_every_write_and_answers_each(db: TestDb) {
             expected_updated_at: existing.updated_at,
             timeline: vec![],
             new_links: vec![],
+            routing: Default::default(),
         },
         IncidentWrite::Create {
             incident: plain.clone(),
@@ -57,6 +59,7 @@ async fn a_batch_commits_every_write_and_answers_each(db: TestDb) {
                 snapshot: None,
             }],
             dedup_key: None,
+            routing: Default::default(),
         },
     ];
     let answers = store.write_incidents(&writes).await.unwrap();
@@ -109,6 +112,7 @@ async fn a_refused_write_holds_back_nothing_else(db: TestDb) {
             expected_updated_at: existing.updated_at - Duration::milliseconds(5),
             timeline: vec![],
             new_links: vec![],
+            routing: Default::default(),
         },
         keyed(&team, &source, "held"),
         IncidentWrite::Update {
@@ -116,6 +120,7 @@ async fn a_refused_write_holds_back_nothing_else(db: TestDb) {
             expected_updated_at: missing.created_at,
             timeline: vec![],
             new_links: vec![],
+            routing: Default::default(),
         },
         fresh,
     ];
@@ -224,6 +229,7 @@ async fn concurrent_writers_share_commits_and_a_bad_write_fails_alone(db: TestDb
             snapshot: None,
         }],
         dedup_key: None,
+        routing: Default::default(),
     };
     let mut writers: Vec<_> = (0..60)
         .map(|n| {

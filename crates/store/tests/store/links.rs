@@ -45,6 +45,7 @@ async fn fixture(db: TestDb) -> Fixture {
         status: IncidentStatus::Open,
         attributes: Default::default(),
         resolve_comment: None,
+        source_id: None,
         created_at: now,
         updated_at: now,
     };

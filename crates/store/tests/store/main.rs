@@ -15,6 +15,7 @@ mod journal;
 mod leases;
 mod links;
 mod login_failures;
+mod routing;
 mod servicenow_sources;
 mod source_payloads;
 mod state_counts;
