@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use snowbound_core::inbound::{Delivery, ServiceNowSourceSettings, Transitions};
 use snowbound_core::source::SourceKind;
 use snowbound_core::{Severity, Team};
-use snowbound_services::sources::{GrafanaInput, NewSource};
+use snowbound_services::sources::{GrafanaInput, NewSource, SourceChange};
 use snowbound_services::{ServiceError, ServiceResult};
 use uuid::Uuid;
 
@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
             get(super::source_page::show),
         )
         .route("/teams/{id}/sources/{source}/rotate", post(rotate))
+        .route("/teams/{id}/sources/{source}/edit", post(edit))
         .route(
             "/teams/{id}/sources/{source}/mapping",
             post(super::json_source::post_mapping),
@@ -47,6 +48,8 @@ pub struct SourceRow {
     name: String,
     kind: &'static str,
     severity_map: String,
+    /// The map as the edit form's textarea takes it: `word=severity` lines.
+    severity_lines: String,
     ingest_url: String,
     created: String,
 }
@@ -82,6 +85,12 @@ async fn rows(state: &AppState, user: &UiUser, team_id: Uuid) -> UiResult<Vec<So
                 .map(|(word, severity)| format!("{word} → {severity}"))
                 .collect::<Vec<_>>()
                 .join(", "),
+            severity_lines: v
+                .severity_map
+                .iter()
+                .map(|(word, severity)| format!("{word}={severity}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
             // An email source's way in is its address.
             ingest_url: v.email_address.unwrap_or(v.ingest_url),
             created: when(&v.created_at),
@@ -280,6 +289,46 @@ async fn create(
             let status = e.status;
             let form = Typed::refused(form, &e);
             page(&state, &user, team, form, status, None).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Renames a source or changes its severity words; a refusal shows on that source's
+/// row, with what was typed lost (the row shows what is stored).
+async fn edit(
+    State(state): State<AppState>,
+    Path((id, source)): Path<(Uuid, Uuid)>,
+    Posted { user, form }: Posted,
+) -> UiResult {
+    let team = team(&state, &user, id).await?;
+    let sources = state.services.sources();
+    let caller = user.caller();
+    sources.of_team(&caller, team.id, source).await?;
+    let result = async {
+        let change = SourceChange {
+            name: Some(form.text("name")),
+            severity_map: Some(severity_lines(
+                form.get("severity_map").unwrap_or_default(),
+            )?),
+            ..SourceChange::default()
+        };
+        sources.update(&caller, source, change).await
+    }
+    .await
+    .map_err(ApiError::from);
+    match result {
+        Ok(_) => Ok(
+            Redirect::to(&format!("/teams/{id}/sources?done=saved#source-{source}"))
+                .into_response(),
+        ),
+        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+            let status = e.status;
+            let mut refused = Typed::refused_in_words(FormData::default(), &e);
+            for error in &mut refused.errors {
+                error.field = format!("edit-{source}");
+            }
+            page(&state, &user, team, refused, status, None).await
         }
         Err(e) => Err(e.into()),
     }

@@ -38,6 +38,7 @@ mod ui_http;
 mod ui_inbound;
 mod ui_mapping;
 mod ui_routing;
+mod ui_sources;
 mod untrusted_answers;
 
 /// The `snowbound` binary, for the tests that run it as a child process.
