@@ -394,6 +394,27 @@ async fn journey(c: &Client, t: &TestApp, incident: uuid::Uuid) {
         .unwrap();
     assert!(url.starts_with(&format!("{}/ingest/sbi_", t.base)), "{url}");
     shot(c, "09-sources", 1280).await;
+    // Edit it: a new name and one more severity word.
+    css(c, "td.actions details summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    fill(c, "input[id^='name-']", "prod alertmanager (eu)").await;
+    fill(
+        c,
+        "textarea[id^='severity_map-']",
+        "page=critical\nticket=warning\nlow=minor",
+    )
+    .await;
+    css(c, "form[action$='/edit'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(c, ".notice", "Saved.").await;
+    wait_for_text(c, "table.list", "prod alertmanager (eu)").await;
+    wait_for_text(c, "table.list", "low → minor").await;
     css(c, "a[href='/teams']").await.click().await.unwrap();
     css(c, "a[href$='/rules']").await.click().await.unwrap();
     fill(c, "#name", "Criticals in prod to ServiceNow").await;
@@ -420,4 +441,23 @@ async fn journey(c: &Client, t: &TestApp, incident: uuid::Uuid) {
     )
     .await;
     shot(c, "10-rules", 1280).await;
+    // Edit the rule's conditions in place: warnings too.
+    css(c, "details.edit-rule summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    fill(
+        c,
+        "textarea[id^='edit-when-']",
+        r#"{"severity": ["critical", "warning"], "attributes": {"env": "prod"}}"#,
+    )
+    .await;
+    css(c, "form[action$='/edit'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(c, ".notice", "Saved.").await;
+    wait_for_text(c, "ol.rules", "critical or warning").await;
 }
