@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 use snowbound_core::checks::checked_name;
 use snowbound_core::inbound::settings::validate_servicenow_source;
 use snowbound_core::inbound::ServiceNowSourceSettings;
@@ -23,6 +24,7 @@ use snowbound_core::{new_id, Severity};
 use snowbound_store::{KeptPayload, Store};
 use uuid::Uuid;
 
+use crate::audit::{snapshot, AuditService};
 use crate::caller::Caller;
 use crate::error::{ServiceError, ServiceResult};
 use crate::lookups::{Changed, Lookups};
@@ -191,11 +193,16 @@ pub struct SourceService {
     store: Arc<dyn Store>,
     /// Ingest finds sources here; every change of one is told.
     lookups: Arc<Lookups>,
+    audit: AuditService,
 }
 
 impl SourceService {
     pub fn new(store: Arc<dyn Store>, lookups: Arc<Lookups>) -> Self {
-        SourceService { store, lookups }
+        SourceService {
+            audit: AuditService::new(store.clone()),
+            store,
+            lookups,
+        }
     }
 
     /// The source if the caller may see it; other teams' sources do not exist.
@@ -300,6 +307,17 @@ impl SourceService {
                 .then(|| i64::from(settings.poll_interval_s) * 1000);
             self.store.set_poll_schedule(source.id, interval).await?;
         }
+        // The ingest secret is part of no serialized form: it is new with the source.
+        self.audit
+            .record(
+                &caller.actor,
+                "source",
+                source.id,
+                "create",
+                (&Value::Null, &snapshot(&source)),
+                &[("secret", false, true)],
+            )
+            .await;
         Ok(source)
     }
 
@@ -352,6 +370,7 @@ impl SourceService {
         change: SourceChange,
     ) -> ServiceResult<Source> {
         let mut source = self.visible(caller, id).await?;
+        let before = snapshot(&source);
         if let Some(name) = change.name {
             source.name = checked_name(&name)?;
         }
@@ -390,12 +409,30 @@ impl SourceService {
         }
         source.updated_at = Utc::now();
         named(self.store.update_source(&source).await, "source")?;
+        // A secret entered again over one that was set changed too, even if the flag
+        // saying it is set did not.
+        let rewritten = match &new_secret {
+            Some(Some(_)) if before["grafana"]["hmac_secret_set"] == Value::Bool(true) => {
+                vec![("grafana.hmac_secret_set", true, true)]
+            }
+            _ => Vec::new(),
+        };
         if let Some(secret) = new_secret {
             let stored = self.store.set_source_hmac_secret(id, secret.as_ref()).await;
             named(stored, "source")?;
         }
         self.lookups
             .changed(&*self.store, Changed::Source(id))
+            .await;
+        self.audit
+            .record(
+                &caller.actor,
+                "source",
+                id,
+                "update",
+                (&before, &snapshot(&source)),
+                &rewritten,
+            )
             .await;
         Ok(source)
     }
@@ -482,15 +519,35 @@ impl SourceService {
         self.lookups
             .changed(&*self.store, Changed::Source(id))
             .await;
+        self.audit
+            .record(
+                &caller.actor,
+                "source",
+                id,
+                "rotate",
+                (&Value::Null, &Value::Null),
+                &[("secret", true, true)],
+            )
+            .await;
         named(self.store.get_source(id).await, "source")
     }
 
     /// Incidents the source opened stay; only the way in closes.
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> ServiceResult<()> {
-        self.visible(caller, id).await?;
+        let current = self.visible(caller, id).await?;
         gone_is_fine(self.store.delete_source(id).await)?;
         self.lookups
             .changed(&*self.store, Changed::Source(id))
+            .await;
+        self.audit
+            .record(
+                &caller.actor,
+                "source",
+                id,
+                "delete",
+                (&snapshot(&current), &Value::Null),
+                &[],
+            )
             .await;
         Ok(())
     }
