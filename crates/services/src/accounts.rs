@@ -104,7 +104,20 @@ pub async fn ensure_first_admin(
         return Ok(false);
     }
     let user = new_user(email, password, true, Vec::new());
-    Ok(store.create_first_user(&user).await?)
+    if !store.create_first_user(&user).await? {
+        return Ok(false);
+    }
+    // Made by the deployment's environment, not by anybody signed in.
+    crate::audit::record(
+        store,
+        "environment",
+        ("user", user.id.to_string()),
+        "create",
+        (&Value::Null, &snapshot(&user)),
+        &[("password", false, true)],
+    )
+    .await;
+    Ok(true)
 }
 
 /// A user the Users page creates.

@@ -44,24 +44,19 @@ impl AuditService {
         object_type: &'static str,
         object_id: impl ToString,
         action: &'static str,
-        (before, after): (&Value, &Value),
+        before_after: (&Value, &Value),
         extra_secrets: &[(&str, bool, bool)],
     ) {
-        let mut changes = audit::diff(before, after);
-        for (field, had, has) in extra_secrets {
-            audit::record_secret(&mut changes, field, *had, *has);
-        }
-        let event = NewAuditEvent {
-            at: Utc::now(),
-            actor: actor.to_owned(),
-            object_type,
-            object_id: object_id.to_string(),
+        let object = (object_type, object_id.to_string());
+        record(
+            &*self.store,
+            actor,
+            object,
             action,
-            changes,
-        };
-        if let Err(error) = self.store.record_audit(&event).await {
-            tracing::warn!(%error, object_type, action, "could not record an audit event");
-        }
+            before_after,
+            extra_secrets,
+        )
+        .await
     }
 
     /// Newest first; the admin's only.
@@ -73,5 +68,32 @@ impl AuditService {
         caller.require_admin()?;
         filter.limit = Some(filter.limit.unwrap_or(100).clamp(1, MAX_PAGE));
         Ok(self.store.list_audit(&filter).await?)
+    }
+}
+
+/// [`AuditService::record`] for a caller holding only the store (the first admin, made
+/// at start-up).
+pub async fn record(
+    store: &dyn Store,
+    actor: &str,
+    (object_type, object_id): (&'static str, String),
+    action: &'static str,
+    (before, after): (&Value, &Value),
+    extra_secrets: &[(&str, bool, bool)],
+) {
+    let mut changes = audit::diff(before, after);
+    for (field, had, has) in extra_secrets {
+        audit::record_secret(&mut changes, field, *had, *has);
+    }
+    let event = NewAuditEvent {
+        at: Utc::now(),
+        actor: actor.to_owned(),
+        object_type,
+        object_id,
+        action,
+        changes,
+    };
+    if let Err(error) = store.record_audit(&event).await {
+        tracing::warn!(%error, object_type, action, "could not record an audit event");
     }
 }

@@ -169,6 +169,14 @@ async fn every_audited_change_is_listed_with_its_actor_and_no_secret(backend: Ba
     assert_eq!(on_bob[1]["actor"], ADMIN_EMAIL);
     assert_eq!(on_bob[1]["changes"]["password"], "set");
 
+    // The first admin came from the environment at start-up.
+    let first = events.last().unwrap();
+    assert_eq!(
+        (&first["actor"], &first["object_type"], &first["action"]),
+        (&json!("environment"), &json!("user"), &json!("create"))
+    );
+    assert_eq!(first["changes"]["email"]["to"], ADMIN_EMAIL);
+
     // Filtered by object, and the admin's only.
     let only = t
         .get(&format!(
