@@ -77,8 +77,11 @@ pub fn record_secret(changes: &mut Value, field: &str, had: bool, has: bool) {
     }
 }
 
+/// Fields every save moves: the event's own time says when.
+const UNAUDITED: [&str; 1] = ["updated_at"];
+
 fn diff_into(changes: &mut Map<String, Value>, path: &str, before: &Value, after: &Value) {
-    if before == after {
+    if before == after || UNAUDITED.contains(&path) {
         return;
     }
     let field = path.rsplit('.').next().unwrap_or(path);
@@ -156,8 +159,10 @@ mod tests {
 
     #[test]
     fn only_changed_fields_appear_with_from_and_to() {
-        let before = json!({"name": "a", "enabled": true, "settings": {"x": 1, "y": 2}});
-        let after = json!({"name": "b", "enabled": true, "settings": {"x": 1, "y": 3}});
+        let before = json!({"name": "a", "enabled": true, "settings": {"x": 1, "y": 2},
+                            "updated_at": "2026-12-03T10:00:00Z"});
+        let after = json!({"name": "b", "enabled": true, "settings": {"x": 1, "y": 3},
+                           "updated_at": "2026-12-03T10:05:00Z"});
         assert_eq!(
             diff(&before, &after),
             json!({

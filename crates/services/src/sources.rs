@@ -188,6 +188,10 @@ fn checked_mapping(mapping: JsonMapping) -> ServiceResult<JsonMapping> {
     Ok(mapping)
 }
 
+fn grafana_secret_set(source: &Source) -> bool {
+    source.grafana.as_ref().is_some_and(|g| g.hmac_secret_set)
+}
+
 #[derive(Clone)]
 pub struct SourceService {
     store: Arc<dyn Store>,
@@ -307,7 +311,8 @@ impl SourceService {
                 .then(|| i64::from(settings.poll_interval_s) * 1000);
             self.store.set_poll_schedule(source.id, interval).await?;
         }
-        // The ingest secret is part of no serialized form: it is new with the source.
+        // Neither the ingest secret nor the Grafana one is part of the serialized form.
+        let grafana_secret = grafana_secret_set(&source);
         self.audit
             .record(
                 &caller.actor,
@@ -315,7 +320,10 @@ impl SourceService {
                 source.id,
                 "create",
                 (&Value::Null, &snapshot(&source)),
-                &[("secret", false, true)],
+                &[
+                    ("secret", false, true),
+                    ("grafana.hmac_secret", false, grafana_secret),
+                ],
             )
             .await;
         Ok(source)
@@ -371,6 +379,7 @@ impl SourceService {
     ) -> ServiceResult<Source> {
         let mut source = self.visible(caller, id).await?;
         let before = snapshot(&source);
+        let had_grafana_secret = grafana_secret_set(&source);
         if let Some(name) = change.name {
             source.name = checked_name(&name)?;
         }
@@ -409,13 +418,14 @@ impl SourceService {
         }
         source.updated_at = Utc::now();
         named(self.store.update_source(&source).await, "source")?;
-        // A secret entered again over one that was set changed too, even if the flag
-        // saying it is set did not.
+        // Only a secret entered (or `""` removing it) changed it.
         let rewritten = match &new_secret {
-            Some(Some(_)) if before["grafana"]["hmac_secret_set"] == Value::Bool(true) => {
-                vec![("grafana.hmac_secret_set", true, true)]
-            }
-            _ => Vec::new(),
+            Some(_) => vec![(
+                "grafana.hmac_secret",
+                had_grafana_secret,
+                grafana_secret_set(&source),
+            )],
+            None => Vec::new(),
         };
         if let Some(secret) = new_secret {
             let stored = self.store.set_source_hmac_secret(id, secret.as_ref()).await;

@@ -15,6 +15,9 @@ on_both_backends!(every_audited_change_is_listed_with_its_actor_and_no_secret);
 const FIRST_PASSWORD: &str = "first-Integration-pw-7731";
 const SECOND_PASSWORD: &str = "second-Integration-pw-9124";
 const BOB_PASSWORD: &str = "bobs very own password";
+const BOB_NEW_PASSWORD: &str = "bobs second password";
+const GRAFANA_SECRET: &str = "grafana-Shared-secret-5510";
+const GRAFANA_NEW_SECRET: &str = "grafana-Second-secret-6620";
 
 /// The events of one object, newest first.
 fn of<'a>(events: &'a [Value], object_id: &str) -> Vec<&'a Value> {
@@ -59,6 +62,20 @@ async fn every_audited_change_is_listed_with_its_actor_and_no_secret(backend: Ba
         .await;
     let second_url = rotated["ingest_url"].as_str().unwrap().to_owned();
 
+    // A Grafana source with a shared secret, then a new one.
+    let grafana = id(&t
+        .post(
+            "/api/v1/sources",
+            json!({"team_id": team, "type": "grafana", "name": "graf",
+                   "grafana": {"hmac_secret": GRAFANA_SECRET}}),
+        )
+        .await);
+    t.patch(
+        &format!("/api/v1/sources/{grafana}"),
+        json!({"grafana": {"hmac_secret": GRAFANA_NEW_SECRET}}),
+    )
+    .await;
+
     // A token, and a rule made with it (the token's name is the actor).
     let token = t.token("ci-bot", &[team]).await;
     let rule = t
@@ -92,6 +109,14 @@ async fn every_audited_change_is_listed_with_its_actor_and_no_secret(backend: Ba
         .find(|u| u["email"] == "bob@example.com")
         .map(id)
         .unwrap();
+    let reset = ui
+        .submit(
+            "/users",
+            &format!("/users/{bob}/password"),
+            &[("password", BOB_NEW_PASSWORD)],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::SEE_OTHER, "{}", reset.html);
     t.patch(&format!("/api/v1/users/{bob}"), json!({"team_ids": [team]}))
         .await;
 
@@ -102,6 +127,9 @@ async fn every_audited_change_is_listed_with_its_actor_and_no_secret(backend: Ba
         FIRST_PASSWORD,
         SECOND_PASSWORD,
         BOB_PASSWORD,
+        BOB_NEW_PASSWORD,
+        GRAFANA_SECRET,
+        GRAFANA_NEW_SECRET,
         &token,
         &secret_of(&first_url),
         &secret_of(&second_url),
@@ -158,16 +186,29 @@ async fn every_audited_change_is_listed_with_its_actor_and_no_secret(backend: Ba
     );
     assert_eq!(tokens[0]["changes"]["token"], "set");
 
+    let on_grafana = of(&events, &grafana.to_string());
+    assert_eq!(on_grafana[0]["action"], "update");
+    assert_eq!(
+        on_grafana[0]["changes"],
+        json!({"grafana.hmac_secret": "changed"})
+    );
+    assert_eq!(on_grafana[1]["changes"]["grafana.hmac_secret"], "set");
+
     let on_bob = of(&events, &bob.to_string());
-    assert_eq!(on_bob[0]["action"], "update_access");
+    let actions: Vec<&str> = on_bob
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["update_access", "reset_password", "create"]);
     assert_eq!(on_bob[0]["actor"], "admin");
     assert_eq!(
         on_bob[0]["changes"]["team_ids"],
         json!({"from": [], "to": [team]})
     );
-    assert_eq!(on_bob[1]["action"], "create");
     assert_eq!(on_bob[1]["actor"], ADMIN_EMAIL);
-    assert_eq!(on_bob[1]["changes"]["password"], "set");
+    assert_eq!(on_bob[1]["changes"], json!({"password": "changed"}));
+    assert_eq!(on_bob[2]["actor"], ADMIN_EMAIL);
+    assert_eq!(on_bob[2]["changes"]["password"], "set");
 
     // The first admin came from the environment at start-up.
     let first = events.last().unwrap();
@@ -192,6 +233,16 @@ async fn every_audited_change_is_listed_with_its_actor_and_no_secret(backend: Ba
     );
     let refused = t.call_as(Method::GET, "/api/v1/audit", &token, None).await;
     assert_eq!(refused.status, 403, "{refused:?}");
+    let token_id = tokens[0]["object_id"].as_str().unwrap().to_owned();
+    let revoked = t.try_delete(&format!("/api/v1/tokens/{token_id}")).await;
+    assert!(revoked.is_success(), "{revoked:?}");
+    let on_token = t
+        .get(&format!(
+            "/api/v1/audit?object_type=token&object_id={token_id}"
+        ))
+        .await;
+    assert_eq!(on_token[0]["action"], "revoke");
+    assert_eq!(on_token[0]["changes"], json!({"token": "removed"}));
 
     // The page lists the same for an admin, and is not a member's.
     let page = ui.get("/audit?object_type=integration").await;
@@ -210,7 +261,7 @@ async fn every_audited_change_is_listed_with_its_actor_and_no_secret(backend: Ba
         assert!(!page.html.contains(secret));
     }
     let mut member = Ui::new(&t.base);
-    member.login("bob@example.com", BOB_PASSWORD).await;
+    member.login("bob@example.com", BOB_NEW_PASSWORD).await;
     assert_eq!(member.get("/audit").await.status, StatusCode::FORBIDDEN);
     assert!(!member
         .get("/incidents")
