@@ -4,6 +4,7 @@
 //! engine and the preview endpoint both call [`sync::servicenow_fields`] and
 //! [`sync::plan_sync`], so what a user previews is exactly what the engine sends.
 
+pub mod audit;
 pub mod auth;
 pub mod checks;
 pub mod forwarding;

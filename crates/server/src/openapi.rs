@@ -52,6 +52,7 @@ pub(crate) struct Status {
         (name = "integrations", description = "ServiceNow integrations and their set-up"),
         (name = "sources", description = "Alert sources and their ingest URLs"),
         (name = "users", description = "Web UI accounts and login limits (admin)"),
+        (name = "audit", description = "Who changed what, newest first (admin)"),
         (name = "routing-rules", description = "Per-team routing of incidents to integrations"),
         (name = "ingest", description = "Alerts and ServiceNow pokes, authenticated by the URL"),
         (name = "health", description = "Liveness, readiness and metrics"),

@@ -11,12 +11,14 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::Utc;
+use serde_json::Value;
 use snowbound_core::login_limits::{wait_message, LimitedBy, LoginLimits};
 use snowbound_core::new_id;
 use snowbound_core::validate::{check_text, limits};
 use snowbound_store::{Store, StoreError, User};
 use uuid::Uuid;
 
+use crate::audit::{snapshot, AuditService};
 use crate::error::{ServiceError, ServiceResult};
 use crate::scope::{gone_is_fine, named};
 
@@ -102,7 +104,20 @@ pub async fn ensure_first_admin(
         return Ok(false);
     }
     let user = new_user(email, password, true, Vec::new());
-    Ok(store.create_first_user(&user).await?)
+    if !store.create_first_user(&user).await? {
+        return Ok(false);
+    }
+    // Made by the deployment's environment, not by anybody signed in.
+    crate::audit::record(
+        store,
+        "environment",
+        ("user", user.id.to_string()),
+        "create",
+        (&Value::Null, &snapshot(&user)),
+        &[("password", false, true)],
+    )
+    .await;
+    Ok(true)
 }
 
 /// A user the Users page creates.
@@ -134,11 +149,13 @@ pub enum Setup {
 pub struct AccountService {
     store: Arc<dyn Store>,
     login_limits: LoginLimits,
+    audit: AuditService,
 }
 
 impl AccountService {
     pub fn new(store: Arc<dyn Store>) -> Self {
         AccountService {
+            audit: AuditService::new(store.clone()),
             store,
             login_limits: LoginLimits::default(),
         }
@@ -214,13 +231,24 @@ impl AccountService {
         }
         let user = new_user(email, password, true, Vec::new());
         if self.store.create_first_user(&user).await? {
+            self.audit
+                .record(
+                    &user.email,
+                    "user",
+                    user.id,
+                    "create",
+                    (&Value::Null, &snapshot(&user)),
+                    &[("password", false, true)],
+                )
+                .await;
             Ok(Setup::Created(user))
         } else {
             Ok(Setup::AlreadyDone)
         }
     }
 
-    pub async fn create(&self, new: NewUser) -> ServiceResult<User> {
+    /// `actor` names who creates it in the audit trail.
+    pub async fn create(&self, actor: &str, new: NewUser) -> ServiceResult<User> {
         check_email(&new.email).map_err(|m| ServiceError::invalid("email", m))?;
         check_password(&new.password).map_err(|m| ServiceError::invalid("password", m))?;
         self.check_teams_exist(&new.team_ids).await?;
@@ -231,6 +259,16 @@ impl AccountService {
             }
             other => other.into(),
         })?;
+        self.audit
+            .record(
+                actor,
+                "user",
+                user.id,
+                "create",
+                (&Value::Null, &snapshot(&user)),
+                &[("password", false, true)],
+            )
+            .await;
         Ok(user)
     }
 
@@ -256,6 +294,7 @@ impl AccountService {
     /// their own admin flag away, so there is always an administrator left.
     pub async fn update_access(
         &self,
+        actor: &str,
         by: Option<Uuid>,
         id: Uuid,
         change: AccessChange,
@@ -267,6 +306,7 @@ impl AccountService {
             .into_iter()
             .find(|u| u.id == id)
             .ok_or(ServiceError::not_found("user"))?;
+        let before = snapshot(&user);
         if let Some(is_admin) = change.is_admin {
             if by == Some(id) && !is_admin {
                 return Err(ServiceError::Conflict {
@@ -287,6 +327,16 @@ impl AccountService {
                 .await,
             "user",
         )?;
+        self.audit
+            .record(
+                actor,
+                "user",
+                id,
+                "update_access",
+                (&before, &snapshot(&user)),
+                &[],
+            )
+            .await;
         Ok(user)
     }
 
@@ -298,6 +348,7 @@ impl AccountService {
     /// password stays logged in where they did it), in the same transaction.
     pub async fn reset_password(
         &self,
+        actor: &str,
         id: Uuid,
         password: &str,
         keep: Option<&str>,
@@ -307,11 +358,22 @@ impl AccountService {
             .store
             .set_user_password(id, &hash_password(password), keep)
             .await;
-        named(result, "user")
+        named(result, "user")?;
+        self.audit
+            .record(
+                actor,
+                "user",
+                id,
+                "reset_password",
+                (&Value::Null, &Value::Null),
+                &[("password", true, true)],
+            )
+            .await;
+        Ok(())
     }
 
     /// `by` is the administrator deleting: there is always one left, the one doing it.
-    pub async fn delete(&self, by: Uuid, id: Uuid) -> ServiceResult<()> {
+    pub async fn delete(&self, actor: &str, by: Uuid, id: Uuid) -> ServiceResult<()> {
         if id == by {
             return Err(ServiceError::Conflict {
                 code: "conflict",
@@ -319,7 +381,26 @@ impl AccountService {
                 field: None,
             });
         }
-        gone_is_fine(self.store.delete_user(id).await)
+        let before = self
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .find(|u| u.id == id);
+        gone_is_fine(self.store.delete_user(id).await)?;
+        if let Some(before) = before {
+            self.audit
+                .record(
+                    actor,
+                    "user",
+                    id,
+                    "delete",
+                    (&snapshot(&before), &Value::Null),
+                    &[],
+                )
+                .await;
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use snowbound_core::inbound::WhoWins;
 use snowbound_core::instance_url::{is_public, InstancePolicy, LOCAL_REFUSED};
 use snowbound_core::integration_limits::{check_display_name, check_servicenow_lengths};
@@ -20,6 +21,7 @@ use snowbound_core::{
 use snowbound_store::{IntegrationRecord, Store};
 use uuid::Uuid;
 
+use crate::audit::{snapshot, AuditService};
 use crate::caller::Caller;
 use crate::choice_cache::ChoiceCache;
 use crate::error::{ServiceError, ServiceResult};
@@ -333,6 +335,23 @@ async fn resolves_locally(instance_url: &str) -> bool {
     }
 }
 
+/// The secrets a save wrote (kept apart from the integration, so not in its diff): each
+/// one entered counts as set, or as changed when `had` one before.
+fn entered_secrets(
+    credentials: &snowbound_core::Credentials,
+    had: bool,
+) -> Vec<(&'static str, bool, bool)> {
+    [
+        ("password", credentials.password.is_some()),
+        ("client_secret", credentials.client_secret.is_some()),
+        ("api_key", credentials.api_key.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, entered)| *entered)
+    .map(|(field, _)| (field, had, true))
+    .collect()
+}
+
 #[derive(Clone)]
 pub struct IntegrationService {
     store: Arc<dyn Store>,
@@ -342,6 +361,7 @@ pub struct IntegrationService {
     choices: Arc<ChoiceCache>,
     /// Routing (which integrations serve a team) is cached; every change is told.
     lookups: Arc<Lookups>,
+    audit: AuditService,
 }
 
 impl IntegrationService {
@@ -353,6 +373,7 @@ impl IntegrationService {
         lookups: Arc<Lookups>,
     ) -> Self {
         IntegrationService {
+            audit: AuditService::new(store.clone()),
             store,
             waker,
             policy,
@@ -423,6 +444,17 @@ impl IntegrationService {
             .create_integration(&integration, &checked.credentials)
             .await?;
         self.changed().await;
+        let secrets = entered_secrets(&checked.credentials, false);
+        self.audit
+            .record(
+                &caller.actor,
+                "integration",
+                integration.id,
+                "create",
+                (&Value::Null, &snapshot(&integration)),
+                &secrets,
+            )
+            .await;
         Ok(self.store.get_integration(integration.id).await?)
     }
 
@@ -452,6 +484,17 @@ impl IntegrationService {
             .await;
         named(updated, "integration")?;
         self.changed().await;
+        let secrets = entered_secrets(&checked.credentials, true);
+        self.audit
+            .record(
+                &caller.actor,
+                "integration",
+                id,
+                "update",
+                (&snapshot(&current), &snapshot(&integration)),
+                &secrets,
+            )
+            .await;
         // New settings un-park and bump every link: the engine re-applies them now.
         self.waker.wake();
         self.choices.invalidate(id);
@@ -459,7 +502,7 @@ impl IntegrationService {
     }
 
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> ServiceResult<()> {
-        self.owned(caller, id).await?;
+        let current = self.owned(caller, id).await?.integration;
         // A servicenow source reads through it: deleting it would leave the source deaf,
         // its pokes retried for ever. The source goes first.
         let readers: Vec<String> = self
@@ -487,6 +530,16 @@ impl IntegrationService {
         self.choices.invalidate(id);
         gone_is_fine(self.store.delete_integration(id).await)?;
         self.changed().await;
+        self.audit
+            .record(
+                &caller.actor,
+                "integration",
+                id,
+                "delete",
+                (&snapshot(&current), &Value::Null),
+                &[],
+            )
+            .await;
         Ok(())
     }
 

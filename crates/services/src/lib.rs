@@ -8,6 +8,7 @@
 //! not call ServiceNow, so the engine can apply changes through the same services.
 
 pub mod accounts;
+pub mod audit;
 pub mod caller;
 pub mod choice_cache;
 pub mod error;
@@ -118,6 +119,10 @@ impl Services {
 
     pub fn teams(&self) -> teams::TeamService {
         teams::TeamService::new(self.store.clone())
+    }
+
+    pub fn audit(&self) -> audit::AuditService {
+        audit::AuditService::new(self.store.clone())
     }
 
     pub fn accounts(&self) -> accounts::AccountService {

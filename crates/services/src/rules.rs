@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde::Deserialize;
+use serde_json::{json, Value};
 use snowbound_core::checks::checked_name;
 use snowbound_core::new_id;
 use snowbound_core::routing::{
@@ -15,6 +16,7 @@ use snowbound_core::routing::{
 use snowbound_store::{RuleFiring, Store, StoreError};
 use uuid::Uuid;
 
+use crate::audit::{snapshot, AuditService};
 use crate::caller::Caller;
 use crate::error::{ServiceError, ServiceResult};
 use crate::lookups::{Changed, Lookups};
@@ -55,11 +57,16 @@ pub struct RuleService {
     store: Arc<dyn Store>,
     /// Routing is cached per team; every change of a rule is told.
     lookups: Arc<Lookups>,
+    audit: AuditService,
 }
 
 impl RuleService {
     pub fn new(store: Arc<dyn Store>, lookups: Arc<Lookups>) -> Self {
-        RuleService { store, lookups }
+        RuleService {
+            audit: AuditService::new(store.clone()),
+            store,
+            lookups,
+        }
     }
 
     async fn changed(&self, team: Uuid) {
@@ -133,6 +140,16 @@ impl RuleService {
         };
         self.store.create_routing_rule(&rule).await?;
         self.changed(rule.team_id).await;
+        self.audit
+            .record(
+                &caller.actor,
+                "rule",
+                rule.id,
+                "create",
+                (&Value::Null, &snapshot(&rule)),
+                &[],
+            )
+            .await;
         Ok(rule)
     }
 
@@ -151,6 +168,7 @@ impl RuleService {
             ));
         }
         let name = self.checked(caller, &input).await?;
+        let before = snapshot(&current);
         let rule = RoutingRule {
             name,
             position: input.position.unwrap_or(current.position),
@@ -161,6 +179,16 @@ impl RuleService {
         };
         named(self.store.update_routing_rule(&rule).await, "routing rule")?;
         self.changed(rule.team_id).await;
+        self.audit
+            .record(
+                &caller.actor,
+                "rule",
+                id,
+                "update",
+                (&before, &snapshot(&rule)),
+                &[],
+            )
+            .await;
         Ok(rule)
     }
 
@@ -173,6 +201,12 @@ impl RuleService {
         rule_ids: &[Uuid],
     ) -> ServiceResult<Vec<RoutingRule>> {
         require_team(&*self.store, caller, team_id).await?;
+        let order: Vec<Uuid> = self
+            .ordered(caller, team_id)
+            .await?
+            .iter()
+            .map(|r| r.id)
+            .collect();
         match self.store.reorder_routing_rules(team_id, rule_ids).await {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => {
@@ -183,6 +217,17 @@ impl RuleService {
             }
             Err(e) => return Err(e.into()),
         }
+        // Recorded against the team: the order is the team's, not one rule's.
+        self.audit
+            .record(
+                &caller.actor,
+                "rule",
+                team_id,
+                "reorder",
+                (&json!({"order": order}), &json!({"order": rule_ids})),
+                &[],
+            )
+            .await;
         self.ordered(caller, team_id).await
     }
 
@@ -224,6 +269,16 @@ impl RuleService {
         let rule = self.visible(caller, id).await?;
         gone_is_fine(self.store.delete_routing_rule(id).await)?;
         self.changed(rule.team_id).await;
+        self.audit
+            .record(
+                &caller.actor,
+                "rule",
+                id,
+                "delete",
+                (&snapshot(&rule), &Value::Null),
+                &[],
+            )
+            .await;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 use snowbound_core::checks::checked_name;
 use snowbound_core::inbound::settings::validate_servicenow_source;
 use snowbound_core::inbound::ServiceNowSourceSettings;
@@ -23,6 +24,7 @@ use snowbound_core::{new_id, Severity};
 use snowbound_store::{KeptPayload, Store};
 use uuid::Uuid;
 
+use crate::audit::{snapshot, AuditService};
 use crate::caller::Caller;
 use crate::error::{ServiceError, ServiceResult};
 use crate::lookups::{Changed, Lookups};
@@ -186,16 +188,25 @@ fn checked_mapping(mapping: JsonMapping) -> ServiceResult<JsonMapping> {
     Ok(mapping)
 }
 
+fn grafana_secret_set(source: &Source) -> bool {
+    source.grafana.as_ref().is_some_and(|g| g.hmac_secret_set)
+}
+
 #[derive(Clone)]
 pub struct SourceService {
     store: Arc<dyn Store>,
     /// Ingest finds sources here; every change of one is told.
     lookups: Arc<Lookups>,
+    audit: AuditService,
 }
 
 impl SourceService {
     pub fn new(store: Arc<dyn Store>, lookups: Arc<Lookups>) -> Self {
-        SourceService { store, lookups }
+        SourceService {
+            audit: AuditService::new(store.clone()),
+            store,
+            lookups,
+        }
     }
 
     /// The source if the caller may see it; other teams' sources do not exist.
@@ -300,6 +311,21 @@ impl SourceService {
                 .then(|| i64::from(settings.poll_interval_s) * 1000);
             self.store.set_poll_schedule(source.id, interval).await?;
         }
+        // Neither the ingest secret nor the Grafana one is part of the serialized form.
+        let grafana_secret = grafana_secret_set(&source);
+        self.audit
+            .record(
+                &caller.actor,
+                "source",
+                source.id,
+                "create",
+                (&Value::Null, &snapshot(&source)),
+                &[
+                    ("secret", false, true),
+                    ("grafana.hmac_secret", false, grafana_secret),
+                ],
+            )
+            .await;
         Ok(source)
     }
 
@@ -352,6 +378,8 @@ impl SourceService {
         change: SourceChange,
     ) -> ServiceResult<Source> {
         let mut source = self.visible(caller, id).await?;
+        let before = snapshot(&source);
+        let had_grafana_secret = grafana_secret_set(&source);
         if let Some(name) = change.name {
             source.name = checked_name(&name)?;
         }
@@ -390,12 +418,31 @@ impl SourceService {
         }
         source.updated_at = Utc::now();
         named(self.store.update_source(&source).await, "source")?;
+        // Only a secret entered (or `""` removing it) changed it.
+        let rewritten = match &new_secret {
+            Some(_) => vec![(
+                "grafana.hmac_secret",
+                had_grafana_secret,
+                grafana_secret_set(&source),
+            )],
+            None => Vec::new(),
+        };
         if let Some(secret) = new_secret {
             let stored = self.store.set_source_hmac_secret(id, secret.as_ref()).await;
             named(stored, "source")?;
         }
         self.lookups
             .changed(&*self.store, Changed::Source(id))
+            .await;
+        self.audit
+            .record(
+                &caller.actor,
+                "source",
+                id,
+                "update",
+                (&before, &snapshot(&source)),
+                &rewritten,
+            )
             .await;
         Ok(source)
     }
@@ -482,15 +529,35 @@ impl SourceService {
         self.lookups
             .changed(&*self.store, Changed::Source(id))
             .await;
+        self.audit
+            .record(
+                &caller.actor,
+                "source",
+                id,
+                "rotate",
+                (&Value::Null, &Value::Null),
+                &[("secret", true, true)],
+            )
+            .await;
         named(self.store.get_source(id).await, "source")
     }
 
     /// Incidents the source opened stay; only the way in closes.
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> ServiceResult<()> {
-        self.visible(caller, id).await?;
+        let current = self.visible(caller, id).await?;
         gone_is_fine(self.store.delete_source(id).await)?;
         self.lookups
             .changed(&*self.store, Changed::Source(id))
+            .await;
+        self.audit
+            .record(
+                &caller.actor,
+                "source",
+                id,
+                "delete",
+                (&snapshot(&current), &Value::Null),
+                &[],
+            )
             .await;
         Ok(())
     }

@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use rand::RngCore;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use snowbound_core::checks::checked_name;
 use snowbound_core::{new_id, Team};
 use snowbound_store::{ApiToken, Store, StoreError};
 use uuid::Uuid;
 
+use crate::audit::AuditService;
 use crate::caller::{Caller, Scope};
 use crate::error::{ServiceError, ServiceResult};
 use crate::scope::{named, visible};
@@ -43,11 +45,15 @@ pub struct CreatedToken {
 #[derive(Clone)]
 pub struct TeamService {
     store: Arc<dyn Store>,
+    audit: AuditService,
 }
 
 impl TeamService {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        TeamService { store }
+        TeamService {
+            audit: AuditService::new(store.clone()),
+            store,
+        }
     }
 
     pub async fn create(&self, caller: &Caller, name: &str) -> ServiceResult<Team> {
@@ -121,6 +127,18 @@ impl TeamService {
             created_at: Utc::now(),
         };
         self.store.create_token(&record).await?;
+        // The hash stays out: it is as good as the token for finding who holds it.
+        let after = json!({"name": record.name, "team_ids": record.team_ids});
+        self.audit
+            .record(
+                &caller.actor,
+                "token",
+                record.id,
+                "create",
+                (&Value::Null, &after),
+                &[("token", false, true)],
+            )
+            .await;
         Ok(CreatedToken { record, token })
     }
 
@@ -134,7 +152,18 @@ impl TeamService {
     /// Every request looks its token up afresh, so the token fails from the next request on.
     pub async fn revoke_token(&self, caller: &Caller, id: Uuid) -> ServiceResult<()> {
         caller.require_admin()?;
-        named(self.store.revoke_token(id).await, "token")
+        named(self.store.revoke_token(id).await, "token")?;
+        self.audit
+            .record(
+                &caller.actor,
+                "token",
+                id,
+                "revoke",
+                (&Value::Null, &Value::Null),
+                &[("token", true, false)],
+            )
+            .await;
+        Ok(())
     }
 
     /// The caller a bearer token stands for: the admin token (compared as SHA-256 in

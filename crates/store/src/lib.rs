@@ -295,6 +295,15 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets the failures under `key`, or under every key (`None`); how many keys went.
     async fn clear_login_failures(&self, key: Option<&str>) -> Result<u64>;
 
+    // --- audit trail ------------------------------------------------------------------
+    /// Appends one change and keeps only the newest `AUDIT_EVENTS_KEPT` events.
+    async fn record_audit(&self, event: &snowbound_core::audit::NewAuditEvent) -> Result<()>;
+    /// Newest first.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<Vec<snowbound_core::audit::AuditEvent>>;
+
     // --- alert sources and their dedup keys -------------------------------------------
     /// The ingest secret is stored twice: hashed (to find the source) and sealed with
     /// the instance key (so its URL can be shown again).
@@ -433,6 +442,9 @@ pub trait Store: Send + Sync + 'static {
 
 /// The API call log keeps this many calls per integration.
 pub const API_CALLS_KEPT: i64 = 1000;
+
+/// Audit events kept (all objects together); older ones are pruned on insert.
+pub const AUDIT_EVENTS_KEPT: i64 = 10_000;
 
 /// A finished reconcile for [`Store::complete_leases`].
 #[derive(Debug, Clone)]

@@ -198,6 +198,16 @@ pub struct ApiCallRecord {
 }
 
 #[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    /// Only events older than this id (paging back).
+    pub before: Option<i64>,
+    /// At most this many (100 when unset).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct ApiCallFilter {
     pub integration_id: Option<Uuid>,
     pub incident_id: Option<Uuid>,

@@ -1,5 +1,6 @@
 //! The route table and the layers around it.
 
+pub(crate) mod audit;
 mod incidents;
 mod ingest;
 mod integrations;
@@ -41,6 +42,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list))
         .routes(routes!(users::update))
         .routes(routes!(users::reset_lockouts))
+        .routes(routes!(audit::list))
         .routes(routes!(integrations::list, integrations::create))
         .routes(routes!(
             integrations::get,

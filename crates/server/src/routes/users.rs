@@ -37,7 +37,7 @@ pub async fn update(
     let user = state
         .services
         .accounts()
-        .update_access(None, id, change)
+        .update_access(&caller.actor, None, id, change)
         .await?;
     Ok(axum::Json(user))
 }

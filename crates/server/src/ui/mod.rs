@@ -3,6 +3,7 @@
 //! errors into the fields to mark. Every form works without JavaScript; the one small script only refreshes choice
 //! lists and runs Test Connection in place.
 
+mod audit;
 mod auth;
 mod auth_fields;
 mod field_mappings;
@@ -43,5 +44,6 @@ pub fn router() -> Router<AppState> {
         .merge(sources::router())
         .merge(rules::router())
         .merge(users::router())
+        .merge(audit::router())
         .merge(who_wins::router())
 }

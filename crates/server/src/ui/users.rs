@@ -139,7 +139,7 @@ async fn create(State(state): State<AppState>, Posted { user, form }: Posted) ->
     let result = state
         .services
         .accounts()
-        .create(new)
+        .create(&user.user.email, new)
         .await
         .map_err(ApiError::from);
     match result {
@@ -168,7 +168,7 @@ async fn reset_password(
     let keep = (id == user.user.id).then_some(user.session_id.as_str());
     let accounts = state.services.accounts();
     match accounts
-        .reset_password(id, password, keep)
+        .reset_password(&user.user.email, id, password, keep)
         .await
         .map_err(ApiError::from)
     {
@@ -193,7 +193,12 @@ async fn delete(
     if let Some(refused) = not_admin(&user) {
         return Ok(refused);
     }
-    match state.services.accounts().delete(user.user.id, id).await {
+    match state
+        .services
+        .accounts()
+        .delete(&user.user.email, user.user.id, id)
+        .await
+    {
         Ok(()) => Ok(Redirect::to("/users?done=deleted").into_response()),
         Err(e) => {
             let e = ApiError::from(e);
@@ -227,7 +232,7 @@ async fn change_access(
     let result = state
         .services
         .accounts()
-        .update_access(Some(user.user.id), id, change)
+        .update_access(&user.user.email, Some(user.user.id), id, change)
         .await;
     match result.map_err(ApiError::from) {
         Ok(_) => Ok(Redirect::to("/users?done=access").into_response()),

@@ -5,6 +5,7 @@
 //! `tests/slow_clients.rs`.
 
 mod alertmanager;
+mod audit;
 mod auth_types;
 mod browser;
 mod crash;

@@ -2,6 +2,7 @@
 //! one SQL text; [`Dialect`] carries what SQLite and PostgreSQL do differently.
 
 mod api_calls;
+mod audit;
 mod counts;
 pub(crate) mod dialect;
 mod inbound;

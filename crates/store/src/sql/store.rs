@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::{
-    api_calls, counts, inbound, incidents, integrations, journal, links, login_failures, meta,
-    rules, sources, teams, tokens, users, SqlStore,
+    api_calls, audit, counts, inbound, incidents, integrations, journal, links, login_failures,
+    meta, rules, sources, teams, tokens, users, SqlStore,
 };
 use crate::types::*;
 use crate::{
@@ -320,6 +320,17 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn clear_login_failures(&self, key: Option<&str>) -> Result<u64> {
         login_failures::clear_login_failures(self, key).await
+    }
+
+    async fn record_audit(&self, event: &snowbound_core::audit::NewAuditEvent) -> Result<()> {
+        audit::record_audit(self, event).await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<Vec<snowbound_core::audit::AuditEvent>> {
+        audit::list_audit(self, filter).await
     }
 
     async fn create_source(&self, source: &Source, secret: &SecretString) -> Result<()> {

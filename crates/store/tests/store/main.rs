@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 
+mod audit;
 mod backends_agree;
 mod call_log_and_recreate;
 mod concurrency;
