@@ -28,6 +28,10 @@ pub struct Search {
 
 pub fn parse_search(q: &str) -> ServiceResult<Search> {
     let mut search = Search::default();
+    // PostgreSQL refuses NUL in text: say which parameter instead of failing the query.
+    if q.contains('\0') {
+        return Err(ServiceError::invalid("q", "must not contain NUL"));
+    }
     let terms: Vec<&str> = q.split_whitespace().collect();
     if terms.len() > MAX_TERMS {
         return Err(ServiceError::invalid(
@@ -81,6 +85,7 @@ mod tests {
         );
         assert_eq!(parse_search("").unwrap(), Search::default());
         assert!(parse_search(&"a ".repeat(11)).is_err());
+        assert!(parse_search("a\0b").is_err());
     }
 
     #[test]

@@ -107,6 +107,13 @@ async fn the_api_searches_titles_and_attributes_within_the_callers_teams(backend
         "{refused:?}"
     );
     assert_eq!(refused.field(), "before");
+    let nul = t.try_get("/api/v1/incidents?q=a%00b").await;
+    assert_eq!(
+        nul.status_code(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{nul:?}"
+    );
+    assert_eq!(nul.field(), "q");
 }
 
 async fn the_api_pages_visit_every_incident_once(backend: Backend) {
