@@ -9,6 +9,7 @@
 
 mod drive;
 mod ingest;
+mod list;
 mod raw;
 mod report;
 mod server;
@@ -101,6 +102,11 @@ struct Cli {
     /// With `--ingest-only`: alerts per request; above 1 they go as Alertmanager bodies.
     #[arg(long, default_value_t = 1)]
     alerts_per_body: usize,
+    /// Measure the incidents list: load this many incidents (Alertmanager bodies of
+    /// `--alerts-per-body`, at least 500, through ingest), then time pages walked with
+    /// the `Link` cursor and searches; no report.
+    #[arg(long)]
+    list_incidents: Option<usize>,
     /// Give up when nothing reaches ServiceNow for this long.
     #[arg(long, default_value_t = 60)]
     stall_timeout_s: u64,
@@ -127,6 +133,9 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("--env {kv}: expected KEY=VALUE"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(count) = cli.list_incidents {
+        return list::run(&cli, &binary, extra_env, count).await;
+    }
     if cli.ingest_only {
         return ingest_only(&cli, &binary, extra_env).await;
     }

@@ -100,6 +100,31 @@ impl Server {
         bail!("snowbound serve did not become ready within 60 s:\n{log}")
     }
 
+    /// One page of `GET path` as the admin: how many incidents it held and the
+    /// `rel="next"` address, if any.
+    pub async fn page(&self, path: &str) -> anyhow::Result<(usize, Option<String>)> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await?;
+        let status = resp.status();
+        let next = resp
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_suffix(">; rel=\"next\""))
+            .and_then(|v| v.strip_prefix('<'))
+            .map(str::to_owned);
+        let answer: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("GET {path} answered {status}: {answer}");
+        }
+        let count = answer.as_array().context("a JSON array")?.len();
+        Ok((count, next))
+    }
+
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, path, body).await
     }

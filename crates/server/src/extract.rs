@@ -149,6 +149,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 }
 
 impl Query {
+    /// The raw value of `name`, left in place (for links that repeat the query).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn take(&mut self, name: &str) -> Option<String> {
         let index = self.pairs.iter().position(|(k, _)| k == name)?;
         Some(self.pairs.remove(index).1)

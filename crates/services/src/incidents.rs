@@ -24,6 +24,7 @@ pub use snowbound_core::lifecycle::Change;
 
 use crate::caller::Caller;
 use crate::error::{ServiceError, ServiceResult};
+use crate::incident_search::{cursor_after, parse_cursor, parse_search};
 use crate::lookups::Lookups;
 use crate::scope::{named, visible};
 use crate::waker::EngineWaker;
@@ -51,6 +52,17 @@ pub struct IncidentQuery {
     pub severity: Option<Severity>,
     pub team_id: Option<Uuid>,
     pub limit: Option<u32>,
+    /// Search terms, see [`crate::incident_search`].
+    pub q: Option<String>,
+    /// A cursor a previous page answered: the incidents after that page.
+    pub before: Option<String>,
+}
+
+/// A page of the incidents list; `next` is the cursor of the page after it, if any.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentPage {
+    pub incidents: Vec<Incident>,
+    pub next: Option<String>,
 }
 
 /// What opening an incident came to.
@@ -221,27 +233,37 @@ impl IncidentService {
         visible(caller, self.store.get_incident(id)).await
     }
 
-    /// Newest first, within the caller's teams.
-    pub async fn list(
-        &self,
-        caller: &Caller,
-        query: IncidentQuery,
-    ) -> ServiceResult<Vec<Incident>> {
+    /// Newest first (ties by id), within the caller's teams, a page at a time.
+    pub async fn list(&self, caller: &Caller, query: IncidentQuery) -> ServiceResult<IncidentPage> {
+        let search = parse_search(query.q.as_deref().unwrap_or_default())?;
+        let before = query.before.as_deref().map(parse_cursor).transpose()?;
         let team_ids = match (query.team_id, caller.team_filter()) {
-            (Some(team), _) if !caller.sees_team(team) => return Ok(Vec::new()),
+            (Some(team), _) if !caller.sees_team(team) => return Ok(IncidentPage::default()),
             (Some(team), _) => Some(vec![team]),
             (None, filter) => filter,
         };
         if team_ids.as_ref().is_some_and(Vec::is_empty) {
-            return Ok(Vec::new());
+            return Ok(IncidentPage::default());
         }
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        // One more than asked tells whether a next page exists.
         let filter = IncidentFilter {
             team_ids,
             status: query.status,
             severity: query.severity,
-            limit: Some(query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)),
+            title_contains: search.title_contains,
+            attributes: search.attributes,
+            before,
+            limit: Some(limit + 1),
         };
-        Ok(self.store.list_incidents(&filter).await?)
+        let mut incidents = self.store.list_incidents(&filter).await?;
+        let next = if incidents.len() > limit as usize {
+            incidents.truncate(limit as usize);
+            incidents.last().map(cursor_after)
+        } else {
+            None
+        };
+        Ok(IncidentPage { incidents, next })
     }
 
     /// Applies `change` to the current incident; a change that alters nothing writes

@@ -13,6 +13,7 @@ pub mod caller;
 pub mod choice_cache;
 pub mod error;
 pub mod inbound;
+pub mod incident_search;
 pub mod incidents;
 pub mod ingest;
 pub mod ingest_limit;

@@ -124,6 +124,7 @@ impl Dialect for SqliteBackend {
     const GREATEST: &'static str = "MAX";
     const SKIP_LOCKED: &'static str = "";
     const LOCK_ROWS: &'static str = "";
+    const ATTRIBUTE_PAIRS: &'static str = "json_each(incidents.attributes)";
 
     async fn read_all(&self, sql: Sql<'_>) -> Result<Vec<SqliteRow>> {
         Ok(sql.query::<Sqlite>().fetch_all(&self.readers).await?)

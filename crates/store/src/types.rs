@@ -180,7 +180,21 @@ pub struct IncidentFilter {
     pub team_ids: Option<Vec<Uuid>>,
     pub status: Option<IncidentStatus>,
     pub severity: Option<Severity>,
+    /// Each one a case-insensitive substring of the title (`%` and `_` match themselves).
+    pub title_contains: Vec<String>,
+    /// Each `(key, value)` an attribute the incident holds exactly.
+    pub attributes: Vec<(String, String)>,
+    /// Keyset pagination: only incidents after this one in the list's order (newest
+    /// first, ties on `created_at` broken by id, descending).
+    pub before: Option<IncidentCursor>,
     pub limit: Option<u32>,
+}
+
+/// Where a page of the incidents list ends: the last incident's `created_at` and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncidentCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -12,6 +12,7 @@ pub struct Answer {
     pub status: u16,
     pub body: Value,
     pub text: String,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Answer {
@@ -40,6 +41,13 @@ impl Answer {
     /// Status and body, for tests that match on both.
     pub fn parts(self) -> (StatusCode, Value) {
         (self.status_code(), self.body)
+    }
+
+    /// The `rel="next"` address of the `Link` header, as a path (`/api/v1/…`).
+    pub fn next_link(&self) -> Option<String> {
+        let link = self.headers.get("link")?.to_str().ok()?;
+        let target = link.strip_suffix(">; rel=\"next\"")?.strip_prefix('<')?;
+        Some(target.to_owned())
     }
 
     /// The body of an answer that must be a success.
@@ -90,6 +98,7 @@ impl Api {
             .await
             .expect("the request reaches Snowbound");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let json = response
             .headers()
             .get("content-type")
@@ -107,7 +116,12 @@ impl Api {
             );
             Value::String(text.clone())
         };
-        Answer { status, body, text }
+        Answer {
+            status,
+            body,
+            text,
+            headers,
+        }
     }
 
     /// A call as `token` (a team token, a wrong one, ...).

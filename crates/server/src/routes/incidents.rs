@@ -1,6 +1,7 @@
 //! Incidents: create, list, read with timeline and links, change, forward.
 
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -84,29 +85,66 @@ pub async fn create(
 }
 
 #[utoipa::path(get, operation_id = "incidents_list", path = "/incidents", tag = "incidents",
-    description = "Incidents the caller may see.",
+    description = "Incidents the caller may see, newest first (ties by id), a page at a time: \
+        when more follow, the `Link` header (`rel=\"next\"`) and `X-Next-Cursor` give the \
+        next page.",
     params(
         ("status" = Option<IncidentStatus>, Query, description = "Only this status"),
         ("severity" = Option<Severity>, Query, description = "Only this severity"),
         ("team_id" = Option<Uuid>, Query, description = "Only this team's"),
-        ("limit" = Option<u32>, Query, description = "At most this many"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 200, at most 1000)"),
+        ("q" = Option<String>, Query, description = "Search terms separated by spaces, all of which \
+            must match: `key=value` or `key:value` is an attribute holding exactly that value, \
+            any other term a case-insensitive substring of the title"),
+        ("before" = Option<String>, Query, description = "An opaque cursor from `X-Next-Cursor`: \
+            the page after the one that answered it"),
     ),
-    responses((status = 200, description = "The incidents (without timeline and links)", body = Vec<Incident>)))]
+    responses((status = 200, description = "The incidents (without timeline and links)", body = Vec<Incident>,
+        headers(
+            ("Link" = String, description = "`<url>; rel=\"next\"` when more incidents follow"),
+            ("X-Next-Cursor" = String, description = "The `before` of the next page, when more follow"),
+        ))))]
 pub async fn list(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     caller: Caller,
     mut query: Query,
 ) -> ApiResult<impl IntoResponse> {
+    let kept = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            ["status", "severity", "team_id", "limit", "q"]
+                .into_iter()
+                .filter_map(|name| query.get(name).map(|value| (name, value))),
+        )
+        .finish();
     let incidents_query = IncidentQuery {
         status: query.parse("status")?,
         severity: query.parse("severity")?,
         team_id: query.parse("team_id")?,
         limit: query.parse("limit")?,
+        q: query.take("q"),
+        before: query.take("before"),
     };
     query.finish()?;
-    let incidents: Vec<Incident> = state.incidents().list(&caller, incidents_query).await?;
-    Ok(axum::Json(incidents))
+    let page = state.incidents().list(&caller, incidents_query).await?;
+    let mut headers = HeaderMap::new();
+    if let Some(next) = &page.next {
+        let separator = if kept.is_empty() { "" } else { "&" };
+        let link = format!(
+            "<{}?{kept}{separator}before={next}>; rel=\"next\"",
+            uri.path()
+        );
+        // Both are ASCII: the path came as a valid URI, the rest is form-encoded or base64url.
+        if let (Ok(link), Ok(cursor)) = (HeaderValue::from_str(&link), HeaderValue::from_str(next))
+        {
+            headers.insert(header::LINK, link);
+            headers.insert(NEXT_CURSOR.clone(), cursor);
+        }
+    }
+    Ok((headers, axum::Json(page.incidents)))
 }
+
+static NEXT_CURSOR: HeaderName = HeaderName::from_static("x-next-cursor");
 
 #[utoipa::path(get, operation_id = "incidents_get", path = "/incidents/{id}", tag = "incidents",
     params(("id" = Uuid, Path, description = "The incident's id")),

@@ -66,6 +66,9 @@ struct ListPage {
     status: String,
     severity: String,
     team: String,
+    q: String,
+    /// The next page's address, when more incidents follow.
+    older: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -76,7 +79,13 @@ pub struct ListQuery {
     severity: String,
     #[serde(default)]
     team: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    before: String,
 }
+
+const PAGE_SIZE: u32 = 200;
 
 async fn list(
     State(state): State<AppState>,
@@ -89,13 +98,24 @@ async fn list(
         status: query.status.parse::<IncidentStatus>().ok(),
         severity: query.severity.parse::<Severity>().ok(),
         team_id: query.team.parse().ok(),
-        limit: Some(200),
+        limit: Some(PAGE_SIZE),
+        q: Some(query.q.clone()),
+        before: Some(query.before.clone()).filter(|b| !b.is_empty()),
     };
     let names: HashMap<Uuid, String> = teams.iter().map(|t| (t.id, t.name.clone())).collect();
-    let rows = state
-        .incidents()
-        .list(&caller, filter)
-        .await?
+    let page = state.incidents().list(&caller, filter).await?;
+    let older = page.next.map(|next| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("status", &query.status)
+            .append_pair("severity", &query.severity)
+            .append_pair("team", &query.team)
+            .append_pair("q", &query.q)
+            .append_pair("before", &next)
+            .finish();
+        format!("/incidents?{query}")
+    });
+    let rows = page
+        .incidents
         .into_iter()
         .map(|i| Row {
             id: i.id,
@@ -113,6 +133,8 @@ async fn list(
         status: query.status,
         severity: query.severity,
         team: query.team,
+        q: query.q,
+        older,
     }))
 }
 

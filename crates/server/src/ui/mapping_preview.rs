@@ -44,7 +44,8 @@ pub async fn preview_choices(
                 ..IncidentQuery::default()
             },
         )
-        .await?;
+        .await?
+        .incidents;
     Ok(incidents
         .into_iter()
         .filter(|i| integration.serves_team(i.team_id))

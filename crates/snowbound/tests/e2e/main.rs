@@ -13,6 +13,7 @@ mod email;
 mod grafana_json_sources;
 mod hostile_input;
 mod inbound;
+mod incidents_search;
 mod ingest_input;
 mod ingest_limits;
 mod journal;

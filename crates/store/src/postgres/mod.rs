@@ -62,6 +62,7 @@ impl Dialect for PostgresBackend {
     const GREATEST: &'static str = "GREATEST";
     const SKIP_LOCKED: &'static str = "FOR UPDATE OF l SKIP LOCKED";
     const LOCK_ROWS: &'static str = "FOR UPDATE";
+    const ATTRIBUTE_PAIRS: &'static str = "json_each_text(incidents.attributes::json)";
 
     async fn read_all(&self, sql: Sql<'_>) -> Result<Vec<PgRow>> {
         Ok(sql.query::<Postgres>().fetch_all(&self.pool).await?)

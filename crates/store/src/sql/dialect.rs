@@ -27,6 +27,10 @@ pub trait Dialect: Clone + Send + Sync + 'static {
     /// two transactions taking them in different orders could deadlock. Empty on SQLite
     /// (one writer): then the `SELECT` is not sent at all.
     const LOCK_ROWS: &'static str;
+    /// A table of an incident's attributes as text `key` and `value` columns, inside a
+    /// statement over `incidents`: attributes are JSON text on both backends, and each
+    /// has its own function to unfold an object.
+    const ATTRIBUTE_PAIRS: &'static str;
 
     fn read_all(&self, sql: Sql<'_>) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
     fn read_optional(&self, sql: Sql<'_>)

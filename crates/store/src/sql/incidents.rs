@@ -283,10 +283,47 @@ pub async fn list_incidents<D: Dialect>(
     if let Some(severity) = filter.severity {
         sql.push(" AND severity = ").push_bind(severity.as_str());
     }
+    for text in &filter.title_contains {
+        sql.push(" AND lower(title) LIKE lower(")
+            .push_bind(like_pattern(text))
+            .push(") ESCAPE '\\'");
+    }
+    for (key, value) in &filter.attributes {
+        sql.push(" AND EXISTS (SELECT 1 FROM ")
+            .push(D::ATTRIBUTE_PAIRS)
+            .push(" WHERE key = ")
+            .push_bind(key.as_str())
+            .push(" AND value = ")
+            .push_bind(value.as_str())
+            .push(")");
+    }
+    // A row-value comparison, so both backends turn it into a range scan of the
+    // (created_at, id) index rather than an OR of two conditions.
+    if let Some(cursor) = &filter.before {
+        sql.push(" AND (created_at, id) < (")
+            .push_bind(cursor.created_at)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
     sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .push_bind(i64::from(filter.limit.unwrap_or(100)));
     let rows = store.db.read_all(sql).await?;
     rows.iter().map(rows::incident).collect()
+}
+
+/// `%text%` for LIKE, with `\\`, `%` and `_` in `text` matching themselves.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 pub async fn timeline<D: Dialect>(
@@ -300,4 +337,15 @@ pub async fn timeline<D: Dialect>(
         )
         .await?;
     rows.iter().map(rows::timeline_entry).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn like_pattern_escapes_wildcards_and_the_escape() {
+        assert_eq!(like_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+        assert_eq!(like_pattern(""), "%%");
+    }
 }

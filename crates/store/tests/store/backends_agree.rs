@@ -159,6 +159,13 @@ async fn a_wrong_key_is_refused_before_anything_is_migrated(db: TestDb) {
     // wrong key must not migrate it forward.
     db.raw("DROP TABLE sessions").await;
     db.raw("DROP TABLE users").await;
+    // …and with the incidents indexes 0016 replaced…
+    db.raw("DROP INDEX incidents_keyset").await;
+    db.raw("DROP INDEX incidents_team_keyset").await;
+    db.raw("CREATE INDEX incidents_by_time ON incidents (created_at)")
+        .await;
+    db.raw("CREATE INDEX incidents_by_team ON incidents (team_id, created_at)")
+        .await;
     // …and without what 0015 added (the audit trail)…
     db.raw("DROP TABLE audit_events").await;
     // …and without what 0014 added (email sources)…

@@ -85,6 +85,32 @@ impl TestDb {
         }
     }
 
+    /// How the backend would run `select`: SQLite's `EXPLAIN QUERY PLAN` details, or
+    /// PostgreSQL's `EXPLAIN` lines with sequential scans and sorts priced out, so a
+    /// tiny test table shows whether an index *can* serve the statement.
+    pub async fn raw_plan(&self, select: &str) -> Vec<String> {
+        use sqlx::{Connection, Executor, Row};
+        let explain = match self {
+            TestDb::Sqlite { .. } => format!("EXPLAIN QUERY PLAN {select}"),
+            TestDb::Postgres { .. } => format!("EXPLAIN {select}"),
+        };
+        match self {
+            TestDb::Sqlite { url, .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                let rows = sqlx::query(&explain).fetch_all(&mut conn).await.unwrap();
+                rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+            }
+            TestDb::Postgres { schema } => {
+                let mut conn = sqlx::PgConnection::connect(schema.url()).await.unwrap();
+                conn.execute("SET enable_seqscan = off; SET enable_sort = off")
+                    .await
+                    .unwrap();
+                let rows = sqlx::query(&explain).fetch_all(&mut conn).await.unwrap();
+                rows.iter().map(|r| r.get::<String, _>(0)).collect()
+            }
+        }
+    }
+
     /// Opens (and migrates) the database; again and again if asked, as restarted nodes do.
     pub async fn open(&self, secrets: SecretBox) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {

@@ -12,6 +12,7 @@ mod credentials;
 mod email_sources;
 mod group_commit;
 mod inbound_state;
+mod incidents_list;
 mod journal;
 mod leases;
 mod links;
