@@ -299,13 +299,7 @@ impl AccountService {
         id: Uuid,
         change: AccessChange,
     ) -> ServiceResult<User> {
-        let mut user = self
-            .store
-            .list_users()
-            .await?
-            .into_iter()
-            .find(|u| u.id == id)
-            .ok_or(ServiceError::not_found("user"))?;
+        let mut user = self.get(id).await?;
         let before = snapshot(&user);
         if let Some(is_admin) = change.is_admin {
             if by == Some(id) && !is_admin {
@@ -338,6 +332,10 @@ impl AccountService {
             )
             .await;
         Ok(user)
+    }
+
+    pub async fn get(&self, id: Uuid) -> ServiceResult<User> {
+        named(self.store.get_user(id).await, "user")
     }
 
     pub async fn list(&self) -> ServiceResult<Vec<User>> {
@@ -381,12 +379,11 @@ impl AccountService {
                 field: None,
             });
         }
-        let before = self
-            .store
-            .list_users()
-            .await?
-            .into_iter()
-            .find(|u| u.id == id);
+        let before = match self.store.get_user(id).await {
+            Ok(user) => Some(user),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
         gone_is_fine(self.store.delete_user(id).await)?;
         if let Some(before) = before {
             self.audit

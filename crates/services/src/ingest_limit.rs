@@ -59,13 +59,6 @@ impl IngestLimits {
             Err(_) => Err(refused(Duration::from_secs(1))),
         }
     }
-
-    /// Forgets buckets that are full again, so sources long quiet or deleted cost nothing.
-    pub fn forget_quiet(&self) {
-        if let Some(limiter) = &self.limiter {
-            limiter.retain_recent();
-        }
-    }
 }
 
 fn refused(wait: Duration) -> ServiceError {

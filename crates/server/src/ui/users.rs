@@ -254,9 +254,7 @@ async fn unlock(
         return Ok(refused);
     }
     let accounts = state.services.accounts();
-    let Some(target) = accounts.list().await?.into_iter().find(|u| u.id == id) else {
-        return Err(ApiError::not_found("user").into());
-    };
+    let target = accounts.get(id).await?;
     accounts.reset_login_limits(Some(&target.email)).await?;
     Ok(Redirect::to("/users?done=unlocked").into_response())
 }

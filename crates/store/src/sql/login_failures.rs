@@ -63,28 +63,20 @@ pub async fn login_locked_until<D: Dialect>(
     keys: &[String],
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>> {
-    let mut latest: Option<DateTime<Utc>> = None;
-    for key in keys {
-        let row = store
-            .db
-            .read_optional(
-                Sql::new(
-                    "SELECT locked_until FROM login_failures WHERE key = $1 AND locked_until > $2",
-                )
-                .bind(key.as_str())
-                .bind(now),
-            )
-            .await?;
-        if let Some(until) = row
-            .map(|r| r.opt_int("locked_until"))
-            .transpose()?
-            .flatten()
-        {
-            let until = rows::time(until);
-            latest = Some(latest.map_or(until, |l| l.max(until)));
-        }
+    if keys.is_empty() {
+        return Ok(None);
     }
-    Ok(latest)
+    // One read for the account and the address: every login asks this first.
+    let mut sql =
+        Sql::new("SELECT MAX(locked_until) AS until FROM login_failures WHERE locked_until > ");
+    sql.push_bind(now).push(" AND key");
+    sql.push_in(keys.iter().map(String::as_str));
+    let row = store.db.read_optional(sql).await?;
+    Ok(row
+        .map(|r| r.opt_int("until"))
+        .transpose()?
+        .flatten()
+        .map(rows::time))
 }
 
 pub async fn clear_login_failures<D: Dialect>(
