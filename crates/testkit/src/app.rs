@@ -163,6 +163,25 @@ async fn serve_api_only(config: ServeConfig) -> (String, Arc<dyn Store>) {
     (format!("http://{addr}"), store)
 }
 
+/// Starts a node on a SQLite data directory another node of this process just left:
+/// that node's connections close on their own threads a moment after its shutdown (a
+/// killed process's lock goes with it at once), so the start is retried while the
+/// database is still in use.
+pub async fn start_when_free(config: ServeConfig) -> App {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match App::start(config.clone()).await {
+            Ok(app) => return app,
+            Err(snowbound::AppError::Store(snowbound_store::StoreError::InUse(_)))
+                if std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("the restart failed: {e}"),
+        }
+    }
+}
+
 impl TestApp {
     /// Snowbound on `backend` with the default emulator and [`test_config`].
     pub async fn spawn(backend: Backend) -> TestApp {

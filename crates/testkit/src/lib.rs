@@ -17,7 +17,7 @@ use serde_json::Value;
 use snowbound_emulator::ReceivedRequest;
 
 pub use api::{Answer, Api};
-pub use app::{test_config, Spawn, TestApp};
+pub use app::{start_when_free, test_config, Spawn, TestApp};
 pub use backend::Backend;
 
 /// The admin bearer token of every [`TestApp`].

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use snowbound::App;
 use snowbound_emulator::{Emulator, EmulatorConfig};
-use snowbound_testkit::{test_config, Api, TestApp};
+use snowbound_testkit::{start_when_free, test_config, Api, TestApp};
 
 const INCIDENTS: usize = 20;
 
@@ -75,19 +75,8 @@ async fn every_change_arrives_exactly_once_per_record_after_a_crash() {
     );
 
     // The dead runtime's SQLite connections close on their own threads, a moment after
-    // it is gone (a killed process's lock goes with it at once): restart when it is free.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let app = loop {
-        match App::start(config.clone()).await {
-            Ok(app) => break app,
-            Err(e)
-                if format!("{e:?}").contains("InUse") && std::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("the restart failed: {e}"),
-        }
-    };
+    // it is gone: restart when it is free.
+    let app = start_when_free(config.clone()).await;
     let t = TestApp::from_app(app, emulator, dir);
     for (i, incident) in accepted.iter().enumerate() {
         t.wait_synced(incident.parse().unwrap()).await;

@@ -8,7 +8,7 @@ use serde_json::json;
 use snowbound::App;
 use snowbound_emulator::EmulatorConfig;
 use snowbound_testkit::ui::{with_admin, Page, Ui, ADMIN_EMAIL, ADMIN_PASSWORD};
-use snowbound_testkit::{on_both_backends, test_config, Backend, TestApp};
+use snowbound_testkit::{on_both_backends, start_when_free, test_config, Backend, TestApp};
 
 on_both_backends!(
     ten_wrong_passwords_lock_an_account_and_the_right_one_then_still_waits,
@@ -276,14 +276,14 @@ async fn a_restart_with_reset_login_limits_lets_a_locked_out_admin_in() {
     app.shutdown().await;
 
     // A plain restart keeps the wait: it is in the database, not in memory.
-    let app = App::start(config.clone()).await.unwrap();
+    let app = start_when_free(config.clone()).await;
     assert_waits(
         &try_login(ADMIN_EMAIL, ADMIN_PASSWORD, &mut Ui::new(&app.url())).await,
         "60",
     );
     app.shutdown().await;
     config.reset_login_limits = true;
-    let app = App::start(config).await.unwrap();
+    let app = start_when_free(config).await;
     Ui::new(&app.url()).login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     app.shutdown().await;
 }
