@@ -68,8 +68,8 @@ pub struct IncidentPage {
 /// What opening an incident came to.
 pub(crate) enum Opening {
     Opened(Incident),
-    /// An unresolved incident holds the key already: update that one.
-    KeyHeld,
+    /// An unresolved incident holds the key already (this one, as committed): update it.
+    KeyHeld(Box<Incident>),
     /// A routing rule discarded the alert.
     Discarded,
 }
@@ -146,7 +146,7 @@ impl IncidentService {
         match self.open_in(caller, new, None, &routing).await? {
             Opening::Opened(incident) => Ok(incident),
             // Without a key nothing can hold it, and only alerts are discarded.
-            Opening::KeyHeld | Opening::Discarded => Err(ServiceError::Internal(
+            Opening::KeyHeld(_) | Opening::Discarded => Err(ServiceError::Internal(
                 "an incident without a key was not opened",
             )),
         }
@@ -154,8 +154,8 @@ impl IncidentService {
 
     /// Opens an incident in a team known to exist, with its routing already read (an
     /// alert body reads it once for all its alerts). With `key` (source, dedup key) only
-    /// while no unresolved incident holds that key, else `KeyHeld` and nothing is
-    /// written; an alert a routing rule discards writes only its history row.
+    /// while no unresolved incident holds that key, else `KeyHeld` with the holder and
+    /// nothing is written; an alert a routing rule discards writes only its history row.
     pub(crate) async fn open_in(
         &self,
         caller: &Caller,
@@ -217,8 +217,8 @@ impl IncidentService {
             .await;
         match written {
             Ok(()) => {}
-            Err(StoreError::Conflict { field: "dedup_key" }) if key.is_some() => {
-                return Ok(Opening::KeyHeld)
+            Err(StoreError::KeyHeld(holder)) if key.is_some() => {
+                return Ok(Opening::KeyHeld(holder))
             }
             Err(e) => return Err(e.into()),
         }

@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use serde::Serialize;
 use snowbound_core::ingest::{Alert, AlertEvent};
 use snowbound_core::source::Source;
+use snowbound_core::{Incident, IncidentStatus};
 use uuid::Uuid;
 
 use crate::caller::{Caller, Scope};
@@ -68,11 +69,30 @@ impl IncidentService {
         // all read one version and all but one go stale, again and again.
         let turn = key_lock(source.id, &alert.dedup_key);
         let _turn = turn.lock().await;
+        let held_keys = &self.lookups.held_keys;
+        let firing = matches!(alert.event, AlertEvent::Firing(_));
+        // The holder a refused open answered: as committed, so no need to read it again.
+        let mut holder: Option<Incident> = None;
         for attempt in 0..MAX_ATTEMPTS {
-            let held = self
-                .store
-                .open_incident_for_key(source.id, &alert.dedup_key)
-                .await?;
+            let held = match holder.take() {
+                Some(incident) => Some(incident),
+                None if attempt == 0 && firing && !held_keys.is_held(source.id, &alert.dedup_key) => {
+                    None
+                }
+                None => {
+                    let held = self
+                        .store
+                        .open_incident_for_key(source.id, &alert.dedup_key)
+                        .await?;
+                    if held.is_none() {
+                        held_keys.released(source.id, &alert.dedup_key);
+                    }
+                    held
+                }
+            };
+            if held.is_some() {
+                held_keys.held(source.id, &alert.dedup_key);
+            }
             let (old, change) = match (held, &alert.event) {
                 (None, AlertEvent::Resolved) => return Ok(outcome("ignored", None)),
                 (None, AlertEvent::Firing(fields)) => {
@@ -86,11 +106,16 @@ impl IncidentService {
                     let key = Some((source.id, alert.dedup_key.as_str()));
                     match self.open_in(caller, new, key, routing).await? {
                         Opening::Opened(incident) => {
-                            return Ok(outcome("opened", Some(incident.id)))
+                            held_keys.held(source.id, &alert.dedup_key);
+                            return Ok(outcome("opened", Some(incident.id)));
                         }
                         Opening::Discarded => return Ok(outcome("discarded", None)),
-                        // Another alert with this key opened it first: update that one.
-                        Opening::KeyHeld => continue,
+                        // Another alert with this key opened it first (or before this
+                        // node knew): update that one.
+                        Opening::KeyHeld(incident) => {
+                            holder = Some(*incident);
+                            continue;
+                        }
                     }
                 }
                 (Some(old), AlertEvent::Firing(fields)) => (
@@ -115,7 +140,10 @@ impl IncidentService {
             {
                 Attempt::Unchanged(incident) => return Ok(outcome("unchanged", Some(incident.id))),
                 Attempt::Changed(incident) => {
-                    return Ok(outcome(changed_action, Some(incident.id)))
+                    if incident.status == IncidentStatus::Resolved {
+                        held_keys.released(source.id, &alert.dedup_key);
+                    }
+                    return Ok(outcome(changed_action, Some(incident.id)));
                 }
                 Attempt::Stale => {
                     // Writes queue for SQLite's one writer in order, so alerts racing

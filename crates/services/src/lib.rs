@@ -12,6 +12,7 @@ pub mod audit;
 pub mod caller;
 pub mod choice_cache;
 pub mod error;
+pub mod held_keys;
 pub mod inbound;
 pub mod incident_search;
 pub mod incidents;

@@ -27,6 +27,7 @@ use snowbound_store::{Heard, Store, StoreError};
 use uuid::Uuid;
 
 use crate::error::ServiceResult;
+use crate::held_keys::HeldKeys;
 use crate::routing_links::RoutingContext;
 
 /// The bound on an entry whose change was never announced (its node died right after
@@ -119,6 +120,9 @@ type Pick<K, V> = fn(&mut State) -> &mut HashMap<K, Entry<V>>;
 
 pub struct Lookups {
     state: Mutex<State>,
+    /// Alert keys seen held on this node (a hint of its own, never forgotten by writes:
+    /// see [`HeldKeys`]).
+    pub(crate) held_keys: HeldKeys,
     /// Whether this node hears every change (always on SQLite; on PostgreSQL while its
     /// listener is connected).
     hearing: AtomicBool,
@@ -128,6 +132,7 @@ impl Default for Lookups {
     fn default() -> Self {
         Lookups {
             state: Mutex::default(),
+            held_keys: HeldKeys::default(),
             hearing: AtomicBool::new(true),
         }
     }

@@ -83,31 +83,29 @@ async fn commit_batches(store: Weak<dyn Store>, receiver: Arc<Mutex<mpsc::Receiv
 }
 
 async fn commit(store: &dyn Store, batch: Vec<Pending>) {
-    let writes: Vec<IncidentWrite> = batch.iter().map(|p| p.write.clone()).collect();
+    let (writes, answers): (Vec<IncidentWrite>, Vec<_>) =
+        batch.into_iter().map(|p| (p.write, p.answer)).unzip();
     match store.write_incidents(&writes).await {
-        Ok(answers) => {
-            for (pending, answer) in batch.into_iter().zip(answers) {
-                let _ = pending.answer.send(answer);
+        Ok(answered) => {
+            for (answer, result) in answers.into_iter().zip(answered) {
+                let _ = answer.send(result);
             }
         }
         // The transaction failed as a whole (one write the database refused, a deadlock
         // with another node, a full disk): nothing was written. Alone, each write gets
         // the answer that is really its own, and one bad write cannot fail its neighbours.
-        Err(error) if batch.len() == 1 => {
-            if let Some(pending) = batch.into_iter().next() {
-                let _ = pending.answer.send(Err(error));
+        Err(error) if writes.len() == 1 => {
+            if let Some(answer) = answers.into_iter().next() {
+                let _ = answer.send(Err(error));
             }
         }
         Err(_) => {
-            for pending in batch {
-                let answer = match store
-                    .write_incidents(std::slice::from_ref(&pending.write))
-                    .await
-                {
-                    Ok(mut answers) => answers.pop().unwrap_or(Ok(())),
+            for (write, answer) in writes.iter().zip(answers) {
+                let result = match store.write_incidents(std::slice::from_ref(write)).await {
+                    Ok(mut results) => results.pop().unwrap_or(Ok(())),
                     Err(error) => Err(error),
                 };
-                let _ = pending.answer.send(answer);
+                let _ = answer.send(result);
             }
         }
     }

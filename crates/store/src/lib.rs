@@ -50,6 +50,10 @@ pub enum StoreError {
     /// Optimistic concurrency: somebody changed the row since it was read; re-read and retry.
     #[error("changed concurrently")]
     Stale,
+    /// A keyed create was refused: this unresolved incident holds the dedup key (the
+    /// holder comes along, so the writer can update it without reading it again).
+    #[error("an unresolved incident holds the dedup key")]
+    KeyHeld(Box<Incident>),
     #[error("stored secret cannot be decrypted with this key: {0}")]
     Secret(String),
     #[error("database error: {0}")]
@@ -148,8 +152,8 @@ pub trait Store: Send + Sync + 'static {
         new_links: &[NewLink],
     ) -> Result<()>;
     /// Group commit: every write in one transaction, one commit (and one fsync) for all.
-    /// Each write gets its own answer; one refused (`Stale`, `NotFound`, `Conflict` on
-    /// `dedup_key`) wrote nothing and the others still commit. `Err` when the transaction
+    /// Each write gets its own answer; one refused (`Stale`, `NotFound`, `KeyHeld` with
+    /// the incident holding the key) wrote nothing and the others still commit. `Err` when the transaction
     /// itself failed: then none was written, and the caller may retry them one by one.
     async fn write_incidents(&self, writes: &[IncidentWrite]) -> Result<Vec<Result<()>>>;
     async fn get_incident(&self, id: Uuid) -> Result<Incident>;

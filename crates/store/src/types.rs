@@ -43,8 +43,8 @@ pub struct IntegrationHealth {
 #[derive(Debug, Clone)]
 pub enum IncidentWrite {
     /// A new incident with its first timeline entries and links; with `dedup_key`
-    /// (source, key) it is bound to the key, refused with `Conflict` on `dedup_key` when
-    /// an unresolved incident holds the key already.
+    /// (source, key) it is bound to the key, refused with `KeyHeld` when an unresolved
+    /// incident holds the key already.
     Create {
         incident: Incident,
         timeline: Vec<TimelineEntry>,

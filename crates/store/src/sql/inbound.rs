@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::dialect::{Dialect, SqlRow, WriteTx};
 use super::statement::Sql;
-use super::{incidents, rows, SqlStore};
+use super::{incident_writes, rows, SqlStore};
 use crate::inbound::{
     AdoptRecord, InboundLink, InboundWrite, PokeLease, PokeOutcome, PollLease, PollResult,
     PollState, StandingNote,
@@ -355,7 +355,7 @@ pub async fn apply_inbound<D: Dialect>(store: &SqlStore<D>, write: &InboundWrite
             .map(|row| row.int("id"))
             .transpose()?
             .unwrap_or(0);
-        incidents::update(
+        incident_writes::update(
             &mut tx,
             &change.incident,
             change.expected_updated_at,
@@ -461,7 +461,7 @@ pub async fn adopt_record<D: Dialect>(store: &SqlStore<D>, adopt: &AdoptRecord) 
     if held.is_some() {
         return Err(StoreError::Conflict { field: "sys_id" });
     }
-    incidents::insert(
+    incident_writes::insert(
         &mut tx,
         &adopt.incident,
         &adopt.timeline,

@@ -7,6 +7,7 @@ use snowbound_core::TimelineEntry;
 use uuid::Uuid;
 
 use super::dialect::{Dialect, SqlRow, WriteTx};
+use super::incident_writes::insert_rows;
 use super::statement::Sql;
 use super::{api_calls, found, incidents, rows, touched, SqlStore};
 use crate::types::{ApiCallRecord, Lease, Link, LinkHold, NewLink};
@@ -20,28 +21,47 @@ pub(super) async fn upsert(
     link: &NewLink,
     hold: Option<&LinkHold>,
 ) -> Result<()> {
+    upsert_many(tx, &[(link, hold)]).await
+}
+
+/// New links, due at once or when their hold ends; a link that exists already starts
+/// over from its first attempt. No link may be named twice.
+pub(super) async fn upsert_many(
+    tx: &mut impl WriteTx,
+    links: &[(&NewLink, Option<&LinkHold>)],
+) -> Result<()> {
     let now = Utc::now();
-    tx.execute(
-        Sql::new(
-            "INSERT INTO links (incident_id, integration_id, snapshot, next_attempt_at, created_at, \
-             hold_until, hold_rule_id, hold_rule_name) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (incident_id, integration_id) DO UPDATE SET rev = links.rev + 1, \
-             snapshot = excluded.snapshot, state = 'pending', attempts = 0, \
-             next_attempt_at = excluded.next_attempt_at, hold_until = excluded.hold_until, \
-             hold_rule_id = excluded.hold_rule_id, hold_rule_name = excluded.hold_rule_name",
-        )
-        .bind(link.incident_id)
-        .bind(link.integration_id)
-        .bind(link.snapshot.as_ref().map(rows::to_json))
-        .bind(hold.map_or(now, |h| h.until.max(now)))
-        .bind(now)
-        .bind(hold.map(|h| h.until.timestamp_millis()))
-        .bind(hold.map(|h| h.rule_id))
-        .bind(hold.map(|h| h.rule_name.as_str())),
+    let snapshots: Vec<Option<String>> = links
+        .iter()
+        .map(|(link, _)| link.snapshot.as_ref().map(rows::to_json))
+        .collect();
+    let rows: Vec<_> = links.iter().zip(&snapshots).collect();
+    insert_rows(
+        tx,
+        "INSERT INTO links (incident_id, integration_id, snapshot, next_attempt_at, created_at, \
+         hold_until, hold_rule_id, hold_rule_name) VALUES ",
+        " ON CONFLICT (incident_id, integration_id) DO UPDATE SET rev = links.rev + 1, \
+         snapshot = excluded.snapshot, state = 'pending', attempts = 0, \
+         next_attempt_at = excluded.next_attempt_at, hold_until = excluded.hold_until, \
+         hold_rule_id = excluded.hold_rule_id, hold_rule_name = excluded.hold_rule_name",
+        &rows,
+        |&(&(link, hold), snapshot)| {
+            vec![
+                link.incident_id.into(),
+                link.integration_id.into(),
+                snapshot.into(),
+                hold.map_or(now, |h| h.until.max(now)).into(),
+                now.into(),
+                hold.map(|h| h.until.timestamp_millis()).into(),
+                hold.map(|h| h.rule_id).into(),
+                hold.map(|h| h.rule_name.as_str()).into(),
+            ]
+        },
     )
     .await?;
-    tx.links_due();
+    if !links.is_empty() {
+        tx.links_due();
+    }
     Ok(())
 }
 
@@ -98,17 +118,21 @@ pub(super) async fn drop_held(
 /// its schedule (hammering a failing instance helps nobody) and a parked one stays
 /// parked until its cause is fixed; both will pick the change up.
 pub(super) async fn bump_incident(tx: &mut impl WriteTx, incident_id: Uuid) -> Result<()> {
-    tx.execute(
-        Sql::new(
+    bump_incidents(tx, &[incident_id]).await
+}
+
+pub(super) async fn bump_incidents(tx: &mut impl WriteTx, incident_ids: &[Uuid]) -> Result<()> {
+    for chunk in incident_ids.chunks(1_000) {
+        let mut sql = Sql::new(
             "UPDATE links SET rev = rev + 1, \
              next_attempt_at = CASE state WHEN 'synced' THEN $1 ELSE next_attempt_at END, \
              state = CASE state WHEN 'synced' THEN 'pending' ELSE state END \
-             WHERE incident_id = $2",
+             WHERE incident_id",
         )
-        .bind(Utc::now())
-        .bind(incident_id),
-    )
-    .await?;
+        .bind(Utc::now());
+        sql.push_in(chunk.iter().copied());
+        tx.execute(sql).await?;
+    }
     tx.links_due();
     Ok(())
 }

@@ -6,6 +6,7 @@ mod audit;
 mod counts;
 pub(crate) mod dialect;
 mod inbound;
+mod incident_writes;
 mod incidents;
 mod integrations;
 mod journal;

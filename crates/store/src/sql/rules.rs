@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::dialect::{Dialect, SqlRow, WriteTx};
 use super::statement::Sql;
-use super::{found, rows, touched, SqlStore};
+use super::{found, incident_writes, rows, touched, SqlStore};
 use crate::types::RuleFiring;
 use crate::{Result, StoreError};
 
@@ -139,36 +139,13 @@ pub async fn fired_rules<D: Dialect>(store: &SqlStore<D>, incident_id: Uuid) -> 
         .collect()
 }
 
-pub(super) async fn insert_firings(
-    tx: &mut impl WriteTx,
-    incident_id: Option<Uuid>,
-    firings: &[RuleFiring],
-) -> Result<()> {
-    for firing in firings {
-        tx.execute(
-            Sql::new(
-                "INSERT INTO rule_firings (team_id, rule_id, rule_name, incident_id, kind, \
-                 detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(firing.team_id)
-            .bind(firing.rule_id)
-            .bind(&firing.rule_name)
-            .bind(incident_id.or(firing.incident_id))
-            .bind(&firing.kind)
-            .bind(&firing.detail)
-            .bind(firing.at),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 pub async fn record_firings<D: Dialect>(store: &SqlStore<D>, firings: &[RuleFiring]) -> Result<()> {
     if firings.is_empty() {
         return Ok(());
     }
     let mut tx = store.db.begin().await?;
-    insert_firings(&mut tx, None, firings).await?;
+    let firings: Vec<_> = firings.iter().map(|f| (None, f)).collect();
+    incident_writes::insert_firings(&mut tx, &firings).await?;
     tx.commit().await
 }
 

@@ -9,8 +9,10 @@ use uuid::Uuid;
 
 use super::dialect::{Dialect, SqlRow, WriteTx};
 use super::statement::Sql;
-use super::{conflict_on, found, incidents, rows, touched, SqlStore};
-use crate::types::{KeptPayload, NewLink, RoutingWrite, PAYLOADS_KEPT, PAYLOAD_MAX_BYTES};
+use super::{conflict_on, found, incident_writes, rows, touched, SqlStore};
+use crate::types::{
+    IncidentWrite, KeptPayload, NewLink, RoutingWrite, PAYLOADS_KEPT, PAYLOAD_MAX_BYTES,
+};
 use crate::{Result, StoreError};
 
 /// The lookup key of an ingest secret: senders present the secret, we compare hashes.
@@ -273,10 +275,9 @@ pub async fn open_incident_for_key<D: Dialect>(
         .transpose()
 }
 
-/// Two alerts racing with one key, on one node or two, must not both open an incident.
-/// The key lock serialises them (on SQLite the one writer already does), so the second
-/// one's check sees the first's committed incident and answers `Conflict` instead of
-/// opening a twin.
+/// A keyed create on its own: `Conflict` on `dedup_key` while an unresolved incident
+/// holds the key (see [`incident_writes::write_incidents`] for why two racers cannot
+/// both open one).
 pub async fn create_incident_for_key<D: Dialect>(
     store: &SqlStore<D>,
     source_id: Uuid,
@@ -285,48 +286,16 @@ pub async fn create_incident_for_key<D: Dialect>(
     timeline: &[TimelineEntry],
     links: &[NewLink],
 ) -> Result<()> {
-    let mut tx = store.db.begin().await?;
-    let routing = RoutingWrite::default();
-    insert_for_key(
-        &mut tx, source_id, dedup_key, incident, timeline, links, &routing,
-    )
-    .await??;
-    tx.commit().await
-}
-
-/// The keyed create inside the caller's transaction. The inner error is the `Conflict`
-/// decided before anything was written; the outer one a database failure.
-pub(super) async fn insert_for_key(
-    tx: &mut impl WriteTx,
-    source_id: Uuid,
-    dedup_key: &str,
-    incident: &Incident,
-    timeline: &[TimelineEntry],
-    links: &[NewLink],
-    routing: &RoutingWrite,
-) -> Result<Result<()>> {
-    tx.lock_key(&format!("snowbound.source_alerts:{source_id}:{dedup_key}"))
-        .await?;
-    let held = tx
-        .fetch_optional(
-            Sql::new(OPEN_INCIDENT_FOR_KEY)
-                .bind(source_id)
-                .bind(dedup_key),
-        )
-        .await?;
-    if held.is_some() {
-        return Ok(Err(StoreError::Conflict { field: "dedup_key" }));
+    let write = IncidentWrite::Create {
+        incident: incident.clone(),
+        timeline: timeline.to_vec(),
+        links: links.to_vec(),
+        dedup_key: Some((source_id, dedup_key.to_owned())),
+        routing: RoutingWrite::default(),
+    };
+    let mut answers = incident_writes::write_incidents(store, std::slice::from_ref(&write)).await?;
+    match answers.pop().unwrap_or(Ok(())) {
+        Err(StoreError::KeyHeld(_)) => Err(StoreError::Conflict { field: "dedup_key" }),
+        answer => answer,
     }
-    incidents::insert(tx, incident, timeline, links, routing).await?;
-    tx.execute(
-        Sql::new(
-            "INSERT INTO source_alerts (source_id, dedup_key, incident_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (source_id, dedup_key) DO UPDATE SET incident_id = excluded.incident_id",
-        )
-        .bind(source_id)
-        .bind(dedup_key)
-        .bind(incident.id),
-    )
-    .await?;
-    Ok(Ok(()))
 }

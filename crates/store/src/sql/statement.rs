@@ -69,6 +69,23 @@ impl<'a> Sql<'a> {
         self.push(")")
     }
 
+    /// Appends one `(…)` row of a multi-row `VALUES` list, after a comma unless `first`.
+    pub fn push_row(&mut self, first: bool, values: impl IntoIterator<Item = Arg<'a>>) -> &mut Self {
+        self.push(if first { "(" } else { ", (" });
+        for (n, value) in values.into_iter().enumerate() {
+            if n > 0 {
+                self.push(", ");
+            }
+            self.push_bind(value);
+        }
+        self.push(")")
+    }
+
+    /// How many arguments are bound so far.
+    pub fn arg_count(&self) -> usize {
+        self.args.len()
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -179,6 +196,15 @@ mod tests {
             "SELECT * FROM t WHERE a = $1 AND b = $2 AND c IN ($3, $4)"
         );
         assert_eq!(sql.args.len(), 4);
+    }
+
+    #[test]
+    fn rows_of_a_values_list_are_comma_separated_and_numbered_on() {
+        let mut sql = Sql::new("INSERT INTO t (a, b) VALUES ");
+        sql.push_row(true, [Arg::from(1i64), Arg::from("x")]);
+        sql.push_row(false, [Arg::from(2i64), Arg::from("y")]);
+        assert_eq!(sql.text(), "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+        assert_eq!(sql.arg_count(), 4);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::{
-    api_calls, audit, counts, inbound, incidents, integrations, journal, links, login_failures,
+    api_calls, audit, counts, inbound, incident_writes, incidents, integrations, journal, links, login_failures,
     meta, rules, sources, teams, tokens, users, SqlStore,
 };
 use crate::types::*;
@@ -132,7 +132,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn write_incidents(&self, writes: &[IncidentWrite]) -> Result<Vec<Result<()>>> {
-        incidents::write_incidents(self, writes).await
+        incident_writes::write_incidents(self, writes).await
     }
 
     async fn get_incident(&self, id: Uuid) -> Result<Incident> {

@@ -7,6 +7,7 @@ use chrono::Duration;
 use snowbound_core::source::{Source, SourceKind};
 use snowbound_core::{new_id, IncidentStatus, Team};
 use snowbound_store::{GroupCommit, IncidentWrite, NewLink, SecretBox, Store, StoreError};
+use uuid::Uuid;
 
 on_both_backends!(
     a_batch_commits_every_write_and_answers_each,
@@ -131,7 +132,7 @@ async fn a_refused_write_holds_back_nothing_else(db: TestDb) {
         db.name()
     );
     assert!(
-        matches!(answers[1], Err(StoreError::Conflict { field: "dedup_key" })),
+        matches!(&answers[1], Err(StoreError::KeyHeld(held)) if held.id == holder.id),
         "{}: {answers:?}",
         db.name()
     );
@@ -167,12 +168,25 @@ async fn one_key_twice_in_a_batch_opens_one_incident(db: TestDb) {
     let source = source_of(&*store, &team).await;
     let writes = vec![keyed(&team, &source, "disk"), keyed(&team, &source, "disk")];
     let answers = store.write_incidents(&writes).await.unwrap();
-    let opened = answers.iter().filter(|a| a.is_ok()).count();
-    let refused = answers
+    let opened: Vec<Uuid> = writes
         .iter()
-        .filter(|a| matches!(a, Err(StoreError::Conflict { field: "dedup_key" })))
-        .count();
-    assert_eq!((opened, refused), (1, 1), "{}: {answers:?}", db.name());
+        .zip(&answers)
+        .filter(|(_, answer)| answer.is_ok())
+        .map(|(write, _)| match write {
+            IncidentWrite::Create { incident, .. } => incident.id,
+            IncidentWrite::Update { incident, .. } => incident.id,
+        })
+        .collect();
+    // The one refused is told which incident holds the key: the one opened beside it.
+    let refused: Vec<Uuid> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Err(StoreError::KeyHeld(held)) => Some(held.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened.len(), 1, "{}: {answers:?}", db.name());
+    assert_eq!(refused, opened, "{}: {answers:?}", db.name());
 }
 
 /// Two nodes (here: two tasks) commit batches over the same keys in opposite orders: the
@@ -196,7 +210,7 @@ async fn batches_racing_on_the_same_keys_open_each_key_once(db: TestDb) {
         for answer in racer.await.unwrap().unwrap() {
             match answer {
                 Ok(()) => opened += 1,
-                Err(StoreError::Conflict { field: "dedup_key" }) => {}
+                Err(StoreError::KeyHeld(_)) => {}
                 Err(e) => panic!("{}: {e}", db.name()),
             }
         }
