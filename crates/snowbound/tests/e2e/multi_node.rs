@@ -600,3 +600,96 @@ async fn with_the_default_lease_a_dead_nodes_links_are_taken_over_in_seconds() {
     drop(nodes);
     drop(schema);
 }
+
+/// A node opens an alert whose key it has not seen held without reading first, and
+/// learns the holder from the store's refusal. Keys another node opened are unknown
+/// here: each alert must still land on its one incident, whichever node hears it, and
+/// a storm of one key's repeats on both nodes at once must open it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_key_is_one_incident_whichever_node_hears_it() {
+    let schema = TestSchema::create().await;
+    let http = reqwest::Client::new();
+    let mut nodes = Nodes::start(2, schema.url(), &[]);
+    nodes.wait_healthy(&http).await;
+    let team = post(&http, &nodes.urls[0], "/api/v1/teams", json!({"name": "core"})).await;
+    let source = post(
+        &http,
+        &nodes.urls[0],
+        "/api/v1/sources",
+        json!({"team_id": team["id"], "type": "webhook", "name": "hook"}),
+    )
+    .await;
+    let ingest_url = source["ingest_url"].as_str().unwrap();
+    let ingest = &ingest_url[ingest_url.find("/ingest/").unwrap()..];
+    let alert = |node: usize, key: &str, status: &str, severity: &str| {
+        let (http, url) = (http.clone(), format!("{}{ingest}", nodes.urls[node]));
+        let body = json!({"dedup_key": key, "status": status, "title": format!("disk {key}"),
+                          "severity": severity});
+        async move {
+            let answer = http.post(url).json(&body).send().await.unwrap();
+            assert_eq!(answer.status(), 202);
+            let answer: Value = answer.json().await.unwrap();
+            (
+                answer["action"].as_str().unwrap().to_owned(),
+                answer["incident_id"].as_str().map(str::to_owned),
+            )
+        }
+    };
+
+    // One key, its life told by turns to each node.
+    let (opened, first) = alert(0, "disk", "open", "critical").await;
+    assert_eq!(opened, "opened");
+    assert_eq!(
+        alert(1, "disk", "open", "warning").await,
+        ("updated".to_owned(), first.clone())
+    );
+    assert_eq!(
+        alert(0, "disk", "open", "warning").await,
+        ("unchanged".to_owned(), first.clone())
+    );
+    assert_eq!(
+        alert(1, "disk", "resolved", "warning").await,
+        ("resolved".to_owned(), first.clone())
+    );
+    // Node 0 last saw the key held; the holder is resolved now, so it opens another.
+    let (reopened, second) = alert(0, "disk", "open", "critical").await;
+    assert_eq!(reopened, "opened");
+    assert_ne!(second, first);
+    assert_eq!(
+        alert(1, "disk", "open", "minor").await,
+        ("updated".to_owned(), second.clone())
+    );
+
+    // Fresh keys, each sent to both nodes at once, several times over.
+    let keys: Vec<String> = (0..20).map(|n| format!("storm-{n}")).collect();
+    let answers: Vec<(String, Option<String>)> = futures::stream::iter(
+        keys.iter()
+            .flat_map(|key| (0..4).map(move |n| (n % 2, key.clone())))
+            .collect::<Vec<_>>(),
+    )
+    .map(|(node, key)| alert(node, &key, "open", "critical"))
+    .buffer_unordered(16)
+    .collect()
+    .await;
+    let opened = answers.iter().filter(|(action, _)| action == "opened").count();
+    assert_eq!(opened, keys.len(), "{answers:?}");
+    let incidents: std::collections::BTreeSet<_> =
+        answers.iter().map(|(_, id)| id.clone().unwrap()).collect();
+    assert_eq!(incidents.len(), keys.len(), "{answers:?}");
+
+    let listed = send(
+        &http,
+        reqwest::Method::GET,
+        &nodes.urls[1],
+        "/api/v1/incidents?limit=1000",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        keys.len() + 2,
+        "one incident per storm key, two for the key that was resolved once"
+    );
+    drop(nodes);
+    drop(schema);
+}
