@@ -7,7 +7,7 @@
 //! write.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use snowbound_core::{Incident, TimelineEntry};
@@ -446,26 +446,30 @@ fn lock_order(write: &IncidentWrite) -> (u8, Option<(Uuid, &str)>, Uuid) {
     }
 }
 
-/// The unresolved incident holding each of `keys`, by (source, key).
+/// The unresolved incident holding each of `keys`, by (source, key): one statement per
+/// source (a body's alerts share one), each an index lookup per key on both backends.
+pub(super) const HELD_KEYS: &str =
+    "SELECT a.source_id AS held_source_id, a.dedup_key AS held_dedup_key, i.* \
+     FROM source_alerts a JOIN incidents i ON i.id = a.incident_id \
+     WHERE i.status <> 'resolved' AND a.source_id = $1 AND a.dedup_key";
+
 async fn open_incidents_for_keys<'a>(
     tx: &mut impl WriteTx,
     keys: &[(Uuid, &str)],
 ) -> Result<HashMap<(Uuid, String), Cow<'a, Incident>>> {
+    let mut by_source: BTreeMap<Uuid, Vec<&str>> = BTreeMap::new();
+    for &(source_id, key) in keys {
+        by_source.entry(source_id).or_default().push(key);
+    }
     let mut held = HashMap::new();
-    for chunk in keys.chunks(ARGS_PER_STATEMENT / 2) {
-        let mut sql = Sql::new(
-            "SELECT a.source_id AS held_source_id, a.dedup_key AS held_dedup_key, i.* \
-             FROM source_alerts a JOIN incidents i ON i.id = a.incident_id \
-             WHERE i.status <> 'resolved' AND (a.source_id, a.dedup_key) IN (VALUES ",
-        );
-        for (n, &(source_id, key)) in chunk.iter().enumerate() {
-            sql.push_row(n == 0, [source_id.into(), key.into()]);
-        }
-        sql.push(")");
-        for row in tx.fetch_all(sql).await? {
-            let source_id = rows::parse_uuid(&row.text("held_source_id")?)?;
-            let key = row.text("held_dedup_key")?;
-            held.insert((source_id, key), Cow::Owned(rows::incident(&row)?));
+    for (source_id, keys) in by_source {
+        for chunk in keys.chunks(ARGS_PER_STATEMENT) {
+            let mut sql = Sql::new(HELD_KEYS).bind(source_id);
+            sql.push_in(chunk.iter().copied());
+            for row in tx.fetch_all(sql).await? {
+                let key = row.text("held_dedup_key")?;
+                held.insert((source_id, key), Cow::Owned(rows::incident(&row)?));
+            }
         }
     }
     Ok(held)

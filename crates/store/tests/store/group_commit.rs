@@ -15,6 +15,7 @@ on_both_backends!(
     one_key_twice_in_a_batch_opens_one_incident,
     batches_racing_on_the_same_keys_open_each_key_once,
     concurrent_writers_share_commits_and_a_bad_write_fails_alone,
+    the_batchs_read_of_key_holders_is_an_index_lookup,
 );
 
 async fn source_of(store: &dyn Store, team: &Team) -> Source {
@@ -288,4 +289,27 @@ async fn futures_answers(
         answers.push(writer.await.unwrap());
     }
     answers
+}
+
+/// The shape of the one read a batch makes of its keys' holders (`HELD_KEYS` in the
+/// store): a lookup per key, never a scan of every key ever seen — which would make a
+/// batch's cost grow with the table (a row-value `IN (VALUES …)` did, on SQLite).
+async fn the_batchs_read_of_key_holders_is_an_index_lookup(db: TestDb) {
+    let store = db.open(SecretBox::random()).await.unwrap();
+    let (team, _) = team_and_integration(&*store).await;
+    let source = source_of(&*store, &team).await;
+    let writes: Vec<IncidentWrite> = (0..50)
+        .map(|n| keyed(&team, &source, &format!("k{n}")))
+        .collect();
+    store.write_incidents(&writes).await.unwrap();
+    let select = format!(
+        "SELECT a.source_id AS held_source_id, a.dedup_key AS held_dedup_key, i.* \
+         FROM source_alerts a JOIN incidents i ON i.id = a.incident_id \
+         WHERE i.status <> 'resolved' AND a.source_id = '{}' AND a.dedup_key IN ('k1', 'k2')",
+        source.id
+    );
+    let plan = db.raw_plan(&select).await.join("\n");
+    let scans = plan.contains("SCAN a") || plan.contains("Seq Scan on source_alerts");
+    assert!(!scans, "{}: {plan}", db.name());
+    assert!(plan.contains("source_alerts"), "{}: {plan}", db.name());
 }
