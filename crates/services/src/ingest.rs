@@ -76,7 +76,10 @@ impl IncidentService {
         for attempt in 0..MAX_ATTEMPTS {
             let held = match holder.take() {
                 Some(incident) => Some(incident),
-                None if attempt == 0 && firing && !held_keys.is_held(source.id, &alert.dedup_key) => {
+                None if attempt == 0
+                    && firing
+                    && !held_keys.is_held(source.id, &alert.dedup_key) =>
+                {
                     None
                 }
                 None => {

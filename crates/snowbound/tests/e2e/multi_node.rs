@@ -611,7 +611,13 @@ async fn an_alert_key_is_one_incident_whichever_node_hears_it() {
     let http = reqwest::Client::new();
     let mut nodes = Nodes::start(2, schema.url(), &[]);
     nodes.wait_healthy(&http).await;
-    let team = post(&http, &nodes.urls[0], "/api/v1/teams", json!({"name": "core"})).await;
+    let team = post(
+        &http,
+        &nodes.urls[0],
+        "/api/v1/teams",
+        json!({"name": "core"}),
+    )
+    .await;
     let source = post(
         &http,
         &nodes.urls[0],
@@ -671,7 +677,10 @@ async fn an_alert_key_is_one_incident_whichever_node_hears_it() {
     .buffer_unordered(16)
     .collect()
     .await;
-    let opened = answers.iter().filter(|(action, _)| action == "opened").count();
+    let opened = answers
+        .iter()
+        .filter(|(action, _)| action == "opened")
+        .count();
     assert_eq!(opened, keys.len(), "{answers:?}");
     let incidents: std::collections::BTreeSet<_> =
         answers.iter().map(|(_, id)| id.clone().unwrap()).collect();

@@ -149,16 +149,18 @@ impl<'a> IncidentRows<'a> {
             "INSERT INTO source_alerts (source_id, dedup_key, incident_id) VALUES ",
             " ON CONFLICT (source_id, dedup_key) DO UPDATE SET incident_id = excluded.incident_id",
             &self.keys,
-            |&(source_id, key, incident_id)| {
-                vec![source_id.into(), key.into(), incident_id.into()]
-            },
+            |&(source_id, key, incident_id)| vec![source_id.into(), key.into(), incident_id.into()],
         )
         .await?;
         let firings: Vec<(Option<Uuid>, &RuleFiring)> = self
             .firings
             .iter()
             .copied()
-            .chain(self.not_sent.iter().map(|(id, _, firing)| (Some(*id), firing)))
+            .chain(
+                self.not_sent
+                    .iter()
+                    .map(|(id, _, firing)| (Some(*id), firing)),
+            )
             .collect();
         insert_firings(tx, &firings).await
     }
@@ -396,7 +398,9 @@ async fn write_in(tx: &mut impl WriteTx, writes: &[IncidentWrite]) -> Result<Vec
                     .as_ref()
                     .and_then(|(source_id, key)| held.get(&(*source_id, key.clone())));
                 match (dedup_key, holder) {
-                    (_, Some(holder)) => Err(StoreError::KeyHeld(Box::new(holder.clone().into_owned()))),
+                    (_, Some(holder)) => {
+                        Err(StoreError::KeyHeld(Box::new(holder.clone().into_owned())))
+                    }
                     (Some((source_id, key)), None) => {
                         held.insert((*source_id, key.clone()), Cow::Borrowed(incident));
                         rows.keys.push((*source_id, key.as_str(), incident.id));

@@ -243,32 +243,40 @@ pub async fn lease_due_links<D: Dialect>(
     // owner was leased by a worker that died (or overran) mid-reconcile: if it had no
     // record yet, its create may have reached ServiceNow, so the next attempt looks the
     // record up before creating one.
-    let skip_locked = D::SKIP_LOCKED;
-    let leased = store
-        .db
-        .write_returning(
-            Sql::new(format!(
-                "WITH due AS ( \
-                   SELECT l.incident_id, l.integration_id FROM links l \
-                   JOIN integrations i ON i.id = l.integration_id \
-                   WHERE l.state IN ('pending', 'retrying') AND l.next_attempt_at <= $3 \
-                     AND l.lease_until <= $3 AND i.failing IS NULL AND i.paused_until <= $3 \
-                     AND ($5 IS NULL OR l.integration_id = $5) \
-                   ORDER BY l.next_attempt_at LIMIT $4 {skip_locked}) \
-                 UPDATE links SET lease_owner = $1, lease_until = $2, \
-                   create_unsure = CASE WHEN links.sys_id IS NULL AND links.lease_owner IS NOT NULL \
-                                   THEN TRUE ELSE links.create_unsure END \
-                 FROM due WHERE links.incident_id = due.incident_id \
-                   AND links.integration_id = due.integration_id \
-                 RETURNING *"
-            ))
-            .bind(owner)
-            .bind(lease_until)
-            .bind(now)
-            .bind(i64::from(limit))
-            .bind(only_integration),
-        )
-        .await?;
+    let leased = match only_integration {
+        Some(id) => lease_rows(store, owner, now, lease_until, limit, Some(id)).await?,
+        None => {
+            let integrations = store
+                .db
+                .read_all(Sql::new(
+                    "SELECT id, failing, paused_until FROM integrations",
+                ))
+                .await?;
+            let mut open = Vec::new();
+            for row in &integrations {
+                if row.opt_text("failing")?.is_none() && rows::time(row.int("paused_until")?) <= now
+                {
+                    open.push(rows::parse_uuid(&row.text("id")?)?);
+                }
+            }
+            if open.len() == integrations.len() {
+                lease_rows(store, owner, now, lease_until, limit, None).await?
+            } else {
+                // One integration blocked: the links due first may all be its backlog,
+                // so each open integration is leased on its own (a range scan each).
+                let mut leased = Vec::new();
+                for id in open {
+                    let room = limit.saturating_sub(leased.len() as u32);
+                    if room == 0 {
+                        break;
+                    }
+                    leased
+                        .extend(lease_rows(store, owner, now, lease_until, room, Some(id)).await?);
+                }
+                leased
+            }
+        }
+    };
     if leased.is_empty() {
         return Ok(Vec::new());
     }
@@ -307,6 +315,46 @@ pub async fn lease_due_links<D: Dialect>(
         )
     });
     Ok(leases)
+}
+
+/// The lease statement itself: up to `limit` due links, of one integration or of all.
+async fn lease_rows<D: Dialect>(
+    store: &SqlStore<D>,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+    only_integration: Option<Uuid>,
+) -> Result<Vec<D::Row>> {
+    let skip_locked = D::SKIP_LOCKED;
+    let one_integration = if only_integration.is_some() {
+        "AND l.integration_id = $5"
+    } else {
+        ""
+    };
+    let mut sql = Sql::new(format!(
+        "WITH due AS ( \
+           SELECT l.incident_id, l.integration_id FROM links l \
+           JOIN integrations i ON i.id = l.integration_id \
+           WHERE l.state IN ('pending', 'retrying') AND l.next_attempt_at <= $3 \
+             AND l.lease_until <= $3 AND i.failing IS NULL AND i.paused_until <= $3 \
+             {one_integration} \
+           ORDER BY l.next_attempt_at LIMIT $4 {skip_locked}) \
+         UPDATE links SET lease_owner = $1, lease_until = $2, \
+           create_unsure = CASE WHEN links.sys_id IS NULL AND links.lease_owner IS NOT NULL \
+                           THEN TRUE ELSE links.create_unsure END \
+         FROM due WHERE links.incident_id = due.incident_id \
+           AND links.integration_id = due.integration_id \
+         RETURNING *"
+    ))
+    .bind(owner)
+    .bind(lease_until)
+    .bind(now)
+    .bind(i64::from(limit));
+    if let Some(id) = only_integration {
+        sql = sql.bind(id);
+    }
+    store.db.write_returning(sql).await
 }
 
 /// Positions of `leases` in (incident, integration) order: the order every batch locks
@@ -634,9 +682,12 @@ pub async fn next_due_at<D: Dialect>(store: &SqlStore<D>) -> Result<Option<DateT
     let row = store
         .db
         .read_optional(Sql::new(format!(
+            // Integrations first (CROSS JOIN keeps SQLite to that order; PostgreSQL plans
+            // by its statistics): a failing integration's backlog is never read.
             "SELECT MIN({greatest}(l.next_attempt_at, l.lease_until, i.paused_until)) AS due \
-             FROM links l JOIN integrations i ON i.id = l.integration_id \
-             WHERE l.state IN ('pending', 'retrying') AND i.failing IS NULL"
+             FROM integrations i CROSS JOIN links l \
+             WHERE l.integration_id = i.id AND l.state IN ('pending', 'retrying') \
+               AND i.failing IS NULL"
         )))
         .await?;
     Ok(match row {

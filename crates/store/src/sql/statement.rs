@@ -70,7 +70,11 @@ impl<'a> Sql<'a> {
     }
 
     /// Appends one `(…)` row of a multi-row `VALUES` list, after a comma unless `first`.
-    pub fn push_row(&mut self, first: bool, values: impl IntoIterator<Item = Arg<'a>>) -> &mut Self {
+    pub fn push_row(
+        &mut self,
+        first: bool,
+        values: impl IntoIterator<Item = Arg<'a>>,
+    ) -> &mut Self {
         self.push(if first { "(" } else { ", (" });
         for (n, value) in values.into_iter().enumerate() {
             if n > 0 {

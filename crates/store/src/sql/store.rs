@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::dialect::Dialect;
 use super::{
-    api_calls, audit, counts, inbound, incident_writes, incidents, integrations, journal, links, login_failures,
-    meta, rules, sources, teams, tokens, users, SqlStore,
+    api_calls, audit, counts, inbound, incident_writes, incidents, integrations, journal, links,
+    login_failures, meta, rules, sources, teams, tokens, users, SqlStore,
 };
 use crate::types::*;
 use crate::{

@@ -159,6 +159,8 @@ async fn a_wrong_key_is_refused_before_anything_is_migrated(db: TestDb) {
     // wrong key must not migrate it forward.
     db.raw("DROP TABLE sessions").await;
     db.raw("DROP TABLE users").await;
+    // …and without the index 0017 added…
+    db.raw("DROP INDEX links_due_by_integration").await;
     // …and with the incidents indexes 0016 replaced…
     db.raw("DROP INDEX incidents_keyset").await;
     db.raw("DROP INDEX incidents_team_keyset").await;

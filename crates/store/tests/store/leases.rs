@@ -22,6 +22,7 @@ on_both_backends!(
     a_batch_of_completions_is_one_transaction,
     a_batch_records_every_outcome_and_its_calls,
     a_batch_mixing_every_outcome_writes_each_link_as_its_outcome_says,
+    a_failing_integrations_backlog_is_skipped_not_walked,
 );
 
 /// A new incident linked to `integration`; its id.
@@ -457,4 +458,51 @@ async fn a_batch_mixing_every_outcome_writes_each_link_as_its_outcome_says(db: T
         assert!(again.contains(&incidents[due].id), "{}: {due}", db.name());
     }
     assert!(!again.contains(&incidents[0].id));
+}
+
+/// An instance down with a storm queued behind it: the open integration's links are
+/// still leased (and next due) as if the backlog were not there, and the statements
+/// that find them are range scans of one integration's due links, never a walk over
+/// every due link — which made each lease cost the whole backlog.
+async fn a_failing_integrations_backlog_is_skipped_not_walked(db: TestDb) {
+    let store = db.open(SecretBox::random()).await.unwrap();
+    let (team, down) = team_and_integration(&*store).await;
+    let up = second_integration(&*store, &team, &down).await;
+    for _ in 0..20 {
+        linked_incident(&*store, &team, &down).await;
+    }
+    store
+        .mark_integration_failing(down.id, "401")
+        .await
+        .unwrap();
+    let open = linked_incident(&*store, &team, &up).await;
+
+    let leased = lease_all(&*store, "w", in_secs(60)).await;
+    let leased: Vec<(Uuid, Uuid)> = leased
+        .iter()
+        .map(|l| (l.link.incident_id, l.link.integration_id))
+        .collect();
+    assert_eq!(leased, vec![(open.id, up.id)], "{}", db.name());
+    // Only leased links wait now (their lease, then nothing): none of the failing
+    // integration's count.
+    let due = store.next_due_at().await.unwrap();
+    assert!(
+        due.is_some_and(|at| at > Utc::now() + Duration::seconds(30)),
+        "{}: {due:?}",
+        db.name()
+    );
+
+    let lease = format!(
+        "SELECT l.incident_id FROM links l JOIN integrations i ON i.id = l.integration_id \
+         WHERE l.state IN ('pending', 'retrying') AND l.next_attempt_at <= 5 \
+         AND l.lease_until <= 5 AND i.failing IS NULL AND i.paused_until <= 5 \
+         AND l.integration_id = '{}' ORDER BY l.next_attempt_at LIMIT 10",
+        up.id
+    );
+    let plan = db.raw_plan(&lease).await.join("\n");
+    assert!(
+        plan.contains("links_due_by_integration"),
+        "{}: {plan}",
+        db.name()
+    );
 }
