@@ -127,14 +127,17 @@ impl Dialect for SqliteBackend {
     const ATTRIBUTE_PAIRS: &'static str = "json_each(incidents.attributes)";
 
     async fn read_all(&self, sql: Sql<'_>) -> Result<Vec<SqliteRow>> {
+        let sql = sql.with_anonymous_placeholders();
         Ok(sql.query::<Sqlite>().fetch_all(&self.readers).await?)
     }
 
     async fn read_optional(&self, sql: Sql<'_>) -> Result<Option<SqliteRow>> {
+        let sql = sql.with_anonymous_placeholders();
         Ok(sql.query::<Sqlite>().fetch_optional(&self.readers).await?)
     }
 
     async fn write(&self, sql: Sql<'_>) -> Result<u64> {
+        let sql = sql.with_anonymous_placeholders();
         Ok(sql
             .query::<Sqlite>()
             .execute(&self.writer)
@@ -143,6 +146,7 @@ impl Dialect for SqliteBackend {
     }
 
     async fn write_returning(&self, sql: Sql<'_>) -> Result<Vec<SqliteRow>> {
+        let sql = sql.with_anonymous_placeholders();
         Ok(sql.query::<Sqlite>().fetch_all(&self.writer).await?)
     }
 
@@ -165,6 +169,7 @@ impl WriteTx for SqliteTx {
     type Row = SqliteRow;
 
     async fn execute(&mut self, sql: Sql<'_>) -> Result<u64> {
+        let sql = sql.with_anonymous_placeholders();
         Ok(sql
             .query::<Sqlite>()
             .execute(&mut *self.0)
@@ -173,10 +178,12 @@ impl WriteTx for SqliteTx {
     }
 
     async fn fetch_all(&mut self, sql: Sql<'_>) -> Result<Vec<SqliteRow>> {
+        let sql = sql.with_anonymous_placeholders();
         Ok(sql.query::<Sqlite>().fetch_all(&mut *self.0).await?)
     }
 
     async fn fetch_optional(&mut self, sql: Sql<'_>) -> Result<Option<SqliteRow>> {
+        let sql = sql.with_anonymous_placeholders();
         Ok(sql.query::<Sqlite>().fetch_optional(&mut *self.0).await?)
     }
 
