@@ -6,6 +6,12 @@ use clap::{Parser, Subcommand};
 use snowbound::{App, LogFormat, ServeConfig};
 use snowbound_emulator::{ApiKey, EmulatorConfig, OAuthClient, User};
 
+/// Every alert allocates and frees many small buffers (its rows' text, its answer) on
+/// whichever thread handles it; glibc's allocator spent a quarter of the server's CPU
+/// there under an alert storm (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Snowbound keeps ServiceNow incidents in step with the incidents your alerts open.
 #[derive(Parser)]
 #[command(version, about)]
