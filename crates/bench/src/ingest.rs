@@ -41,9 +41,10 @@ fn body(run: &str, first: usize, count: usize) -> Value {
     json!({"version": "4", "status": "firing", "alerts": alerts})
 }
 
+/// Sender `n` posts to `urls[n % urls.len()]`; the server CPU is that of all `servers`.
 pub async fn run(
-    server: &Server,
-    url: &str,
+    servers: &[Server],
+    urls: &[String],
     run: &str,
     alerts: usize,
     per_body: usize,
@@ -56,11 +57,13 @@ pub async fn run(
         .build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let micros = Arc::new(Mutex::new(Vec::new()));
-    let before = server.stats();
+    let cpu = || servers.iter().map(|s| s.stats().cpu_seconds).sum::<f64>();
+    let before = cpu();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..senders.max(1) {
-        let (client, url, run) = (client.clone(), url.to_owned(), run.to_owned());
+    for sender in 0..senders.max(1) {
+        let url = urls[sender % urls.len()].clone();
+        let (client, run) = (client.clone(), run.to_owned());
         let (next, micros) = (Arc::clone(&next), Arc::clone(&micros));
         tasks.spawn(async move {
             loop {
@@ -85,7 +88,7 @@ pub async fn run(
         done??;
     }
     let seconds = start.elapsed().as_secs_f64();
-    let after = server.stats();
+    let after = cpu();
     let mut micros = std::mem::take(&mut *micros.lock().expect("micros"));
     micros.sort_unstable();
     Ok(IngestResult {
@@ -93,6 +96,6 @@ pub async fn run(
         requests: micros.len(),
         seconds,
         micros,
-        server_cpu_s: after.cpu_seconds - before.cpu_seconds,
+        server_cpu_s: after - before,
     })
 }

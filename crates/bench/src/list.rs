@@ -33,7 +33,16 @@ pub async fn run(
         )
         .await?;
     let per_body = cli.alerts_per_body.max(500);
-    let loaded = ingest::run(&server, &url, &cli.name, count, per_body, cli.concurrency).await?;
+    let urls = [url.clone()];
+    let loaded = ingest::run(
+        std::slice::from_ref(&server),
+        &urls,
+        &cli.name,
+        count,
+        per_body,
+        cli.concurrency,
+    )
+    .await?;
     println!(
         "loaded {} incidents in {:.1} s ({:.0}/s)",
         loaded.alerts,

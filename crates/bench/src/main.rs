@@ -102,6 +102,10 @@ struct Cli {
     /// With `--ingest-only`: alerts per request; above 1 they go as Alertmanager bodies.
     #[arg(long, default_value_t = 1)]
     alerts_per_body: usize,
+    /// With `--ingest-only`: this many `snowbound serve` nodes on the one PostgreSQL
+    /// database of `--env SNOWBOUND_DATABASE_URL=…`, the senders spread over them.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Measure the incidents list: load this many incidents (Alertmanager bodies of
     /// `--alerts-per-body`, at least 500, through ingest), then time pages walked with
     /// the `Link` cursor and searches; no report.
@@ -135,6 +139,17 @@ async fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(count) = cli.list_incidents {
         return list::run(&cli, &binary, extra_env, count).await;
+    }
+    if cli.nodes > 1
+        && !(cli.ingest_only
+            && extra_env
+                .iter()
+                .any(|(k, v)| k == "SNOWBOUND_DATABASE_URL" && v.starts_with("postgres")))
+    {
+        anyhow::bail!(
+            "--nodes needs --ingest-only and --env SNOWBOUND_DATABASE_URL=postgres://… \
+             (SQLite is one process)"
+        );
     }
     if cli.ingest_only {
         return ingest_only(&cli, &binary, extra_env).await;
@@ -209,26 +224,35 @@ async fn ingest_only(
             rate_limit: cli.rate_limit,
             extra_env: extra_env.clone(),
         };
-        let server = Server::start(binary, &knobs).await?;
-        let (url, _) = server
+        let first = Server::start(binary, &knobs).await?;
+        let (url, _) = first
             .set_up(&emulator.base_url(), (SYNC_USER.0, "wrong-password"), kind)
             .await?;
+        let path = url[url.find("/ingest/").context("an ingest URL")?..].to_owned();
+        let mut servers = vec![first];
+        // The others start once the first has migrated the database and set it up.
+        for _ in 1..cli.nodes {
+            servers.push(Server::start(binary, &knobs).await?);
+        }
+        let urls: Vec<String> = servers.iter().map(|s| format!("{}{path}", s.url)).collect();
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         let run = format!("{}-{}-{}", cli.name, repeat + 1, now_micros());
         let result = ingest::run(
-            &server,
-            &url,
+            &servers,
+            &urls,
             &run,
             cli.incidents,
             cli.alerts_per_body,
             cli.concurrency,
         )
         .await?;
-        server.stop()?;
+        for server in servers {
+            server.stop()?;
+        }
         emulator.shutdown().await;
         let ms = |q| report::percentile(&result.micros, q) as f64 / 1000.0;
         println!(
-            "{}-{}: {} alerts in {} requests of {} ({kind}) from {} senders: {:.0} alerts/s in {:.2} s, \
+            "{}-{}: {} alerts in {} requests of {} ({kind}) from {} senders to {} node(s): {:.0} alerts/s in {:.2} s, \
              answer p50 {:.1} p99 {:.1} ms, server CPU {:.1} s ({:.0} µs/alert), load before {}",
             cli.name,
             repeat + 1,
@@ -236,6 +260,7 @@ async fn ingest_only(
             result.requests,
             cli.alerts_per_body,
             cli.concurrency,
+            cli.nodes,
             result.rate(),
             result.seconds,
             ms(0.5),
