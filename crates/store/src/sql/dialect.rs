@@ -50,6 +50,9 @@ pub trait Dialect: Clone + Send + Sync + 'static {
 
 pub trait WriteTx: Send {
     type Row: SqlRow;
+    /// Whether [`WriteTx::lock_key`] does anything: a hot path skips naming keys for
+    /// nothing.
+    const LOCKS_KEYS: bool;
 
     fn execute(&mut self, sql: Sql<'_>) -> impl Future<Output = Result<u64>> + Send;
     fn fetch_all(&mut self, sql: Sql<'_>) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;

@@ -181,6 +181,11 @@ pub(super) async fn insert_rows<'r, T>(
         let sql = statement.get_or_insert_with(|| Sql::new(head));
         let first = sql.arg_count() == 0;
         sql.push_row(first, values);
+        if first {
+            // Room for the rest of this statement's rows at once, not by doubling.
+            let rows = (ARGS_PER_STATEMENT / sql.arg_count().max(1)).min(items.len());
+            sql.reserve_rows(rows);
+        }
         if sql.arg_count() >= ARGS_PER_STATEMENT {
             let mut full = statement.take().expect("a statement was just built");
             full.push(tail);
@@ -358,7 +363,7 @@ pub async fn write_incidents<D: Dialect>(
     Ok(answers)
 }
 
-async fn write_in(tx: &mut impl WriteTx, writes: &[IncidentWrite]) -> Result<Vec<Result<()>>> {
+async fn write_in<T: WriteTx>(tx: &mut T, writes: &[IncidentWrite]) -> Result<Vec<Result<()>>> {
     let mut order: Vec<usize> = (0..writes.len()).collect();
     order.sort_by(|&a, &b| lock_order(&writes[a]).cmp(&lock_order(&writes[b])));
     let keys: Vec<(Uuid, &str)> = order
@@ -372,7 +377,7 @@ async fn write_in(tx: &mut impl WriteTx, writes: &[IncidentWrite]) -> Result<Vec
         })
         .collect();
     let mut locked: Option<(Uuid, &str)> = None;
-    for &(source_id, key) in &keys {
+    for &(source_id, key) in keys.iter().filter(|_| T::LOCKS_KEYS) {
         if locked != Some((source_id, key)) {
             tx.lock_key(&format!("snowbound.source_alerts:{source_id}:{key}"))
                 .await?;

@@ -85,6 +85,14 @@ impl<'a> Sql<'a> {
         self.push(")")
     }
 
+    /// Room for `rows` more rows the size of the ones pushed so far (one row pushed:
+    /// about as many more as it took).
+    pub fn reserve_rows(&mut self, rows: usize) {
+        let (text, args) = (self.text.len(), self.args.len());
+        self.text.to_mut().reserve(text * rows);
+        self.args.reserve(args * rows);
+    }
+
     /// How many arguments are bound so far.
     pub fn arg_count(&self) -> usize {
         self.args.len()
