@@ -167,6 +167,7 @@ pub struct SqliteTx(Transaction<'static, Sqlite>);
 
 impl WriteTx for SqliteTx {
     type Row = SqliteRow;
+    const MULTI_STATEMENT: bool = true;
     const LOCKS_KEYS: bool = false;
 
     async fn execute(&mut self, sql: Sql<'_>) -> Result<u64> {

@@ -115,6 +115,7 @@ pub struct PgTx {
 
 impl WriteTx for PgTx {
     type Row = PgRow;
+    const MULTI_STATEMENT: bool = false;
     const LOCKS_KEYS: bool = true;
 
     async fn execute(&mut self, sql: Sql<'_>) -> Result<u64> {

@@ -53,6 +53,9 @@ pub trait WriteTx: Send {
     /// Whether [`WriteTx::lock_key`] does anything: a hot path skips naming keys for
     /// nothing.
     const LOCKS_KEYS: bool;
+    /// Whether one `execute` takes several `;`-separated statements with arguments (see
+    /// `sql/script.rs`).
+    const MULTI_STATEMENT: bool;
 
     fn execute(&mut self, sql: Sql<'_>) -> impl Future<Output = Result<u64>> + Send;
     fn fetch_all(&mut self, sql: Sql<'_>) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;

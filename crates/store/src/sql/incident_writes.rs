@@ -14,14 +14,14 @@ use snowbound_core::{Incident, TimelineEntry};
 use uuid::Uuid;
 
 use super::dialect::{Dialect, SqlRow, WriteTx};
-use super::statement::{Arg, Sql};
+use super::script::Script;
+use super::statement::Sql;
 use super::{links, rows, SqlStore};
 use crate::types::{IncidentWrite, LinkHold, NewLink, RoutingWrite, RuleFiring};
 use crate::{Result, StoreError};
 
-/// Far below either driver's bind limit (SQLite 32 766, PostgreSQL 65 535) for every
-/// table here, and large enough that a full group commit takes one or two statements.
-const ARGS_PER_STATEMENT: usize = 8_000;
+/// Keys of one source read per statement.
+const KEYS_PER_READ: usize = 8_000;
 
 /// The rows a batch of incident writes adds, gathered so each table takes one statement.
 #[derive(Default)]
@@ -75,9 +75,9 @@ impl<'a> IncidentRows<'a> {
     /// Writes everything gathered, in an order the foreign keys accept: incidents before
     /// what refers to them, and an updated incident's links bumped before new links are
     /// added (a new link starts pending anyway).
-    pub(super) async fn write(self, tx: &mut impl WriteTx) -> Result<()> {
-        insert_rows(
-            tx,
+    pub(super) async fn write<T: WriteTx>(self, tx: &mut T) -> Result<()> {
+        let mut script = Script::for_tx(tx);
+        script.insert_rows(
             "INSERT INTO incidents (id, team_id, title, description, severity, status, \
              attributes, resolve_comment, created_at, updated_at, source_id) VALUES ",
             "",
@@ -97,8 +97,7 @@ impl<'a> IncidentRows<'a> {
                     incident.source_id.into(),
                 ]
             },
-        )
-        .await?;
+        );
         let not_sent_timeline: Vec<(Uuid, &TimelineEntry)> = self
             .not_sent
             .iter()
@@ -109,8 +108,7 @@ impl<'a> IncidentRows<'a> {
             .iter()
             .chain(not_sent_timeline.iter())
             .collect();
-        insert_rows(
-            tx,
+        script.insert_rows(
             "INSERT INTO timeline (incident_id, at, actor, kind, detail) VALUES ",
             "",
             &timeline,
@@ -123,10 +121,10 @@ impl<'a> IncidentRows<'a> {
                     (&entry.detail).into(),
                 ]
             },
-        )
-        .await?;
+        );
         if !self.bumped.is_empty() {
-            links::bump_incidents(tx, &self.bumped).await?;
+            links::bump_incidents(&mut script, &self.bumped);
+            tx.links_due();
         }
         // One statement may not upsert a row twice (PostgreSQL refuses): a write naming
         // a link twice gets its last.
@@ -142,16 +140,15 @@ impl<'a> IncidentRows<'a> {
             .map(|(_, link)| *link)
             .collect();
         if !new_links.is_empty() {
-            links::upsert_many(tx, &new_links).await?;
+            links::upsert_many(&mut script, &new_links);
+            tx.links_due();
         }
-        insert_rows(
-            tx,
+        script.insert_rows(
             "INSERT INTO source_alerts (source_id, dedup_key, incident_id) VALUES ",
             " ON CONFLICT (source_id, dedup_key) DO UPDATE SET incident_id = excluded.incident_id",
             &self.keys,
             |&(source_id, key, incident_id)| vec![source_id.into(), key.into(), incident_id.into()],
-        )
-        .await?;
+        );
         let firings: Vec<(Option<Uuid>, &RuleFiring)> = self
             .firings
             .iter()
@@ -162,50 +159,17 @@ impl<'a> IncidentRows<'a> {
                     .map(|(id, _, firing)| (Some(*id), firing)),
             )
             .collect();
-        insert_firings(tx, &firings).await
+        insert_firings(&mut script, &firings);
+        script.run(tx).await
     }
-}
-
-/// `head` then `items` as rows of a multi-row `VALUES` list then `tail`, in as many
-/// statements as the bind limit needs; nothing for no items.
-pub(super) async fn insert_rows<'r, T>(
-    tx: &mut impl WriteTx,
-    head: &'static str,
-    tail: &'static str,
-    items: &'r [T],
-    row: impl Fn(&'r T) -> Vec<Arg<'r>>,
-) -> Result<()> {
-    let mut statement: Option<Sql<'r>> = None;
-    for item in items {
-        let values = row(item);
-        let sql = statement.get_or_insert_with(|| Sql::new(head));
-        let first = sql.arg_count() == 0;
-        sql.push_row(first, values);
-        if first {
-            // Room for the rest of this statement's rows at once, not by doubling.
-            let rows = (ARGS_PER_STATEMENT / sql.arg_count().max(1)).min(items.len());
-            sql.reserve_rows(rows);
-        }
-        if sql.arg_count() >= ARGS_PER_STATEMENT {
-            let mut full = statement.take().expect("a statement was just built");
-            full.push(tail);
-            tx.execute(full).await?;
-        }
-    }
-    if let Some(mut rest) = statement {
-        rest.push(tail);
-        tx.execute(rest).await?;
-    }
-    Ok(())
 }
 
 /// Routing history rows; `incident_id` overrides the firing's own when set.
-pub(super) async fn insert_firings(
-    tx: &mut impl WriteTx,
-    firings: &[(Option<Uuid>, &RuleFiring)],
-) -> Result<()> {
-    insert_rows(
-        tx,
+pub(super) fn insert_firings<'r>(
+    script: &mut Script<'r>,
+    firings: &'r [(Option<Uuid>, &'r RuleFiring)],
+) {
+    script.insert_rows(
         "INSERT INTO rule_firings (team_id, rule_id, rule_name, incident_id, kind, detail, at) \
          VALUES ",
         "",
@@ -221,8 +185,7 @@ pub(super) async fn insert_firings(
                 firing.at.into(),
             ]
         },
-    )
-    .await
+    );
 }
 
 /// The incident with its first timeline entries and links, inside the caller's
@@ -472,7 +435,7 @@ async fn open_incidents_for_keys<'a>(
     }
     let mut held = HashMap::new();
     for (source_id, keys) in by_source {
-        for chunk in keys.chunks(ARGS_PER_STATEMENT) {
+        for chunk in keys.chunks(KEYS_PER_READ) {
             let mut sql = Sql::new(HELD_KEYS).bind(source_id);
             sql.push_in(chunk.iter().copied());
             for row in tx.fetch_all(sql).await? {

@@ -7,7 +7,7 @@ use snowbound_core::TimelineEntry;
 use uuid::Uuid;
 
 use super::dialect::{Dialect, SqlRow, WriteTx};
-use super::incident_writes::insert_rows;
+use super::script::Script;
 use super::statement::Sql;
 use super::{api_calls, found, incidents, rows, touched, SqlStore};
 use crate::types::{ApiCallRecord, Lease, Link, LinkHold, NewLink};
@@ -16,40 +16,39 @@ use crate::{Completion, LeaseOutcome, Result};
 /// Creates the link, or — for a repeated forward — bumps it, replaces its snapshot and
 /// wakes it even when parked: a forward is a person (or rule) asking for a sync now.
 /// With `hold` a new link waits for a rule's delay; a repeated forward ends any hold.
-pub(super) async fn upsert(
-    tx: &mut impl WriteTx,
+pub(super) async fn upsert<T: WriteTx>(
+    tx: &mut T,
     link: &NewLink,
     hold: Option<&LinkHold>,
 ) -> Result<()> {
-    upsert_many(tx, &[(link, hold)]).await
+    let links = [(link, hold)];
+    let mut script = Script::for_tx(tx);
+    upsert_many(&mut script, &links);
+    tx.links_due();
+    script.run(tx).await
 }
 
 /// New links, due at once or when their hold ends; a link that exists already starts
-/// over from its first attempt. No link may be named twice.
-pub(super) async fn upsert_many(
-    tx: &mut impl WriteTx,
-    links: &[(&NewLink, Option<&LinkHold>)],
-) -> Result<()> {
+/// over from its first attempt. No link may be named twice. The caller says
+/// `links_due`.
+pub(super) fn upsert_many<'r>(
+    script: &mut Script<'r>,
+    links: &'r [(&'r NewLink, Option<&'r LinkHold>)],
+) {
     let now = Utc::now();
-    let snapshots: Vec<Option<String>> = links
-        .iter()
-        .map(|(link, _)| link.snapshot.as_ref().map(rows::to_json))
-        .collect();
-    let rows: Vec<_> = links.iter().zip(&snapshots).collect();
-    insert_rows(
-        tx,
+    script.insert_rows(
         "INSERT INTO links (incident_id, integration_id, snapshot, next_attempt_at, created_at, \
          hold_until, hold_rule_id, hold_rule_name) VALUES ",
         " ON CONFLICT (incident_id, integration_id) DO UPDATE SET rev = links.rev + 1, \
          snapshot = excluded.snapshot, state = 'pending', attempts = 0, \
          next_attempt_at = excluded.next_attempt_at, hold_until = excluded.hold_until, \
          hold_rule_id = excluded.hold_rule_id, hold_rule_name = excluded.hold_rule_name",
-        &rows,
-        |&(&(link, hold), snapshot)| {
+        links,
+        move |&(link, hold)| {
             vec![
                 link.incident_id.into(),
                 link.integration_id.into(),
-                snapshot.into(),
+                link.snapshot.as_ref().map(rows::to_json).into(),
                 hold.map_or(now, |h| h.until.max(now)).into(),
                 now.into(),
                 hold.map(|h| h.until.timestamp_millis()).into(),
@@ -57,12 +56,7 @@ pub(super) async fn upsert_many(
                 hold.map(|h| h.rule_name.as_str()).into(),
             ]
         },
-    )
-    .await?;
-    if !links.is_empty() {
-        tx.links_due();
-    }
-    Ok(())
+    );
 }
 
 /// The incident was resolved at `at`: its links still held then (no record, no lease)
@@ -117,24 +111,28 @@ pub(super) async fn drop_held(
 /// The incident changed: every link of it needs another look. A link backing off keeps
 /// its schedule (hammering a failing instance helps nobody) and a parked one stays
 /// parked until its cause is fixed; both will pick the change up.
-pub(super) async fn bump_incident(tx: &mut impl WriteTx, incident_id: Uuid) -> Result<()> {
-    bump_incidents(tx, &[incident_id]).await
+pub(super) async fn bump_incident<T: WriteTx>(tx: &mut T, incident_id: Uuid) -> Result<()> {
+    let ids = [incident_id];
+    let mut script = Script::for_tx(tx);
+    bump_incidents(&mut script, &ids);
+    tx.links_due();
+    script.run(tx).await
 }
 
-pub(super) async fn bump_incidents(tx: &mut impl WriteTx, incident_ids: &[Uuid]) -> Result<()> {
+/// The caller says `links_due`.
+pub(super) fn bump_incidents<'r>(script: &mut Script<'r>, incident_ids: &'r [Uuid]) {
     for chunk in incident_ids.chunks(1_000) {
-        let mut sql = Sql::new(
-            "UPDATE links SET rev = rev + 1, \
-             next_attempt_at = CASE state WHEN 'synced' THEN $1 ELSE next_attempt_at END, \
-             state = CASE state WHEN 'synced' THEN 'pending' ELSE state END \
-             WHERE incident_id",
-        )
-        .bind(Utc::now());
-        sql.push_in(chunk.iter().copied());
-        tx.execute(sql).await?;
+        let sql = script.start(
+            "UPDATE links SET rev = rev + 1, next_attempt_at = CASE state WHEN 'synced' THEN ",
+        );
+        sql.push_bind(Utc::now())
+            .push(
+                " ELSE next_attempt_at END, \
+                 state = CASE state WHEN 'synced' THEN 'pending' ELSE state END \
+                 WHERE incident_id",
+            )
+            .push_in(chunk.iter().copied());
     }
-    tx.links_due();
-    Ok(())
 }
 
 pub async fn forward<D: Dialect>(

@@ -15,6 +15,7 @@ mod login_failures;
 pub(crate) mod meta;
 mod rows;
 mod rules;
+mod script;
 mod sources;
 pub(crate) mod statement;
 mod store;

@@ -7,6 +7,7 @@ use snowbound_core::routing::RoutingRule;
 use uuid::Uuid;
 
 use super::dialect::{Dialect, SqlRow, WriteTx};
+use super::script::Script;
 use super::statement::Sql;
 use super::{found, incident_writes, rows, touched, SqlStore};
 use crate::types::RuleFiring;
@@ -145,7 +146,9 @@ pub async fn record_firings<D: Dialect>(store: &SqlStore<D>, firings: &[RuleFiri
     }
     let mut tx = store.db.begin().await?;
     let firings: Vec<_> = firings.iter().map(|f| (None, f)).collect();
-    incident_writes::insert_firings(&mut tx, &firings).await?;
+    let mut script = Script::for_tx(&tx);
+    incident_writes::insert_firings(&mut script, &firings);
+    script.run(&mut tx).await?;
     tx.commit().await
 }
 
