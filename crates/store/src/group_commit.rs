@@ -57,7 +57,7 @@ impl GroupCommit {
 /// While writes keep arriving, a committer yields to the tasks about to send theirs up
 /// to this often before it commits (never waiting on a clock: a lone write commits at
 /// once). A commit's fixed cost (its fsync, its statements) is then shared by more.
-const YIELDS_TO_FILL: usize = 4;
+const YIELDS_TO_FILL: usize = 16;
 
 async fn commit_batches(store: Weak<dyn Store>, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
     let mut last_batch = 0;
@@ -79,11 +79,13 @@ async fn commit_batches(store: Weak<dyn Store>, receiver: Arc<Mutex<mpsc::Receiv
             drain(&mut receiver, &mut batch);
             // Only under load (the last batch was shared): alone, nobody else is coming.
             if last_batch > 1 {
+                let mut idle = 0;
                 for _ in 0..YIELDS_TO_FILL {
                     let before = batch.len();
                     tokio::task::yield_now().await;
                     drain(&mut receiver, &mut batch);
-                    if batch.len() == before || batch.len() >= MAX_BATCH {
+                    idle = if batch.len() == before { idle + 1 } else { 0 };
+                    if idle == 2 || batch.len() >= MAX_BATCH {
                         break;
                     }
                 }
