@@ -28,8 +28,13 @@ impl<'r> Script<'r> {
     }
 
     /// A new statement beginning with `head`; its placeholders number on from the
-    /// script's (one argument list serves every statement of a script sent together).
+    /// script's (one argument list serves every statement of a script sent together),
+    /// so `head` holds none: arguments go in with `push_bind` and `push_row` only.
     pub(super) fn start(&mut self, head: &'static str) -> &mut Sql<'r> {
+        debug_assert!(
+            !head.contains('$'),
+            "a script's statement text binds by push_bind: {head}"
+        );
         match self.statements.last_mut() {
             Some(last) if self.together => {
                 last.push("; ").push(head);
