@@ -4,13 +4,11 @@
 use uuid::Uuid;
 
 use super::dialect::{Dialect, WriteTx};
+use super::script::Script;
 use super::statement::Sql;
 use super::{rows, SqlStore};
 use crate::types::{ApiCallFilter, ApiCallRecord};
 use crate::{Result, API_CALLS_KEPT};
-
-/// Rows per INSERT: ten arguments each stays far below either driver's bind limit.
-const ROWS_PER_INSERT: usize = 200;
 
 pub async fn record_api_calls<D: Dialect>(
     store: &SqlStore<D>,
@@ -37,27 +35,28 @@ pub(super) type LoggedCall<'a> = (Uuid, Option<Uuid>, &'a ApiCallRecord);
 /// Appends calls of any integrations and incidents with as few statements as the bind
 /// limit allows: a completion batch logs all its reconciles' calls in one or two.
 pub(super) async fn insert(tx: &mut impl WriteTx, rows: &[LoggedCall<'_>]) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut sql = Sql::new(
-            "INSERT INTO api_calls (integration_id, incident_id, at, method, url, status, \
-             duration_ms, request_body, response_body, error) VALUES ",
-        );
-        for (n, &(integration_id, incident_id, call)) in chunk.iter().enumerate() {
-            sql.push(if n == 0 { "(" } else { ", (" });
-            sql.push_bind(integration_id).push(", ");
-            sql.push_bind(incident_id).push(", ");
-            sql.push_bind(call.at).push(", ");
-            sql.push_bind(&call.method).push(", ");
-            sql.push_bind(&call.url).push(", ");
-            sql.push_bind(call.status.map(i64::from)).push(", ");
-            sql.push_bind(call.duration_ms as i64).push(", ");
-            sql.push_bind(&call.request_body).push(", ");
-            sql.push_bind(&call.response_body).push(", ");
-            sql.push_bind(&call.error).push(")");
-        }
-        tx.execute(sql).await?;
-    }
-    Ok(())
+    let mut script = Script::for_tx(tx);
+    script.insert_rows(
+        "INSERT INTO api_calls (integration_id, incident_id, at, method, url, status, \
+         duration_ms, request_body, response_body, error) VALUES ",
+        "",
+        rows,
+        |&(integration_id, incident_id, call)| {
+            vec![
+                integration_id.into(),
+                incident_id.into(),
+                call.at.into(),
+                (&call.method).into(),
+                (&call.url).into(),
+                call.status.map(i64::from).into(),
+                (call.duration_ms as i64).into(),
+                (&call.request_body).into(),
+                (&call.response_body).into(),
+                (&call.error).into(),
+            ]
+        },
+    );
+    script.run(tx).await
 }
 
 /// Keeps the newest `API_CALLS_KEPT` calls of one integration. Several PostgreSQL nodes

@@ -271,13 +271,12 @@ async fn update_into<'a>(
             None => StoreError::NotFound,
         }));
     }
-    rows.changed(incident.id, timeline, &[], routing);
+    // Its links are bumped before any new ones are added: `write` orders the tables.
+    rows.changed(incident.id, timeline, new_links, routing);
+    rows.bumped.push(incident.id);
     if let Some(at) = routing.drop_held_at {
         drop_held(tx, rows, incident, at).await?;
     }
-    rows.bumped.push(incident.id);
-    rows.links
-        .extend(new_links.iter().map(|link| (link, routing.hold.as_ref())));
     Ok(Ok(()))
 }
 
